@@ -1,0 +1,41 @@
+# auditbus: build, test, lint and benchmark every Go module in the repository.
+# `make test` is the one test command (CI runs it through .ci/run).
+
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO          ?= go
+# Every Go module in the repository: the library/daemon and the benchmarks.
+MODULES     := . benchmarks
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test services lint fmt bench bench-mem
+
+## test: start the services tests need, lint, then run every module's tests under -race
+test: services lint
+	@set -e; for m in $(MODULES); do \
+		echo "== go test -race $$m"; \
+		(cd $$m && $(GO) test -race -count=1 ./...); \
+	done
+
+## services: make sure the brokers and stores the tests need run on 127.0.0.1
+services:
+	@bash deploy/test-services.sh up
+
+## lint: gofmt, go vet and staticcheck on every module
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do \
+		echo "== go vet + staticcheck $$m"; \
+		(cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...); \
+	done
+
+## fmt: format every Go file
+fmt:
+	gofmt -w $(MODULES)
+
+## bench: every Go benchmark, then every harness comparison
+bench: bench-mem
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
+
+## bench-mem: bus/mem against Watermill's GoChannel, end to end; ends with `ratio: X`
+bench-mem:
+	@cd benchmarks && $(GO) run ./cmd/bench-mem

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# deploy/test-services.sh: makes sure every service `make test` needs runs on
+# 127.0.0.1. A service already listening is reused; otherwise it is installed
+# from Debian packages and started (as root), or its tests will skip locally.
+# Under CI=true a service that cannot be brought up fails the run.
+#
+# Usage: deploy/test-services.sh up
+#
+# Adding a service: write ensure_<name> (install if missing, start, wait until
+# ready; return non-zero with a message on failure) and add <name> to
+# SERVICES. Helpers below do the common parts.
+set -euo pipefail
+
+# Services the test suites need, in start order. Each has an ensure_<name>.
+SERVICES=()
+
+log() { echo "test-services: $*" >&2; }
+
+# port_open HOST PORT: true if something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_port HOST PORT SECONDS: poll until the port accepts connections.
+wait_port() {
+	local deadline=$((SECONDS + $3))
+	until port_open "$1" "$2"; do
+		if ((SECONDS >= deadline)); then
+			log "$1:$2 not accepting connections after $3 s"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# apt_install PKG...: install Debian packages not yet installed.
+apt_updated=""
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		log "need root to install ${missing[*]}"
+		return 1
+	fi
+	if [[ -z $apt_updated ]]; then
+		apt-get update -qq && apt_updated=1
+	fi
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+up() {
+	if ((${#SERVICES[@]} == 0)); then
+		log "no services needed"
+		return 0
+	fi
+	local failed=()
+	for s in "${SERVICES[@]}"; do
+		if "ensure_$s"; then
+			log "$s ready"
+		else
+			failed+=("$s")
+		fi
+	done
+	((${#failed[@]})) || return 0
+	if [[ ${CI:-} == true ]]; then
+		log "FAILED to start: ${failed[*]} (CI=true: tests needing them would fail)"
+		return 1
+	fi
+	log "could not start: ${failed[*]}; tests needing them will skip (run as root, or start them yourself)"
+}
+
+case "${1:-}" in
+up) up ;;
+*)
+	echo "usage: $0 up" >&2
+	exit 2
+	;;
+esac
