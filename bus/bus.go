@@ -52,6 +52,7 @@ type Bus struct {
 	pubMW        []PublishMiddleware
 	subMW        []HandlerMiddleware
 	publish      PublishFunc
+	mediaTypes   mediaTypeCache
 	closed       atomic.Bool
 }
 

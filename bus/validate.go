@@ -1,8 +1,12 @@
 package bus
 
 import (
+	"errors"
+	"mime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -19,10 +23,7 @@ const DefaultMaxEventSize = 1 << 20
 
 // PartitionKey returns the event's "partitionkey" extension, or "".
 func PartitionKey(e *Event) string {
-	if e.Context == nil {
-		return ""
-	}
-	v, ok := e.Extensions()[ExtPartitionKey]
+	v, ok := extensions(e)[ExtPartitionKey]
 	if !ok {
 		return ""
 	}
@@ -33,19 +34,49 @@ func PartitionKey(e *Event) string {
 	return s
 }
 
+// extensions returns the event's extensions without the copy that
+// Event.Extensions makes. Callers must not modify the map.
+func extensions(e *Event) map[string]any {
+	switch ec := e.Context.(type) {
+	case *event.EventContextV1:
+		return ec.Extensions
+	case nil:
+		return nil
+	default:
+		return ec.GetExtensions()
+	}
+}
+
 // EventSize is the size the bus limits: data plus the names and values of
 // every attribute and extension, which is what binary-mode bindings put on
-// the wire.
+// the wire. The fixed attribute names and the time stamp count as 64 bytes,
+// and the source as the sum of its URI parts.
 func EventSize(e *Event) int {
 	n := len(e.DataEncoded)
-	if e.Context == nil {
-		return n
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		if e.Context != nil {
+			n += 64 + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.Subject()) +
+				len(e.DataContentType()) + len(e.DataSchema())
+		}
+		return n + extensionsSize(extensions(e))
 	}
-	// The fixed names (specversion, id, source, type, ...) and the
-	// time stamp are counted as a constant.
-	n += 64 + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.Subject()) +
-		len(e.DataContentType()) + len(e.DataSchema())
-	for k, v := range e.Extensions() {
+	n += 64 + len(ec.ID) + uriRefSize(&ec.Source) + len(ec.Type)
+	if ec.Subject != nil {
+		n += len(*ec.Subject)
+	}
+	if ec.DataContentType != nil {
+		n += len(*ec.DataContentType)
+	}
+	if ec.DataSchema != nil {
+		n += uriRefSize(&types.URIRef{URL: ec.DataSchema.URL})
+	}
+	return n + extensionsSize(ec.Extensions)
+}
+
+func extensionsSize(ext map[string]any) int {
+	n := 0
+	for k, v := range ext {
 		n += len(k)
 		switch v := v.(type) {
 		case string:
@@ -60,48 +91,106 @@ func EventSize(e *Event) int {
 	return n
 }
 
-// prepare fills the defaults of e and checks it. It is the publish path's
-// per-event work, so it allocates only to fill a missing id or time.
+// uriRefSize is the length of u's parts, within a few bytes of its string
+// form, without building the string.
+func uriRefSize(u *types.URIRef) int {
+	n := len(u.Scheme) + len(u.Opaque) + len(u.Host) + len(u.Path) + len(u.RawQuery) + len(u.Fragment)
+	if u.User != nil {
+		n += len(u.User.String())
+	}
+	return n
+}
+
+// uriRefEmpty reports whether u's string form would be blank.
+func uriRefEmpty(u *types.URIRef) bool {
+	return u.Scheme == "" && u.Opaque == "" && u.User == nil && u.Host == "" &&
+		strings.TrimSpace(u.Path) == "" && u.RawQuery == "" && u.Fragment == ""
+}
+
+// prepare fills the defaults of e and checks it against the CloudEvents 1.0
+// rules (those of the SDK's EventContextV1.Validate) and the size limit. It
+// is the publish path's per-event work: it allocates only to fill a missing
+// id or time.
 func (b *Bus) prepare(topic string, i int, e *Event, now *time.Time) error {
+	bad := func(attr, reason string) error {
+		id := ""
+		if e.Context != nil {
+			id = e.ID()
+		}
+		return &EventError{Op: "publish", Topic: topic, Index: i, ID: id, Attribute: attr, Reason: reason, Err: ErrInvalidEvent}
+	}
 	if e.Context == nil {
-		return &EventError{Op: "publish", Topic: topic, Index: i, Attribute: "specversion",
-			Reason: "the event has no context; create events with event.New()", Err: ErrInvalidEvent}
+		return bad("specversion", "the event has no context; create events with event.New()")
 	}
-	if sv := e.SpecVersion(); sv != event.CloudEventsVersionV1 {
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(), Attribute: "specversion",
-			Reason: "is " + quote(sv) + "; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)", Err: ErrInvalidEvent}
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return bad("specversion", "is "+quote(e.SpecVersion())+"; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)")
 	}
-	if e.ID() == "" {
+	if ec.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
 			return opError("publish to", topic, err)
 		}
-		e.SetID(id.String())
+		ec.ID = id.String()
 	}
-	if e.Time().IsZero() {
+	if ec.Time == nil || ec.Time.IsZero() {
 		if now.IsZero() {
 			*now = time.Now().UTC()
 		}
-		e.SetTime(*now)
+		ec.Time = &types.Timestamp{Time: *now}
 	}
-	if strings.TrimSpace(e.Source()) == "" {
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(), Attribute: "source",
-			Reason: "is required: set a URI-reference naming the producer with Event.SetSource", Err: ErrInvalidEvent}
+	if len(e.FieldErrors) > 0 {
+		attr, reason := firstViolation(event.ValidationError(e.FieldErrors))
+		return bad(attr, reason)
 	}
-	if strings.TrimSpace(e.Type()) == "" {
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(), Attribute: "type",
-			Reason: "is required: set a non-empty type such as \"com.example.order.created\" with Event.SetType", Err: ErrInvalidEvent}
+	switch {
+	case strings.TrimSpace(ec.ID) == "":
+		return bad("id", "must be a non-empty string (leave it empty to have a UUIDv7 assigned)")
+	case uriRefEmpty(&ec.Source):
+		return bad("source", "is required: set a URI-reference naming the producer with Event.SetSource")
+	case strings.TrimSpace(ec.Type) == "":
+		return bad("type", "is required: set a non-empty type such as \"com.example.order.created\" with Event.SetType")
+	case ec.Subject != nil && strings.TrimSpace(*ec.Subject) == "":
+		return bad("subject", "if present, must be a non-empty string")
+	case ec.DataSchema != nil && !ec.DataSchema.Validate():
+		return bad("dataschema", "if present, must be an absolute URI (RFC 3986, section 4.3)")
 	}
-	if err := e.Validate(); err != nil {
-		attr, reason := firstViolation(err)
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(), Attribute: attr,
-			Reason: reason, Err: ErrInvalidEvent}
+	if ec.DataContentType != nil {
+		if err := b.mediaTypes.check(*ec.DataContentType); err != nil {
+			return bad("datacontenttype", "must be an RFC 2046 media type: "+err.Error())
+		}
 	}
 	if size := EventSize(e); size > b.maxEventSize {
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(),
+		return &EventError{Op: "publish", Topic: topic, Index: i, ID: ec.ID,
 			Reason: "size " + itoa(size) + " bytes is over the limit of " + itoa(b.maxEventSize) +
 				" bytes; send less data or raise the limit with bus.WithMaxEventSize",
 			Err: ErrTooLarge}
+	}
+	return nil
+}
+
+// mediaTypeCache remembers media types that parsed, so that the publish
+// path parses each distinct datacontenttype once. It holds at most
+// maxMediaTypes entries; past that it parses every time.
+type mediaTypeCache struct {
+	ok sync.Map // string -> struct{}
+	n  atomic.Int32
+}
+
+const maxMediaTypes = 256
+
+func (c *mediaTypeCache) check(ct string) error {
+	if _, ok := c.ok.Load(ct); ok {
+		return nil
+	}
+	if strings.TrimSpace(ct) == "" {
+		return errors.New("it is blank")
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil {
+		return err
+	}
+	if c.n.Add(1) <= maxMediaTypes {
+		c.ok.Store(ct, struct{}{})
 	}
 	return nil
 }

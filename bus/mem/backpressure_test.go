@@ -204,3 +204,34 @@ func TestGroupsGetIndependentCopies(t *testing.T) {
 		t.Fatal("publisher's event changed by a consumer")
 	}
 }
+
+// TestDuplicateIsDeep: every mutable part of a published event is copied.
+func TestDuplicateIsDeep(t *testing.T) {
+	b := bus.New(mem.New())
+	defer b.Close()
+	got := make(chan bus.Event, 1)
+	if _, err := b.Subscribe(context.Background(), "t", "g", func(ctx context.Context, msgs []bus.Message) error {
+		got <- msgs[0].Event
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e := testEvents(1)[0]
+	e.SetSubject("s")
+	e.SetExtension("bin", []byte{1, 2, 3})
+	e.SetExtension("str", "x")
+	if err := b.Publish(context.Background(), "t", e); err != nil {
+		t.Fatal(err)
+	}
+	// The publisher changes its event after Publish returned.
+	e.SetSubject("changed")
+	e.SetTime(time.Unix(0, 0))
+	e.SetExtension("str", "changed")
+	e.Extensions()["bin"].([]byte)[0] = 9
+	e.DataEncoded[0] = 9
+	x := <-got
+	if x.Subject() != "s" || x.Time().Equal(time.Unix(0, 0)) || x.Extensions()["str"] != "x" ||
+		x.Extensions()["bin"].([]byte)[0] != 1 || x.DataEncoded[0] != 0 {
+		t.Fatalf("delivered event changed with the publisher's: %v", x)
+	}
+}

@@ -130,7 +130,7 @@ func (t *Transport) Publish(ctx context.Context, topicName string, events []bus.
 	// none shares memory with the caller's events.
 	clones := make([]bus.Event, len(events)*len(groups))
 	for i := range clones {
-		clones[i] = events[i%len(events)].Clone()
+		clones[i] = duplicate(&events[i%len(events)])
 	}
 	for gi, g := range groups {
 		if err := g.put(ctx, t.done, clones[gi*len(events):(gi+1)*len(events)], parts); err != nil {

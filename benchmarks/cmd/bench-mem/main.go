@@ -53,6 +53,12 @@ func run(cfg workload.Config, rounds int) error {
 		return errors.New("-rounds must be positive")
 	}
 	systems := []workload.System{workload.Auditbus, workload.Watermill}
+	// One workload for every round: both sides always publish the same ids
+	// and payload bytes.
+	w, err := workload.New(cfg)
+	if err != nil {
+		return err
+	}
 
 	fmt.Printf("bench-mem: %d events of %d bytes, publish batches of %d, 1 consumer; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
 		cfg.Events, cfg.Size, cfg.Batch, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
@@ -69,12 +75,6 @@ func run(cfg workload.Config, rounds int) error {
 		}
 	}
 
-	// One workload for every round: both sides always publish the same ids
-	// and payload bytes.
-	w, err := workload.New(cfg)
-	if err != nil {
-		return err
-	}
 	rates := make([][]float64, len(systems))
 	for r := 1; r <= rounds; r++ {
 		var line strings.Builder
