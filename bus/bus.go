@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -153,6 +152,3 @@ func (b *Bus) Close() error {
 	}
 	return b.t.Close()
 }
-
-func itoa(n int) string     { return strconv.Itoa(n) }
-func quote(s string) string { return strconv.Quote(s) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,7 +125,7 @@ func (b *Bus) prepare(topic string, i int, e *Event, now *time.Time) error {
 	}
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
-		return bad("specversion", "is "+quote(e.SpecVersion())+"; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)")
+		return bad("specversion", "is "+strconv.Quote(e.SpecVersion())+"; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)")
 	}
 	if ec.ID == "" {
 		id, err := uuid.NewV7()
@@ -162,7 +163,7 @@ func (b *Bus) prepare(topic string, i int, e *Event, now *time.Time) error {
 	}
 	if size := EventSize(e); size > b.maxEventSize {
 		return &EventError{Op: "publish", Topic: topic, Index: i, ID: ec.ID,
-			Reason: "size " + itoa(size) + " bytes is over the limit of " + itoa(b.maxEventSize) +
+			Reason: "size " + strconv.Itoa(size) + " bytes is over the limit of " + strconv.Itoa(b.maxEventSize) +
 				" bytes; send less data or raise the limit with bus.WithMaxEventSize",
 			Err: ErrTooLarge}
 	}
