@@ -51,7 +51,6 @@ type Bus struct {
 	pubMW        []PublishMiddleware
 	subMW        []HandlerMiddleware
 	publish      PublishFunc
-	mediaTypes   mediaTypeCache
 	closed       atomic.Bool
 }
 

@@ -244,3 +244,20 @@ func TestEventSize(t *testing.T) {
 		t.Fatalf("partition key %q", k)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	e := validEvent()
+	if err := bus.Validate(&e); err != nil {
+		t.Fatalf("valid event: %v", err)
+	}
+	e.Context.(*event.EventContextV1).ID = ""
+	err := bus.Validate(&e)
+	if !errors.Is(err, bus.ErrInvalidEvent) || err.Error() != `auditbus: validate: invalid event: attribute "id": is required` {
+		t.Fatalf("no id: %v", err)
+	}
+	e = validEvent()
+	e.SetType("")
+	if err := bus.Validate(&e); err == nil || !strings.Contains(err.Error(), `invalid event (id "id-1"): attribute "type"`) {
+		t.Fatalf("no type: %v", err)
+	}
+}

@@ -30,7 +30,7 @@ var (
 type EventError struct {
 	Op        string // operation, e.g. "publish"
 	Topic     string // topic the event was published to
-	Index     int    // position of the event in the published batch
+	Index     int    // position of the event in the published batch, or -1
 	ID        string // event id, when it has one
 	Attribute string // offending attribute or extension, if one is to blame
 	Reason    string // what rule was broken and how to fix it
@@ -43,12 +43,16 @@ func (e *EventError) Error() string {
 	var b strings.Builder
 	b.WriteString("auditbus: ")
 	b.WriteString(e.Op)
-	b.WriteString(" to ")
-	b.WriteString(strconv.Quote(e.Topic))
+	if e.Topic != "" {
+		b.WriteString(" to ")
+		b.WriteString(strconv.Quote(e.Topic))
+	}
 	b.WriteString(": ")
 	b.WriteString(e.Err.Error())
-	b.WriteString(" #")
-	b.WriteString(strconv.Itoa(e.Index))
+	if e.Index >= 0 {
+		b.WriteString(" #")
+		b.WriteString(strconv.Itoa(e.Index))
+	}
 	if e.ID != "" {
 		b.WriteString(" (id ")
 		b.WriteString(strconv.Quote(e.ID))

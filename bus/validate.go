@@ -108,66 +108,90 @@ func uriRefEmpty(u *types.URIRef) bool {
 		strings.TrimSpace(u.Path) == "" && u.RawQuery == "" && u.Fragment == ""
 }
 
-// prepare fills the defaults of e and checks it against the CloudEvents 1.0
-// rules (those of the SDK's EventContextV1.Validate) and the size limit. It
-// is the publish path's per-event work: it allocates only to fill a missing
-// id or time.
+// prepare fills the defaults of e and checks it with violation and against
+// the size limit. It is the publish path's per-event work: it allocates only
+// to fill a missing id or time.
 func (b *Bus) prepare(topic string, i int, e *Event, now *time.Time) error {
-	bad := func(attr, reason string) error {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		if ec.ID == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return opError("publish to", topic, err)
+			}
+			ec.ID = id.String()
+		}
+		if ec.Time == nil || ec.Time.IsZero() {
+			if now.IsZero() {
+				*now = time.Now().UTC()
+			}
+			ec.Time = &types.Timestamp{Time: *now}
+		}
+	}
+	if attr, reason := violation(e); reason != "" {
 		id := ""
 		if e.Context != nil {
 			id = e.ID()
 		}
 		return &EventError{Op: "publish", Topic: topic, Index: i, ID: id, Attribute: attr, Reason: reason, Err: ErrInvalidEvent}
 	}
-	if e.Context == nil {
-		return bad("specversion", "the event has no context; create events with event.New()")
-	}
-	ec, ok := e.Context.(*event.EventContextV1)
-	if !ok {
-		return bad("specversion", "is "+strconv.Quote(e.SpecVersion())+"; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)")
-	}
-	if ec.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return opError("publish to", topic, err)
-		}
-		ec.ID = id.String()
-	}
-	if ec.Time == nil || ec.Time.IsZero() {
-		if now.IsZero() {
-			*now = time.Now().UTC()
-		}
-		ec.Time = &types.Timestamp{Time: *now}
-	}
-	if len(e.FieldErrors) > 0 {
-		attr, reason := firstViolation(event.ValidationError(e.FieldErrors))
-		return bad(attr, reason)
-	}
-	switch {
-	case strings.TrimSpace(ec.ID) == "":
-		return bad("id", "must be a non-empty string (leave it empty to have a UUIDv7 assigned)")
-	case uriRefEmpty(&ec.Source):
-		return bad("source", "is required: set a URI-reference naming the producer with Event.SetSource")
-	case strings.TrimSpace(ec.Type) == "":
-		return bad("type", "is required: set a non-empty type such as \"com.example.order.created\" with Event.SetType")
-	case ec.Subject != nil && strings.TrimSpace(*ec.Subject) == "":
-		return bad("subject", "if present, must be a non-empty string")
-	case ec.DataSchema != nil && !ec.DataSchema.Validate():
-		return bad("dataschema", "if present, must be an absolute URI (RFC 3986, section 4.3)")
-	}
-	if ec.DataContentType != nil {
-		if err := b.mediaTypes.check(*ec.DataContentType); err != nil {
-			return bad("datacontenttype", "must be an RFC 2046 media type: "+err.Error())
-		}
-	}
 	if size := EventSize(e); size > b.maxEventSize {
-		return &EventError{Op: "publish", Topic: topic, Index: i, ID: ec.ID,
+		return &EventError{Op: "publish", Topic: topic, Index: i, ID: e.ID(),
 			Reason: "size " + strconv.Itoa(size) + " bytes is over the limit of " + strconv.Itoa(b.maxEventSize) +
 				" bytes; send less data or raise the limit with bus.WithMaxEventSize",
 			Err: ErrTooLarge}
 	}
 	return nil
+}
+
+// Validate checks e against the CloudEvents 1.0 rules, as Publish does,
+// without filling defaults: a missing id is an error here. Transports use it
+// on what they decode. The error is an *EventError wrapping ErrInvalidEvent.
+func Validate(e *Event) error {
+	if e.Context != nil && e.ID() == "" {
+		return &EventError{Op: "validate", Index: -1, Attribute: "id", Reason: "is required", Err: ErrInvalidEvent}
+	}
+	if attr, reason := violation(e); reason != "" {
+		id := ""
+		if e.Context != nil {
+			id = e.ID()
+		}
+		return &EventError{Op: "validate", Index: -1, ID: id, Attribute: attr, Reason: reason, Err: ErrInvalidEvent}
+	}
+	return nil
+}
+
+// violation checks e against the CloudEvents 1.0 rules (those of the SDK's
+// EventContextV1.Validate) without allocating, and returns the offending
+// attribute and what is wrong, or an empty reason.
+func violation(e *Event) (attr, reason string) {
+	if e.Context == nil {
+		return "specversion", "the event has no context; create events with event.New()"
+	}
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return "specversion", "is " + strconv.Quote(e.SpecVersion()) + "; only CloudEvents 1.0 is supported (event.New() makes 1.0 events)"
+	}
+	if len(e.FieldErrors) > 0 {
+		return firstViolation(event.ValidationError(e.FieldErrors))
+	}
+	switch {
+	case strings.TrimSpace(ec.ID) == "":
+		return "id", "must be a non-empty string (leave it empty to have a UUIDv7 assigned)"
+	case uriRefEmpty(&ec.Source):
+		return "source", "is required: set a URI-reference naming the producer with Event.SetSource"
+	case strings.TrimSpace(ec.Type) == "":
+		return "type", "is required: set a non-empty type such as \"com.example.order.created\" with Event.SetType"
+	case ec.Subject != nil && strings.TrimSpace(*ec.Subject) == "":
+		return "subject", "if present, must be a non-empty string"
+	case ec.DataSchema != nil && !ec.DataSchema.Validate():
+		return "dataschema", "if present, must be an absolute URI (RFC 3986, section 4.3)"
+	}
+	if ec.DataContentType != nil {
+		if err := mediaTypes.check(*ec.DataContentType); err != nil {
+			return "datacontenttype", "must be an RFC 2046 media type: " + err.Error()
+		}
+	}
+	return "", ""
 }
 
 // mediaTypeCache remembers media types that parsed, so that the publish
@@ -179,6 +203,8 @@ type mediaTypeCache struct {
 }
 
 const maxMediaTypes = 256
+
+var mediaTypes mediaTypeCache
 
 func (c *mediaTypeCache) check(ct string) error {
 	if _, ok := c.ok.Load(ct); ok {
