@@ -3,17 +3,16 @@ package amqp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/envconf"
 )
 
 // QueueType is the RabbitMQ queue type of a consumer group's queue.
@@ -198,30 +197,18 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// Environment variables read by ConfigFromEnv.
-const (
-	EnvURL                  = "AUDITBUS_AMQP_URL"
-	EnvTLSCAFile            = "AUDITBUS_AMQP_TLS_CA_FILE"
-	EnvTLSCertFile          = "AUDITBUS_AMQP_TLS_CERT_FILE"
-	EnvTLSKeyFile           = "AUDITBUS_AMQP_TLS_KEY_FILE"
-	EnvTLSServerName        = "AUDITBUS_AMQP_TLS_SERVER_NAME"
-	EnvPrefetch             = "AUDITBUS_AMQP_PREFETCH"
-	EnvQueueType            = "AUDITBUS_AMQP_QUEUE_TYPE"
-	EnvDeadLetterExchange   = "AUDITBUS_AMQP_DEAD_LETTER_EXCHANGE"
-	EnvDeadLetterRoutingKey = "AUDITBUS_AMQP_DEAD_LETTER_ROUTING_KEY"
-	EnvDeliveryLimit        = "AUDITBUS_AMQP_DELIVERY_LIMIT"
-	EnvContentMode          = "AUDITBUS_AMQP_CONTENT_MODE"
-	EnvConfirmWindow        = "AUDITBUS_AMQP_CONFIRM_WINDOW"
-)
+// EnvPrefix is the prefix of the environment variables ConfigFromEnv reads.
+const EnvPrefix = "AUDITBUS_AMQP_"
 
 // ConfigFromEnv builds a Config from the environment:
 //
 //	AUDITBUS_AMQP_URL                      broker URL, amqp:// or amqps:// (required)
-//	AUDITBUS_AMQP_TLS_CA_FILE              PEM file of CAs to trust (amqps only)
-//	AUDITBUS_AMQP_TLS_CERT_FILE            PEM client certificate, for mutual TLS
-//	AUDITBUS_AMQP_TLS_KEY_FILE             PEM key of the client certificate
+//	AUDITBUS_AMQP_TLS                      true to set up TLS (implied by the files below)
+//	AUDITBUS_AMQP_TLS_CA                   PEM file of CAs to trust
+//	AUDITBUS_AMQP_TLS_CERT                 PEM client certificate, for mutual TLS
+//	AUDITBUS_AMQP_TLS_KEY                  PEM key of the client certificate
 //	AUDITBUS_AMQP_TLS_SERVER_NAME          name to verify the broker's certificate against
-//	AUDITBUS_AMQP_PREFETCH                 0 (twice the batch size) to 65535
+//	AUDITBUS_AMQP_PREFETCH                 0 (twice the batch size, the default) to 65535
 //	AUDITBUS_AMQP_QUEUE_TYPE               classic (default) or quorum
 //	AUDITBUS_AMQP_DEAD_LETTER_EXCHANGE     x-dead-letter-exchange of group queues
 //	AUDITBUS_AMQP_DEAD_LETTER_ROUTING_KEY  x-dead-letter-routing-key of group queues
@@ -229,89 +216,45 @@ const (
 //	AUDITBUS_AMQP_CONTENT_MODE             binary (default) or structured
 //	AUDITBUS_AMQP_CONFIRM_WINDOW           unconfirmed publishes in flight (default 256)
 //
-// Errors name the variable and what it accepts. The callbacks and the
-// logger are left for the caller to set.
+// TLS settings need an amqps:// URL. Errors name every bad variable and
+// what it accepts. The callbacks and the logger are left for the caller.
 func ConfigFromEnv() (Config, error) {
-	get := func(name string) string { return strings.TrimSpace(os.Getenv(name)) }
-	var c Config
-	c.URL = get(EnvURL)
-	if c.URL == "" {
-		return c, fmt.Errorf("auditbus: %s is not set: set it to the broker URL, e.g. amqp://guest:guest@localhost:5672/ or amqps://host:5671/", EnvURL)
-	}
-	var errs []error
-	intVar := func(name string, lo, hi int, dst *int) {
-		s := get(name)
-		if s == "" {
-			return
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < lo || n > hi {
-			errs = append(errs, fmt.Errorf("auditbus: %s=%q: want an integer from %d to %d", name, s, lo, hi))
-			return
-		}
-		*dst = n
-	}
-	intVar(EnvPrefetch, 0, 65535, &c.Prefetch)
-	intVar(EnvDeliveryLimit, 0, 1<<31-1, &c.DeliveryLimit)
-	intVar(EnvConfirmWindow, 1, 1<<20, &c.ConfirmWindow)
-	switch s := strings.ToLower(get(EnvQueueType)); s {
-	case "", string(Classic), string(Quorum):
-		c.QueueType = QueueType(s)
-	default:
-		errs = append(errs, fmt.Errorf("auditbus: %s=%q: accepted values are classic and quorum", EnvQueueType, s))
-	}
-	switch s := strings.ToLower(get(EnvContentMode)); s {
-	case "", string(Binary), string(Structured):
-		c.Mode = ContentMode(s)
-	default:
-		errs = append(errs, fmt.Errorf("auditbus: %s=%q: accepted values are binary and structured", EnvContentMode, s))
-	}
-	c.DeadLetterExchange = get(EnvDeadLetterExchange)
-	c.DeadLetterRoutingKey = get(EnvDeadLetterRoutingKey)
-	tlsCfg, err := tlsFromEnv(get)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	c.TLS = tlsCfg
-	if err := errors.Join(errs...); err != nil {
-		return c, err
-	}
-	if _, err := c.withDefaults(); err != nil {
-		return c, fmt.Errorf("%w (from the AUDITBUS_AMQP_* environment)", err)
-	}
-	return c, nil
+	return configFrom(envconf.New(EnvPrefix))
 }
 
-// tlsFromEnv builds the TLS configuration from the TLS variables, or nil if
-// none is set.
-func tlsFromEnv(get func(string) string) (*tls.Config, error) {
-	ca, cert, key, name := get(EnvTLSCAFile), get(EnvTLSCertFile), get(EnvTLSKeyFile), get(EnvTLSServerName)
-	if ca == "" && cert == "" && key == "" && name == "" {
-		return nil, nil
+func configFrom(r *envconf.Reader) (Config, error) {
+	c := Config{
+		URL:                  r.Required("URL", "set it to the broker URL, e.g. amqp://guest:guest@localhost:5672/ or amqps://broker:5671/"),
+		TLS:                  r.TLS(),
+		Prefetch:             r.Int("PREFETCH", 0, 0),
+		QueueType:            QueueType(r.Enum("QUEUE_TYPE", string(Classic), string(Classic), string(Quorum))),
+		DeadLetterExchange:   r.String("DEAD_LETTER_EXCHANGE", ""),
+		DeadLetterRoutingKey: r.String("DEAD_LETTER_ROUTING_KEY", ""),
+		DeliveryLimit:        r.Int("DELIVERY_LIMIT", 0, 0),
+		Mode:                 ContentMode(r.Enum("CONTENT_MODE", string(Binary), string(Binary), string(Structured))),
+		ConfirmWindow:        r.Int("CONFIRM_WINDOW", DefaultConfirmWindow, 1),
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("auditbus: %s: %w", EnvTLSCAFile, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("auditbus: %s=%q: no PEM certificate found in the file", EnvTLSCAFile, ca)
-		}
-		cfg.RootCAs = pool
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("auditbus: amqp configuration: %w", err)
 	}
-	if (cert == "") != (key == "") {
-		return nil, fmt.Errorf("auditbus: %s and %s: set both (client certificate and its key, for mutual TLS) or neither", EnvTLSCertFile, EnvTLSKeyFile)
+	var errs []error
+	if c.Prefetch > 65535 {
+		errs = append(errs, fmt.Errorf("%s=%d: want a whole number from 0 to 65535", r.Name("PREFETCH"), c.Prefetch))
 	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("auditbus: %s=%q, %s=%q: %w", EnvTLSCertFile, cert, EnvTLSKeyFile, key, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+	if c.TLS != nil && !strings.HasPrefix(strings.ToLower(c.URL), "amqps://") {
+		errs = append(errs, fmt.Errorf("%s=%q: TLS is configured (%s*), so use an amqps:// URL", r.Name("URL"), redact(c.URL), r.Name("TLS")))
 	}
-	return cfg, nil
+	if c.DeliveryLimit > 0 && (c.QueueType != Quorum || c.DeadLetterExchange == "") {
+		errs = append(errs, fmt.Errorf("%s=%d: needs %s=quorum and %s (without one the broker drops messages over the limit)",
+			r.Name("DELIVERY_LIMIT"), c.DeliveryLimit, r.Name("QUEUE_TYPE"), r.Name("DEAD_LETTER_EXCHANGE")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("auditbus: amqp configuration: %w", err)
+	}
+	if _, err := c.withDefaults(); err != nil {
+		return c, fmt.Errorf("%w (check %s)", err, r.Name("URL"))
+	}
+	return c, nil
 }
 
 // PoisonMessage is a message that is not a valid CloudEvent, as it came

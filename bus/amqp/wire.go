@@ -166,14 +166,6 @@ func decode(d *Delivery) (bus.Event, error) {
 	if ec.ID == "" {
 		ec.ID = d.MessageId
 	}
-	switch {
-	case ec.ID == "":
-		return bus.Event{}, errors.New("required attribute id is missing")
-	case source == "":
-		return bus.Event{}, errors.New("required attribute source is missing")
-	case ec.Type == "":
-		return bus.Event{}, errors.New("required attribute type is missing")
-	}
 	u, err := url.Parse(source)
 	if err != nil {
 		return bus.Event{}, fmt.Errorf("source %q: %w", source, err)
@@ -185,7 +177,11 @@ func decode(d *Delivery) (bus.Event, error) {
 	} else if ctHeader != "" {
 		ec.DataContentType = &ctHeader
 	}
-	return bus.Event{Context: ec, DataEncoded: d.Body}, nil
+	e := bus.Event{Context: ec, DataEncoded: d.Body}
+	if err := bus.Validate(&e); err != nil {
+		return bus.Event{}, err
+	}
+	return e, nil
 }
 
 // decodeStructured decodes a structured-mode body.
@@ -194,11 +190,8 @@ func decodeStructured(body []byte) (bus.Event, error) {
 	if err := json.Unmarshal(body, &e); err != nil {
 		return bus.Event{}, fmt.Errorf("structured event: %w", err)
 	}
-	if err := e.Validate(); err != nil {
-		return bus.Event{}, fmt.Errorf("structured event: %w", err)
-	}
-	if e.SpecVersion() != event.CloudEventsVersionV1 {
-		return bus.Event{}, fmt.Errorf("specversion %q: only CloudEvents 1.0 is supported", e.SpecVersion())
+	if err := bus.Validate(&e); err != nil {
+		return bus.Event{}, err
 	}
 	return e, nil
 }
