@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Services the test suites need, in start order. Each has an ensure_<name>.
-SERVICES=()
+SERVICES=(rabbitmq)
 
 log() { echo "test-services: $*" >&2; }
 
@@ -48,6 +48,34 @@ apt_install() {
 	fi
 	log "installing ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# ensure_rabbitmq: RabbitMQ on 127.0.0.1:5672 (guest/guest) for bus/amqp, and
+# the amqp-tools (amqp-publish, ...) its interop test drives. A running broker
+# is reused; otherwise Debian's rabbitmq-server is installed and started.
+ensure_rabbitmq() {
+	apt_install amqp-tools || return 1
+	if port_open 127.0.0.1 5672; then
+		return 0
+	fi
+	apt_install rabbitmq-server || return 1
+	# The node name, and so its pid file, may be set in rabbitmq-env.conf
+	# (Debian's says rabbit@localhost); the broker's default is the short
+	# host name.
+	local node
+	node=$(
+		NODENAME=""
+		# shellcheck disable=SC1091
+		[[ -r /etc/rabbitmq/rabbitmq-env.conf ]] && . /etc/rabbitmq/rabbitmq-env.conf
+		echo "${NODENAME:-rabbit@$(hostname -s)}"
+	)
+	log "starting rabbitmq-server (node $node)"
+	RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached || return 1
+	if ! rabbitmqctl wait "/var/lib/rabbitmq/mnesia/$node.pid" --timeout 60 >/dev/null; then
+		log "rabbitmq-server did not become ready within 60 s (see /var/log/rabbitmq/)"
+		return 1
+	fi
+	wait_port 127.0.0.1 5672 30
 }
 
 up() {
