@@ -7,7 +7,7 @@ GO          ?= go
 MODULES     := . benchmarks
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test services lint fmt bench bench-mem
+.PHONY: test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill
 
 ## test: start the services tests need, lint, then run every module's tests under -race
 test: services lint
@@ -33,9 +33,17 @@ fmt:
 	gofmt -w $(MODULES)
 
 ## bench: every Go benchmark, then every harness comparison
-bench: bench-mem
+bench: bench-mem bench-amqp-raw bench-amqp-watermill
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
 
 ## bench-mem: bus/mem against Watermill's GoChannel, end to end; ends with `ratio: X`
 bench-mem:
 	@cd benchmarks && $(GO) run ./cmd/bench-mem
+
+## bench-amqp-raw: bus/amqp against raw amqp091-go on the local RabbitMQ; ends with `ratio: X`
+bench-amqp-raw: services
+	@cd benchmarks && $(GO) run ./cmd/bench-amqp -vs raw
+
+## bench-amqp-watermill: bus/amqp against Watermill's AMQP Pub/Sub on the local RabbitMQ; ends with `ratio: X`
+bench-amqp-watermill: services
+	@cd benchmarks && $(GO) run ./cmd/bench-amqp -vs watermill

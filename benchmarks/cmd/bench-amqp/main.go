@@ -1,0 +1,131 @@
+// Command bench-amqp compares, in one process and on one RabbitMQ broker,
+// the end-to-end throughput of auditbus's RabbitMQ transport (bus/amqp)
+// with a peer: raw amqp091-go (-vs raw) or Watermill's AMQP Pub/Sub
+// (-vs watermill). Every side publishes the same N events of the same size
+// with publisher confirms into a durable queue of its own, while one
+// consumer with the same prefetch handles them; the clock stops when the
+// consumer has handled the last event.
+//
+// After a warm-up of each side, every round runs auditbus and then the
+// peer, each on a fresh exchange and queue (deleted afterwards). It prints
+// every round, each side's median and, as its last line,
+// "ratio: X.XX": auditbus events/s divided by the peer's. It exits non-zero
+// if a side loses, duplicates or corrupts an event, or does not finish
+// within two minutes.
+//
+// Usage:
+//
+//	go run ./cmd/bench-amqp -vs raw|watermill [-url amqp://guest:guest@127.0.0.1:5672/]
+//	    [-events 50000] [-size 1024] [-rounds 3] [-window 256] [-prefetch 200] [-publishers 4]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditbus/auditbus/benchmarks/internal/workload"
+)
+
+const runTimeout = 2 * time.Minute
+
+func main() {
+	var c workload.AMQP
+	var cfg workload.Config
+	vs := flag.String("vs", "", "the peer: raw or watermill")
+	flag.StringVar(&c.URL, "url", "amqp://guest:guest@127.0.0.1:5672/", "broker URL")
+	flag.IntVar(&c.Window, "window", 256, "publisher confirms awaited at once")
+	flag.IntVar(&c.Prefetch, "prefetch", 200, "consumer prefetch")
+	flag.IntVar(&c.Publishers, "publishers", 4, "publishing goroutines of the sides whose Publish waits for its batch")
+	flag.IntVar(&cfg.Events, "events", 50000, "events per run")
+	flag.IntVar(&cfg.Size, "size", 1024, "payload bytes per event")
+	rounds := flag.Int("rounds", 3, "measured rounds; each runs both sides")
+	flag.Parse()
+	cfg.Batch = 100
+	if err := run(*vs, c, cfg, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-amqp:", err)
+		os.Exit(1)
+	}
+}
+
+func run(vs string, c workload.AMQP, cfg workload.Config, rounds int) error {
+	if rounds <= 0 {
+		return errors.New("-rounds must be positive")
+	}
+	systems := []workload.Paced{workload.AuditbusAMQP(c)}
+	switch vs {
+	case "raw":
+		systems = append(systems, workload.RawAMQP(c))
+	case "watermill":
+		systems = append(systems, workload.WatermillAMQP(c))
+	default:
+		return fmt.Errorf("-vs %q: want raw or watermill", vs)
+	}
+	w, err := workload.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bench-amqp: %d events of %d bytes, confirm window %d, prefetch %d, %d publishers of batches of 100 (raw: one sliding window); %d rounds; GOMAXPROCS=%d %s/%s %s\n",
+		cfg.Events, cfg.Size, c.Window, c.Prefetch, c.Publishers, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+
+	warm := cfg
+	warm.Events = min(cfg.Events, 5000)
+	ww, err := workload.New(warm)
+	if err != nil {
+		return err
+	}
+	for _, s := range systems {
+		if _, err := once(s, ww); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	rates := make([][]float64, len(systems))
+	for r := 1; r <= rounds; r++ {
+		var line strings.Builder
+		fmt.Fprintf(&line, "round %d:", r)
+		for i, s := range systems {
+			res, err := once(s, w)
+			if err != nil {
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+			rates[i] = append(rates[i], res.PerSecond())
+			fmt.Fprintf(&line, " %s %.0f events/s (%v);", s.Name, res.PerSecond(), res.Elapsed.Round(time.Millisecond))
+		}
+		fmt.Println(strings.TrimSuffix(line.String(), ";"))
+	}
+	medians := make([]float64, len(systems))
+	for i, s := range systems {
+		sorted := slices.Sorted(slices.Values(rates[i]))
+		medians[i] = sorted[len(sorted)/2]
+		if len(sorted)%2 == 0 {
+			medians[i] = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		}
+		fmt.Printf("%s: %.0f events/s (median of %d)\n", s.Name, medians[i], rounds)
+	}
+	fmt.Printf("ratio: %.2f\n", medians[0]/medians[1])
+	return nil
+}
+
+// once sets up, runs, verifies and closes one trial of s on w.
+func once(s workload.Paced, w *workload.Workload) (workload.Result, error) {
+	tr, err := s.Setup(w)
+	if err != nil {
+		return workload.Result{}, err
+	}
+	ctx, cancel := context.WithTimeoutCause(context.Background(), runTimeout, fmt.Errorf("timed out after %v", runTimeout))
+	defer cancel()
+	res, err := tr.RunPaced(ctx, s.Pacing)
+	if err == nil {
+		err = tr.Verify()
+	}
+	if cerr := tr.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: close: %w", s.Name, cerr)
+	}
+	return res, err
+}
