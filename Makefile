@@ -46,4 +46,4 @@ bench-amqp-raw: services
 
 ## bench-amqp-watermill: bus/amqp against Watermill's AMQP Pub/Sub on the local RabbitMQ; ends with `ratio: X`
 bench-amqp-watermill: services
-	@cd benchmarks && $(GO) run ./cmd/bench-amqp -vs watermill
+	@cd benchmarks && $(GO) run ./cmd/bench-amqp -vs watermill -events 20000

@@ -17,6 +17,7 @@
 //
 //	go run ./cmd/bench-amqp -vs raw|watermill [-url amqp://guest:guest@127.0.0.1:5672/]
 //	    [-events 50000] [-size 1024] [-rounds 3] [-window 256] [-prefetch 200] [-publishers 4]
+//	    [-watermill-tuned]
 package main
 
 import (
@@ -46,15 +47,16 @@ func main() {
 	flag.IntVar(&cfg.Events, "events", 50000, "events per run")
 	flag.IntVar(&cfg.Size, "size", 1024, "payload bytes per event")
 	rounds := flag.Int("rounds", 3, "measured rounds; each runs both sides")
+	tuned := flag.Bool("watermill-tuned", false, "give Watermill a channel pool and auditbus's prefetch instead of its defaults")
 	flag.Parse()
 	cfg.Batch = 100
-	if err := run(*vs, c, cfg, *rounds); err != nil {
+	if err := run(*vs, *tuned, c, cfg, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-amqp:", err)
 		os.Exit(1)
 	}
 }
 
-func run(vs string, c workload.AMQP, cfg workload.Config, rounds int) error {
+func run(vs string, tuned bool, c workload.AMQP, cfg workload.Config, rounds int) error {
 	if rounds <= 0 {
 		return errors.New("-rounds must be positive")
 	}
@@ -63,7 +65,7 @@ func run(vs string, c workload.AMQP, cfg workload.Config, rounds int) error {
 	case "raw":
 		systems = append(systems, workload.RawAMQP(c))
 	case "watermill":
-		systems = append(systems, workload.WatermillAMQP(c))
+		systems = append(systems, workload.WatermillAMQP(c, tuned))
 	default:
 		return fmt.Errorf("-vs %q: want raw or watermill", vs)
 	}

@@ -23,7 +23,7 @@ func TestAMQPSystems(t *testing.T) {
 		t.Skip(msg)
 	}
 	_ = conn.Close()
-	for _, s := range []Paced{AuditbusAMQP(c), RawAMQP(c), WatermillAMQP(c)} {
+	for _, s := range []Paced{AuditbusAMQP(c), RawAMQP(c), WatermillAMQP(c, false), WatermillAMQP(c, true)} {
 		t.Run(s.Name, func(t *testing.T) {
 			w, err := New(Config{Events: 1001, Size: 64, Batch: 100})
 			if err != nil {

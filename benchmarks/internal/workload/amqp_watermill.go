@@ -9,20 +9,26 @@ import (
 )
 
 // WatermillAMQP is Watermill's AMQP Pub/Sub (watermill-amqp v3) with its
-// durable configuration (durable exchange and queue, persistent messages)
-// and three changes that give it the guarantees and the means auditbus has:
-// ConfirmDelivery, so that Publish returns only once the broker confirmed;
-// a pool of c.Publishers channels, one per publishing goroutine, instead of
-// a channel opened per call; and the same prefetch as auditbus instead of
-// its default of 1.
-func WatermillAMQP(c AMQP) Paced {
+// durable configuration (NewDurablePubSubConfig: durable exchange and
+// queue, persistent messages) and ConfirmDelivery, so that its Publish, like
+// auditbus's, returns only once the broker confirmed every message.
+// Everything else is Watermill's default: a channel opened per Publish call
+// and a prefetch of 1.
+//
+// With tuned, it also gets what auditbus has: a pool of c.Publishers
+// channels, one per publishing goroutine, and auditbus's prefetch.
+func WatermillAMQP(c AMQP, tuned bool) Paced {
+	name := "watermill amqp"
+	if tuned {
+		name += " (tuned)"
+	}
 	return Paced{
-		System: System{Name: "watermill amqp", setup: func(w *Workload) (*Trial, error) { return setupWatermillAMQP(c, w) }},
+		System: System{Name: name, setup: func(w *Workload) (*Trial, error) { return setupWatermillAMQP(c, tuned, w) }},
 		Pacing: Pacing{Publishers: c.Publishers, Batch: 100},
 	}
 }
 
-func setupWatermillAMQP(c AMQP, w *Workload) (*Trial, error) {
+func setupWatermillAMQP(c AMQP, tuned bool, w *Workload) (*Trial, error) {
 	exchange, queue := amqpNames("watermill")
 	msgs := make([]*message.Message, w.Events)
 	for i := range msgs {
@@ -30,8 +36,10 @@ func setupWatermillAMQP(c AMQP, w *Workload) (*Trial, error) {
 	}
 	cfg := wamqp.NewDurablePubSubConfig(c.URL, func(string) string { return queue })
 	cfg.Publish.ConfirmDelivery = true
-	cfg.Publish.ChannelPoolSize = c.Publishers
-	cfg.Consume.Qos.PrefetchCount = c.Prefetch
+	if tuned {
+		cfg.Publish.ChannelPoolSize = c.Publishers
+		cfg.Consume.Qos.PrefetchCount = c.Prefetch
+	}
 	pub, err := wamqp.NewPublisher(cfg, watermill.NopLogger{})
 	if err != nil {
 		return nil, err
