@@ -92,6 +92,12 @@ func (p *publisher) publish(ctx context.Context, topic string, events []bus.Even
 		}
 		if err := p.t.declareExchange(ctx, pc.link, topic); err != nil {
 			if errors.Is(err, errChannelGone) {
+				// The connection is gone; its channel follows at once.
+				select {
+				case <-pc.dead:
+				case <-ctx.Done():
+					return p.fail(topic, call, ctx.Err())
+				}
 				continue
 			}
 			return fmt.Errorf("auditbus: amqp publish to %q: %w", topic, err)
