@@ -217,13 +217,23 @@ func (c *collector) received() (total, dups int) {
 // expectAll waits for every event in evs and fails on a missing one.
 func (e *env) expectAll(t *testing.T, c *collector, evs []bus.Event) {
 	t.Helper()
-	e.waitFor(t, fmt.Sprintf("%d events", len(evs)), func() bool { return c.distinct() >= len(evs) })
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, ev := range evs {
-		if c.count[ev.ID()] == 0 {
-			t.Fatalf("event %s never arrived", ev.ID())
+	missing := func() string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, ev := range evs {
+			if c.count[ev.ID()] == 0 {
+				return ev.ID()
+			}
 		}
+		return ""
+	}
+	deadline := time.Now().Add(e.f.Timeout)
+	for id := missing(); id != ""; id = missing() {
+		if time.Now().After(deadline) {
+			total, _ := c.received()
+			t.Fatalf("timed out after %v waiting for %d events: %s never arrived (%d deliveries in all)", e.f.Timeout, len(evs), id, total)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
