@@ -181,11 +181,17 @@ func testConsumerRestart(t *testing.T, e *env) {
 		return nil
 	}, bus.MaxBatch(50))
 	evs := events(0, 1000, 10)
+	// Publish fills time into the events it is given; publish copies, so
+	// that this goroutine can read evs meanwhile.
+	pub := make([]bus.Event, len(evs))
+	for i := range evs {
+		pub[i] = evs[i].Clone()
+	}
 	go func() {
 		pctx, pcancel := context.WithTimeout(context.Background(), e.f.Timeout)
 		defer pcancel()
 		for i := 0; i < len(evs); i += 100 {
-			if err := e.b.Publish(pctx, e.topic, evs[i:i+100]...); err != nil {
+			if err := e.b.Publish(pctx, e.topic, pub[i:i+100]...); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}
