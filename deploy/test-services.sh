@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Services the test suites need, in start order. Each has an ensure_<name>.
-SERVICES=(rabbitmq)
+SERVICES=(rabbitmq tools)
 
 log() { echo "test-services: $*" >&2; }
 
@@ -76,6 +76,12 @@ ensure_rabbitmq() {
 		return 1
 	fi
 	wait_port 127.0.0.1 5672 30
+}
+
+# ensure_tools: command-line peers the interop tests drive: kcat for
+# bus/kafka (its broker, kfake, runs inside the tests).
+ensure_tools() {
+	apt_install kcat
 }
 
 up() {
