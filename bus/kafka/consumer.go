@@ -41,7 +41,11 @@ func (t *Transport) Subscribe(ctx context.Context, topic, group string, h bus.Ha
 	if err != nil {
 		return nil, fmt.Errorf("auditbus: kafka subscribe to %q (group %q): %w", topic, group, err)
 	}
-	gen, err := cg.Next(ctx)
+	// Bound the first join, so that unreachable brokers are an error rather
+	// than a Subscribe that never returns.
+	joinCtx, cancelJoin := context.WithTimeout(ctx, t.cfg.SessionTimeout+t.cfg.RebalanceTimeout)
+	gen, err := cg.Next(joinCtx)
+	cancelJoin()
 	if err != nil {
 		_ = cg.Close()
 		return nil, fmt.Errorf("auditbus: kafka subscribe to %q (group %q): join the group on brokers %v: %w", topic, group, t.cfg.Brokers, err)

@@ -197,3 +197,37 @@ func TestPoisonMessage(t *testing.T) {
 		t.Fatal("consumption stopped after the poison messages")
 	}
 }
+
+// TestUnreachableBrokers: publishing and subscribing fail with an error
+// naming the brokers instead of hanging.
+func TestUnreachableBrokers(t *testing.T) {
+	for _, autoCreate := range []bool{true, false} {
+		cfg := testConfig([]string{"127.0.0.1:1"})
+		cfg.AutoCreateTopics = autoCreate
+		cfg.SessionTimeout, cfg.RebalanceTimeout = time.Second, time.Second
+		tr, err := kafka.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bus.New(tr)
+		e := event.New()
+		e.SetSource("/s")
+		e.SetType("t")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = b.Publish(ctx, "t", e)
+		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") && !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("auto-create %v: publish: %v, want an error naming the broker", autoCreate, err)
+		}
+		t.Logf("auto-create %v: publish: %v", autoCreate, err)
+		_, err = b.Subscribe(ctx, "t", "g", func(context.Context, []bus.Message) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("auto-create %v: subscribe: %v, want an error naming the broker", autoCreate, err)
+		}
+		t.Logf("auto-create %v: subscribe: %v", autoCreate, err)
+		if ctx.Err() != nil {
+			t.Errorf("auto-create %v: gave up only when the test's context ended", autoCreate)
+		}
+		cancel()
+		_ = b.Close()
+	}
+}
