@@ -7,7 +7,7 @@ GO          ?= go
 MODULES     := . benchmarks
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill
+.PHONY: test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
 
 ## test: start the services tests need, lint, then run every module's tests under -race
 test: services lint
@@ -33,7 +33,7 @@ fmt:
 	gofmt -w $(MODULES)
 
 ## bench: every Go benchmark, then every harness comparison
-bench: bench-mem bench-amqp-raw bench-amqp-watermill
+bench: bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
 
 ## bench-mem: bus/mem against Watermill's GoChannel, end to end; ends with `ratio: X`
@@ -47,3 +47,11 @@ bench-amqp-raw: services
 ## bench-amqp-watermill: bus/amqp against Watermill's AMQP Pub/Sub on the local RabbitMQ; ends with `ratio: X`
 bench-amqp-watermill: services
 	@cd benchmarks && $(GO) run ./cmd/bench-amqp -vs watermill -events 20000
+
+## bench-kafka-raw: bus/kafka against raw kafka-go on an in-process kfake broker; ends with `ratio: X`
+bench-kafka-raw:
+	@cd benchmarks && $(GO) run ./cmd/bench-kafka -vs raw
+
+## bench-kafka-watermill: bus/kafka against Watermill's Kafka Pub/Sub on an in-process kfake broker; ends with `ratio: X`
+bench-kafka-watermill:
+	@cd benchmarks && $(GO) run ./cmd/bench-kafka -vs watermill -events 20000

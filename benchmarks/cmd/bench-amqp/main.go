@@ -21,20 +21,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
-	"strings"
-	"time"
 
 	"github.com/auditbus/auditbus/benchmarks/internal/workload"
 )
-
-const runTimeout = 2 * time.Minute
 
 func main() {
 	var c workload.AMQP
@@ -76,58 +70,5 @@ func run(vs string, tuned bool, c workload.AMQP, cfg workload.Config, rounds int
 	fmt.Printf("bench-amqp: %d events of %d bytes, confirm window %d, prefetch %d, %d publishers of batches of 100 (raw: one sliding window); %d rounds; GOMAXPROCS=%d %s/%s %s\n",
 		cfg.Events, cfg.Size, c.Window, c.Prefetch, c.Publishers, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 
-	warm := cfg
-	warm.Events = min(cfg.Events, 5000)
-	ww, err := workload.New(warm)
-	if err != nil {
-		return err
-	}
-	for _, s := range systems {
-		if _, err := once(s, ww); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
-		}
-	}
-	rates := make([][]float64, len(systems))
-	for r := 1; r <= rounds; r++ {
-		var line strings.Builder
-		fmt.Fprintf(&line, "round %d:", r)
-		for i, s := range systems {
-			res, err := once(s, w)
-			if err != nil {
-				return fmt.Errorf("round %d: %w", r, err)
-			}
-			rates[i] = append(rates[i], res.PerSecond())
-			fmt.Fprintf(&line, " %s %.0f events/s (%v);", s.Name, res.PerSecond(), res.Elapsed.Round(time.Millisecond))
-		}
-		fmt.Println(strings.TrimSuffix(line.String(), ";"))
-	}
-	medians := make([]float64, len(systems))
-	for i, s := range systems {
-		sorted := slices.Sorted(slices.Values(rates[i]))
-		medians[i] = sorted[len(sorted)/2]
-		if len(sorted)%2 == 0 {
-			medians[i] = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-		}
-		fmt.Printf("%s: %.0f events/s (median of %d)\n", s.Name, medians[i], rounds)
-	}
-	fmt.Printf("ratio: %.2f\n", medians[0]/medians[1])
-	return nil
-}
-
-// once sets up, runs, verifies and closes one trial of s on w.
-func once(s workload.Paced, w *workload.Workload) (workload.Result, error) {
-	tr, err := s.Setup(w)
-	if err != nil {
-		return workload.Result{}, err
-	}
-	ctx, cancel := context.WithTimeoutCause(context.Background(), runTimeout, fmt.Errorf("timed out after %v", runTimeout))
-	defer cancel()
-	res, err := tr.RunPaced(ctx, s.Pacing)
-	if err == nil {
-		err = tr.Verify()
-	}
-	if cerr := tr.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("%s: close: %w", s.Name, cerr)
-	}
-	return res, err
+	return workload.Comparison{Systems: systems, WarmupEvents: 5000, Rounds: rounds}.Run(os.Stdout, w)
 }
