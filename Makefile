@@ -55,3 +55,9 @@ bench-kafka-raw:
 ## bench-kafka-watermill: bus/kafka against Watermill's Kafka Pub/Sub on an in-process kfake broker; ends with `ratio: X`
 bench-kafka-watermill:
 	@cd benchmarks && $(GO) run ./cmd/bench-kafka -vs watermill -events 20000
+
+.PHONY: bench-audit-sqlite
+## bench-audit-sqlite: rows/s of 1 KiB events through sinks.Writer into the SQLite store (default durability); ends with `rows/s: N`
+bench-audit-sqlite:
+	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterSQLite$$' -benchtime 300000x ./sinks/sqlite/) || { echo "$$out"; exit 1; }; \
+	echo "$$out"; echo "$$out" | awk '/rows\/s/ { for (i = 2; i <= NF; i++) if ($$i == "rows/s") n = $$(i-1) } END { if (n == "") exit 1; print "rows/s: " n }'

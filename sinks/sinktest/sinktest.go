@@ -1,0 +1,140 @@
+// Package sinktest is the conformance suite every sinks.Store runs. A store
+// is done when TestStore passes against it; Features says what the store
+// can do for the suite, and cases it cannot run are skipped with the reason.
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Features says what a store offers the suite.
+type Features struct {
+	// Reopen closes s and opens the same store again; the persistence case
+	// needs it and is skipped without it.
+	Reopen func(t *testing.T, s sinks.Store) sinks.Store
+	// Timeout bounds every case. Default 60s.
+	Timeout time.Duration
+}
+
+// Constructor returns a new, empty store for one case. The suite closes it.
+type Constructor func(t *testing.T) sinks.Store
+
+// TestStore runs the whole suite.
+func TestStore(t *testing.T, f Features, newStore Constructor) {
+	if f.Timeout <= 0 {
+		f.Timeout = 60 * time.Second
+	}
+	cases := []struct {
+		name string
+		run  func(*testing.T, *env)
+	}{
+		{"RoundTripBitExact", testRoundTrip},
+		{"DuplicateStoredOnce", testDuplicates},
+		{"Filters", testFilters},
+		{"TimeBoundaries", testTimeBoundaries},
+		{"OrderAndPaging", testOrderAndPaging},
+		{"PagingWhileAppending", testPagingWhileAppending},
+		{"GetByID", testGet},
+		{"CountsPerBucket", testCounts},
+		{"BadQueries", testBadQueries},
+		{"PersistsAcrossReopen", testReopen},
+		{"LargeBatch", testLargeBatch},
+		{"UseAfterClose", testUseAfterClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), f.Timeout)
+			defer cancel()
+			e := &env{f: f, ctx: ctx, s: newStore(t)}
+			t.Cleanup(func() { _ = e.s.Close() })
+			c.run(t, e)
+		})
+	}
+}
+
+type env struct {
+	f   Features
+	ctx context.Context
+	s   sinks.Store
+}
+
+// base is a fixed instant so expected bucket and window arithmetic is exact.
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// rec builds a record with a JSON payload at base+offset.
+func rec(source, id, typ, subject string, offset time.Duration) sinks.Record {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(source)
+	e.SetType(typ)
+	if subject != "" {
+		e.SetSubject(subject)
+	}
+	e.SetTime(base.Add(offset))
+	e.SetDataContentType(event.ApplicationJSON)
+	e.DataEncoded = []byte(`{"id":"` + id + `"}`)
+	return sinks.Record{
+		Event: e, Transport: "mem", Topic: "audit", Partition: 1,
+		Offset: int64(offset), Route: "r", Received: base.Add(offset + time.Millisecond),
+	}
+}
+
+// many builds n records from one source, one per millisecond from base.
+func many(source string, n int, typ string) []sinks.Record {
+	recs := make([]sinks.Record, n)
+	for i := range recs {
+		recs[i] = rec(source, fmt.Sprintf("e-%07d", i), typ, "", time.Duration(i)*time.Millisecond)
+	}
+	return recs
+}
+
+func (e *env) append(t *testing.T, recs []sinks.Record) {
+	t.Helper()
+	if err := e.s.Append(e.ctx, recs); err != nil {
+		t.Fatalf("Append(%d records): %v", len(recs), err)
+	}
+}
+
+// all pages through q and returns every record's "source/id".
+func (e *env) all(t *testing.T, q sinks.Query) []string {
+	t.Helper()
+	var keys []string
+	for pages := 0; ; pages++ {
+		if pages > 1_000_000 {
+			t.Fatal("paging does not end")
+		}
+		p, err := e.s.Query(e.ctx, q)
+		if err != nil {
+			t.Fatalf("Query(%+v): %v", q, err)
+		}
+		for i := range p.Records {
+			keys = append(keys, key(&p.Records[i]))
+		}
+		if p.Next == "" {
+			return keys
+		}
+		q.Cursor = p.Next
+	}
+}
+
+func key(r *sinks.Record) string { return r.Event.Source() + "/" + r.Event.ID() }
+
+// total sums every count in a window wide enough for every record.
+func (e *env) total(t *testing.T) int64 {
+	t.Helper()
+	cs, err := e.s.Counts(e.ctx, sinks.CountQuery{From: base.Add(-24 * time.Hour), To: base.Add(24 * time.Hour), Bucket: 48 * time.Hour})
+	if err != nil {
+		t.Fatalf("Counts: %v", err)
+	}
+	var n int64
+	for _, c := range cs {
+		n += c.N
+	}
+	return n
+}

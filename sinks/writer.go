@@ -1,0 +1,286 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// WriterOptions tune a Writer; zero fields take the defaults shown.
+type WriterOptions struct {
+	// MaxBatch is the most records in one Append (default 5,000).
+	MaxBatch int
+	// MaxAge is how long the first record of a batch waits for more before
+	// the batch is flushed anyway (default 5ms).
+	MaxAge time.Duration
+	// MaxQueued bounds the records held in memory, flushing or waiting;
+	// Write blocks beyond it (default 4×MaxBatch).
+	MaxQueued int
+	// Retries is how many times a failed flush is retried before its
+	// callers get an error (default 5).
+	Retries int
+	// Backoff is the first retry delay, doubled per retry with jitter up to
+	// MaxBackoff (defaults 50ms and 2s).
+	Backoff, MaxBackoff time.Duration
+	// Name names the store in errors (default: the store's String method,
+	// else "store").
+	Name string
+	// Metrics receives flush observations; nil drops them.
+	Metrics Metrics
+}
+
+// Metrics observes a Writer. Methods are called from the flusher goroutine
+// and must not block.
+type Metrics interface {
+	// Flushed reports one Append attempt: rows in it, how long it took and
+	// its error (nil on success).
+	Flushed(rows int, took time.Duration, err error)
+	// Queued reports the records held in memory after a change.
+	Queued(n int)
+}
+
+// batch is the unit of flushing; every Write that put records into it waits
+// on done and reads err after.
+type batch struct {
+	recs    []Record
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// Writer batches records in front of a Store. One goroutine flushes;
+// callers block in Write until the flush holding their records succeeded,
+// and block earlier when MaxQueued records are already held.
+type Writer struct {
+	store Store
+	o     WriterOptions
+
+	mu     sync.Mutex
+	cur    *batch   // open batch, filling
+	sealed []*batch // full batches waiting for the flusher, oldest first
+	queued int      // records in cur, sealed and the batch being flushed
+	space  chan struct{}
+	closed bool
+
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// NewWriter starts a Writer on store. Close it to flush what is pending; it
+// does not close the store.
+func NewWriter(store Store, o WriterOptions) *Writer {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 5000
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 5 * time.Millisecond
+	}
+	if o.MaxQueued < o.MaxBatch {
+		o.MaxQueued = 4 * o.MaxBatch
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	} else if o.Retries == 0 {
+		o.Retries = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 50 * time.Millisecond
+	}
+	if o.MaxBackoff < o.Backoff {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.Name == "" {
+		o.Name = "store"
+		if s, ok := store.(fmt.Stringer); ok {
+			o.Name = s.String()
+		}
+	}
+	w := &Writer{
+		store: store, o: o,
+		space:   make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Write queues recs and returns once they are durable in the store, or with
+// the error of the flush that failed them. If ctx ends first, Write returns
+// its error; the records may still be stored later (Append is idempotent, so
+// writing them again is safe).
+func (w *Writer) Write(ctx context.Context, recs []Record) error {
+	var waits []*batch
+	for len(recs) > 0 {
+		w.mu.Lock()
+		for w.queued >= w.o.MaxQueued && !w.closed {
+			space := w.space
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-space:
+			}
+			w.mu.Lock()
+		}
+		if w.closed {
+			w.mu.Unlock()
+			return ErrClosed
+		}
+		if w.cur == nil {
+			w.cur = &batch{started: time.Now(), done: make(chan struct{}), recs: make([]Record, 0, min(w.o.MaxBatch, 1024))}
+			w.poke() // the flusher arms its age timer for the new batch
+		}
+		b := w.cur
+		n := min(len(recs), w.o.MaxBatch-len(b.recs), w.o.MaxQueued-w.queued)
+		b.recs = append(b.recs, recs[:n]...)
+		w.queued += n
+		if len(waits) == 0 || waits[len(waits)-1] != b {
+			waits = append(waits, b)
+		}
+		if len(b.recs) >= w.o.MaxBatch {
+			w.sealed = append(w.sealed, b)
+			w.cur = nil
+			w.poke()
+		}
+		q := w.queued
+		w.mu.Unlock()
+		if w.o.Metrics != nil {
+			w.o.Metrics.Queued(q)
+		}
+		recs = recs[n:]
+	}
+	for _, b := range waits {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.done:
+			if b.err != nil {
+				return b.err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Writer) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// next blocks until a batch is due: a sealed one, the open one once it is
+// MaxAge old, or whatever is left when the writer closes. It returns nil
+// when the writer is closed and empty.
+func (w *Writer) next() *batch {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		w.mu.Lock()
+		if len(w.sealed) > 0 {
+			b := w.sealed[0]
+			w.sealed = w.sealed[1:]
+			w.mu.Unlock()
+			return b
+		}
+		var wait time.Duration
+		if b := w.cur; b != nil {
+			wait = w.o.MaxAge - time.Since(b.started)
+			if wait <= 0 || w.closed {
+				w.cur = nil
+				w.mu.Unlock()
+				return b
+			}
+		} else if w.closed {
+			w.mu.Unlock()
+			return nil
+		}
+		w.mu.Unlock()
+		var fire <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			fire = timer.C
+		}
+		select {
+		case <-w.kick:
+		case <-fire:
+		case <-w.stop:
+		}
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.stopped)
+	for {
+		b := w.next()
+		if b == nil {
+			return
+		}
+		b.err = w.flush(b.recs)
+		close(b.done)
+		w.mu.Lock()
+		w.queued -= len(b.recs)
+		q := w.queued
+		close(w.space) // wake every blocked writer; they recheck the bound
+		w.space = make(chan struct{})
+		w.mu.Unlock()
+		if w.o.Metrics != nil {
+			w.o.Metrics.Queued(q)
+		}
+	}
+}
+
+// flush appends recs, retrying with exponential backoff and jitter.
+// Retrying is safe because Append is idempotent on (source, id).
+func (w *Writer) flush(recs []Record) error {
+	delay := w.o.Backoff
+	var err error
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err = w.store.Append(context.Background(), recs)
+		if w.o.Metrics != nil {
+			w.o.Metrics.Flushed(len(recs), time.Since(start), err)
+		}
+		if err == nil {
+			return nil
+		}
+		if attempt >= w.o.Retries {
+			break
+		}
+		jittered := delay/2 + rand.N(delay/2+1)
+		// Closing does not cut retries short: the callers are still waiting
+		// for a durable answer.
+		<-time.After(jittered)
+		delay = min(2*delay, w.o.MaxBackoff)
+	}
+	return fmt.Errorf("%w: append %d records to %s failed after %d attempts: %w",
+		ErrUnavailable, len(recs), w.o.Name, w.o.Retries+1, err)
+}
+
+// Close flushes every queued record, waits for the flusher and stops. Writes
+// after Close fail with ErrClosed. It is safe to call more than once.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.stop)
+		close(w.space) // blocked writers wake and see closed
+		w.space = make(chan struct{})
+	}
+	w.mu.Unlock()
+	<-w.stopped
+	return nil
+}

@@ -1,0 +1,199 @@
+package sinks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// memStore is a Store kept in a map, with a switch that makes Append fail
+// and a gate that holds Append, to drive the writer's retry and bound.
+type memStore struct {
+	mu      sync.Mutex
+	recs    map[string]sinks.Record
+	fail    bool
+	appends int
+	gate    chan struct{} // when non-nil, Append waits for a value
+}
+
+func newMemStore() *memStore { return &memStore{recs: map[string]sinks.Record{}} }
+
+func (m *memStore) String() string { return "mem store" }
+
+func (m *memStore) Append(ctx context.Context, recs []sinks.Record) error {
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.appends++
+	if m.fail {
+		return errors.New("disk on fire")
+	}
+	for _, r := range recs {
+		k := r.Event.Source() + "/" + r.Event.ID()
+		if _, ok := m.recs[k]; !ok {
+			m.recs[k] = r
+		}
+	}
+	return nil
+}
+
+func (m *memStore) Query(context.Context, sinks.Query) (sinks.Page, error) { return sinks.Page{}, nil }
+func (m *memStore) Get(context.Context, string, string) (sinks.Record, error) {
+	return sinks.Record{}, sinks.ErrNotFound
+}
+func (m *memStore) Counts(context.Context, sinks.CountQuery) ([]sinks.Count, error) { return nil, nil }
+func (m *memStore) Close() error                                                    { return nil }
+
+func (m *memStore) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.recs)
+}
+
+func records(prefix string, n int) []sinks.Record {
+	recs := make([]sinks.Record, n)
+	for i := range recs {
+		e := event.New()
+		e.SetID(fmt.Sprintf("%s-%d", prefix, i))
+		e.SetSource("urn:w")
+		e.SetType("t")
+		recs[i] = sinks.Record{Event: e}
+	}
+	return recs
+}
+
+func TestWriterDurableOnReturn(t *testing.T) {
+	m := newMemStore()
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 64})
+	defer w.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				recs := records(fmt.Sprintf("g%d-%d", g, i), 37)
+				if err := w.Write(context.Background(), recs); err != nil {
+					t.Error(err)
+					return
+				}
+				// Durable on return: every record is already in the store.
+				m.mu.Lock()
+				for _, r := range recs {
+					if _, ok := m.recs["urn:w/"+r.Event.ID()]; !ok {
+						t.Errorf("%s not stored when Write returned", r.Event.ID())
+					}
+				}
+				m.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if n := m.len(); n != 8*20*37 {
+		t.Fatalf("stored %d", n)
+	}
+}
+
+func TestWriterRetriesThenFailsNamingStore(t *testing.T) {
+	m := newMemStore()
+	m.fail = true
+	w := sinks.NewWriter(m, sinks.WriterOptions{Retries: 2, Backoff: time.Millisecond})
+	defer w.Close()
+	err := w.Write(context.Background(), records("x", 3))
+	if !errors.Is(err, sinks.ErrUnavailable) || !strings.Contains(err.Error(), "mem store") || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("got %v", err)
+	}
+	if m.appends != 3 {
+		t.Errorf("%d attempts, want 3", m.appends)
+	}
+	// A store that recovers mid-retry loses nothing.
+	m.mu.Lock()
+	m.fail = false
+	m.mu.Unlock()
+	if err := w.Write(context.Background(), records("y", 3)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriterBlocksWhenFull(t *testing.T) {
+	m := newMemStore()
+	gate := make(chan struct{})
+	m.gate = gate
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 10, MaxQueued: 20, MaxAge: time.Microsecond})
+	var held sync.WaitGroup
+	for i := range 4 {
+		held.Go(func() {
+			if err := w.Write(context.Background(), records(fmt.Sprint("b", i), 10)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// With the store stuck, only MaxQueued records may be taken: a fifth
+	// writer with a deadline must give up instead of queueing more.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Write(ctx, records("late", 30)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write on a full writer: %v", err)
+	}
+	m.mu.Lock()
+	m.gate = nil
+	m.mu.Unlock()
+	close(gate)
+	held.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.len(); n < 40 {
+		t.Fatalf("stored %d of the 40 records written", n)
+	}
+	if err := w.Write(context.Background(), records("after", 1)); !errors.Is(err, sinks.ErrClosed) {
+		t.Errorf("Write after Close: %v", err)
+	}
+}
+
+type countMetrics struct {
+	mu          sync.Mutex
+	rows, fails int
+	maxQueued   int
+}
+
+func (c *countMetrics) Flushed(rows int, _ time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.fails++
+		return
+	}
+	c.rows += rows
+}
+
+func (c *countMetrics) Queued(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.maxQueued = max(c.maxQueued, n)
+}
+
+func TestWriterMetrics(t *testing.T) {
+	m := newMemStore()
+	cm := &countMetrics{}
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 100, Metrics: cm})
+	if err := w.Write(context.Background(), records("m", 250)); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if cm.rows != 250 || cm.fails != 0 || cm.maxQueued == 0 || cm.maxQueued > 400 {
+		t.Errorf("metrics: %+v", cm)
+	}
+}
