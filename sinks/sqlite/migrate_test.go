@@ -1,0 +1,60 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+)
+
+func TestOpenAppliesMigrationsOnce(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir).Close()
+	s := open(t, dir) // a second start finds the schema current
+	defer s.Close()
+	db, err := sql.Open("sqlite", "file:"+s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n, v int
+	var mode string
+	if err := db.QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_version`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || v != 1 {
+		t.Errorf("schema_version: %d rows, version %d; want 1, 1", n, v)
+	}
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q, %v; want wal", mode, err)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	path := s.Path()
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_version (version, name) VALUES (99, '0099_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if !errors.Is(err, sinks.ErrSchemaTooNew) || !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open on a newer schema: %v", err)
+	}
+}
+
+func TestOpenRejectsBadSynchronous(t *testing.T) {
+	if _, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Synchronous: "OFF"}); err == nil {
+		t.Fatal("synchronous=OFF accepted")
+	}
+}
