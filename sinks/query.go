@@ -26,6 +26,9 @@ type Query struct {
 	Source     string
 	Subject    string
 	ID         string
+	// Route and Outcome match the record's fields exactly.
+	Route   string
+	Outcome string
 	// Limit is the page size: 0 means DefaultLimit; at most MaxLimit.
 	Limit int
 	// Desc orders newest first.
@@ -59,12 +62,13 @@ func (q Query) PageSize() int {
 }
 
 // Cursor is the position after the last record of a page: the sort key
-// (time, source, id) of that record. A key rather than an offset keeps
+// (time, source, id, replay) of that record. A key rather than an offset keeps
 // paging stable while records are appended.
 type Cursor struct {
 	TimeNs int64
 	Source string
 	ID     string
+	Replay string
 	// Desc records the direction the cursor was made for, so it cannot be
 	// replayed against the other order.
 	Desc bool
@@ -74,18 +78,19 @@ type cursorWire struct {
 	T int64  `json:"t"`
 	S string `json:"s"`
 	I string `json:"i"`
+	R string `json:"r,omitempty"`
 	D bool   `json:"d,omitempty"`
 }
 
 // Encode returns the opaque cursor string.
 func (c Cursor) Encode() string {
-	b, _ := json.Marshal(cursorWire{c.TimeNs, c.Source, c.ID, c.Desc})
+	b, _ := json.Marshal(cursorWire{c.TimeNs, c.Source, c.ID, c.Replay, c.Desc})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // CursorAfter is the cursor that continues after r in the given order.
 func CursorAfter(r *Record, desc bool) string {
-	return Cursor{TimeNs: r.Time().UnixNano(), Source: r.Event.Source(), ID: r.Event.ID(), Desc: desc}.Encode()
+	return Cursor{TimeNs: r.Time().UnixNano(), Source: r.Event.Source(), ID: r.Event.ID(), Replay: r.Replay, Desc: desc}.Encode()
 }
 
 // DecodeCursor parses s, which must have been made for the same order.
@@ -101,18 +106,18 @@ func DecodeCursor(s string, desc bool) (Cursor, error) {
 	if w.D != desc {
 		return Cursor{}, badParam("cursor", "issued for the other order")
 	}
-	return Cursor{TimeNs: w.T, Source: w.S, ID: w.I, Desc: w.D}, nil
+	return Cursor{TimeNs: w.T, Source: w.S, ID: w.I, Replay: w.R, Desc: w.D}, nil
 }
 
 // queryParams are the parameters ParseQuery accepts.
 var queryParams = map[string]bool{
 	"from": true, "to": true, "type": true, "source": true, "subject": true,
-	"id": true, "limit": true, "order": true, "cursor": true,
+	"id": true, "route": true, "outcome": true, "limit": true, "order": true, "cursor": true,
 }
 
 // ParseQuery reads a Query from URL parameters, as the audit query endpoint
 // receives them: from and to (RFC 3339), type (a trailing "*" makes it a
-// prefix), source, subject, id, limit, order (asc or desc) and cursor. An
+// prefix), source, subject, id, route, outcome, limit, order (asc or desc) and cursor. An
 // unknown, repeated or malformed parameter is an error wrapping ErrBadQuery
 // that names it.
 func ParseQuery(v url.Values) (Query, error) {
@@ -137,6 +142,7 @@ func ParseQuery(v url.Values) (Query, error) {
 		q.Type, q.TypePrefix = t, true
 	}
 	q.Source, q.Subject, q.ID = v.Get("source"), v.Get("subject"), v.Get("id")
+	q.Route, q.Outcome = v.Get("route"), v.Get("outcome")
 	if s := v.Get("limit"); s != "" {
 		if q.Limit, err = strconv.Atoi(s); err != nil {
 			return Query{}, badParam("limit", fmt.Sprintf("%q is not an integer", s))

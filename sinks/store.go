@@ -39,9 +39,34 @@ type Record struct {
 	Offset    int64
 	// Route is the name of the route that handled the event, if any.
 	Route string
+	// Outcome says what became of the event: one of the Outcome constants,
+	// or "" when the writer of the record does not know.
+	Outcome string
+	// Replay is the id of the replay job that published this copy of the
+	// event again, or "" for the original. It is part of the record's
+	// identity (source, id, replay), so a replayed copy is audited beside
+	// the original instead of overwriting it or being dropped as a duplicate.
+	Replay string
 	// Received is when auditbus took the event from its source.
 	Received time.Time
 }
+
+// Outcomes a record can carry.
+const (
+	// OutcomeDelivered: every destination of the route accepted the event.
+	OutcomeDelivered = "delivered"
+	// OutcomeDeadLettered: at least one destination gave up on the event and
+	// it was parked in the route's dead-letter destination.
+	OutcomeDeadLettered = "deadlettered"
+	// OutcomeFiltered: the route's filter did not match; nothing was sent.
+	OutcomeFiltered = "filtered"
+	// OutcomeAccepted: the event was taken in (HTTP ingest) and handed to a
+	// transport with no route involved.
+	OutcomeAccepted = "accepted"
+	// OutcomePoison: the message was not a valid CloudEvent; the record keeps
+	// what could be read of it and it went to dead letter.
+	OutcomePoison = "poison"
+)
 
 // Time is the instant a record is indexed under: the event's time, or
 // Received when the event has none, so every record sorts somewhere.
@@ -94,17 +119,22 @@ func (q CountQuery) Validate() error {
 
 // Store keeps audit records. Implementations are safe for concurrent use.
 type Store interface {
-	// Append stores recs and returns only once they are durable. Records
-	// whose (source, id) is already stored are skipped, so retrying a failed
-	// Append is safe.
+	// Append stores recs and returns only once they are durable. A record's
+	// identity is (source, id, replay); the store keeps one record per
+	// identity. When an identity is already stored, the record with the
+	// later Received wins (ties keep the stored one), so retrying a failed
+	// Append is safe and an outcome recorded later (a route's verdict after
+	// the ingest's "accepted", a redrive's "delivered" after
+	// "deadlettered") supersedes the earlier one. Within one call, the same
+	// rule applies between duplicates.
 	Append(ctx context.Context, recs []Record) error
 	// Query returns one page of records matching q, ordered by
 	// (time, source, id) in q's direction. Paging with Page.Next neither skips
 	// nor repeats records that were stored before the first page, however
 	// many records are appended meanwhile.
 	Query(ctx context.Context, q Query) (Page, error)
-	// Get returns the record with this identity, or an error wrapping
-	// ErrNotFound.
+	// Get returns the original record (Replay "") with this source and id,
+	// or an error wrapping ErrNotFound.
 	Get(ctx context.Context, source, id string) (Record, error)
 	// Counts returns the non-zero counts per bucket and type, ordered by
 	// bucket start then type.
