@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Services the test suites need, in start order. Each has an ensure_<name>.
-SERVICES=(rabbitmq tools)
+SERVICES=(rabbitmq clickhouse tools)
 
 log() { echo "test-services: $*" >&2; }
 
@@ -76,6 +76,40 @@ ensure_rabbitmq() {
 		return 1
 	fi
 	wait_port 127.0.0.1 5672 30
+}
+
+# http_ok URL: true if an HTTP GET of URL answers 2xx within 2 s.
+http_ok() { curl -fsS --max-time 2 "$1" >/dev/null 2>&1; }
+
+# ensure_clickhouse: ClickHouse on 127.0.0.1 (native 9000, HTTP 8123, user
+# default, no password) for sinks/clickhouse. A server answering /ping is
+# reused; otherwise Debian's clickhouse-server (18.16, the only one these
+# machines can install) is installed and started as the clickhouse user,
+# listening on loopback only; the package does not start it itself.
+ensure_clickhouse() {
+	local ping=http://127.0.0.1:8123/ping
+	apt_install curl || return 1
+	if http_ok "$ping"; then
+		return 0
+	fi
+	apt_install clickhouse-server clickhouse-client || return 1
+	log "starting clickhouse-server"
+	# Startup prints harmless "Include not found" lines.
+	runuser -u clickhouse -- /usr/sbin/clickhouse-server --daemon \
+		--config-file=/etc/clickhouse-server/config.xml --pid-file=/tmp/clickhouse-server.pid \
+		-- --listen_host=127.0.0.1 >/dev/null 2>&1 || {
+		log "clickhouse-server did not start (see /var/log/clickhouse-server/)"
+		return 1
+	}
+	local deadline=$((SECONDS + 60))
+	until http_ok "$ping"; do
+		if ((SECONDS >= deadline)); then
+			log "clickhouse-server did not answer $ping within 60 s (see /var/log/clickhouse-server/)"
+			return 1
+		fi
+		sleep 0.2
+	done
+	wait_port 127.0.0.1 9000 30
 }
 
 # ensure_tools: command-line peers the interop tests drive: kcat for
