@@ -43,6 +43,8 @@ func roundTripRecords() []sinks.Record {
 	x.Event.SetExtension("when", time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC))
 	x.Event.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	x.Partition, x.Offset, x.Topic, x.Transport, x.Route = 7, 1<<40, "orders.v1", "kafka", "orders-to-billing"
+	x.Outcome = sinks.OutcomeDeadLettered
+	b.Outcome, j.Outcome = sinks.OutcomeDelivered, sinks.OutcomeAccepted
 
 	nodata := rec("urn:test:rt", "nodata", "com.example.empty", "", 3*time.Second)
 	nodata.Event.DataEncoded = nil
@@ -67,10 +69,11 @@ func sameRecord(t *testing.T, want, got *sinks.Record) {
 		t.Errorf("%s: event\n got %s\nwant %s", key(want), gb, wb)
 	}
 	if got.Transport != want.Transport || got.Topic != want.Topic || got.Partition != want.Partition ||
-		got.Offset != want.Offset || got.Route != want.Route || !got.Received.Equal(want.Received) {
-		t.Errorf("%s: where seen: got %s/%s/%d/%d/%s/%v, want %s/%s/%d/%d/%s/%v", key(want),
-			got.Transport, got.Topic, got.Partition, got.Offset, got.Route, got.Received,
-			want.Transport, want.Topic, want.Partition, want.Offset, want.Route, want.Received)
+		got.Offset != want.Offset || got.Route != want.Route || !got.Received.Equal(want.Received) ||
+		got.Outcome != want.Outcome || got.Replay != want.Replay {
+		t.Errorf("%s: where seen: got %s/%s/%d/%d/%s/%v/%q/%q, want %s/%s/%d/%d/%s/%v/%q/%q", key(want),
+			got.Transport, got.Topic, got.Partition, got.Offset, got.Route, got.Received, got.Outcome, got.Replay,
+			want.Transport, want.Topic, want.Partition, want.Offset, want.Route, want.Received, want.Outcome, want.Replay)
 	}
 }
 
@@ -95,20 +98,32 @@ func testRoundTrip(t *testing.T, e *env) {
 
 func testDuplicates(t *testing.T, e *env) {
 	first := rec("urn:test:dup", "1", "com.example.a", "", 0)
-	again := rec("urn:test:dup", "1", "com.example.changed", "", time.Hour)
+	first.Outcome = sinks.OutcomeAccepted
 	e.append(t, []sinks.Record{first, first})
-	e.append(t, []sinks.Record{again, rec("urn:test:dup", "2", "com.example.a", "", 0)})
+	e.append(t, []sinks.Record{first, rec("urn:test:dup", "2", "com.example.a", "", 0)}) // a retried Append
 	// The same id from another source is another event.
 	e.append(t, []sinks.Record{rec("urn:test:other", "1", "com.example.a", "", 0)})
 	if n := e.total(t); n != 3 {
 		t.Fatalf("stored %d records, want 3", n)
 	}
-	got, err := e.s.Get(e.ctx, "urn:test:dup", "1")
-	if err != nil {
-		t.Fatal(err)
+	got := e.get(t, "urn:test:dup", "1")
+	sameRecord(t, &first, &got)
+
+	// A later record of the identity replaces the whole record, its indexed
+	// fields (time, type) included: the old values find nothing.
+	again := rec("urn:test:dup", "1", "com.example.changed", "sub", time.Hour)
+	again.Outcome = sinks.OutcomeDelivered
+	e.append(t, []sinks.Record{again})
+	got = e.get(t, "urn:test:dup", "1")
+	sameRecord(t, &again, &got)
+	if ks := e.all(t, sinks.Query{Type: "com.example.a", Source: "urn:test:dup"}); !slices.Equal(ks, []string{"urn:test:dup/2"}) {
+		t.Errorf("old type still finds the replaced record: %v", ks)
 	}
-	if got.Event.Type() != "com.example.a" {
-		t.Errorf("a duplicate replaced the first record: type %q", got.Event.Type())
+	if ks := e.all(t, sinks.Query{From: base.Add(time.Hour), Source: "urn:test:dup"}); !slices.Equal(ks, []string{"urn:test:dup/1"}) {
+		t.Errorf("new time window: got %v, want the replaced record", ks)
+	}
+	if n := e.total(t); n != 3 {
+		t.Fatalf("after the later record: stored %d records, want 3", n)
 	}
 }
 
@@ -116,9 +131,13 @@ func testFilters(t *testing.T, e *env) {
 	sources := []string{"urn:s1", "urn:s2"}
 	types := []string{"com.a.created", "com.a.deleted", "com.b.created"}
 	subjects := []string{"", "x", "y"}
+	routes := []string{"", "orders", "billing"}
+	outcomes := []string{sinks.OutcomeDelivered, sinks.OutcomeDeadLettered, "", sinks.OutcomeFiltered}
 	var recs []sinks.Record
 	for i := range 60 {
-		recs = append(recs, rec(sources[i%2], fmt.Sprintf("f%02d", i), types[i%3], subjects[i%5%3], time.Duration(i)*time.Minute))
+		r := rec(sources[i%2], fmt.Sprintf("f%02d", i), types[i%3], subjects[i%5%3], time.Duration(i)*time.Minute)
+		r.Route, r.Outcome = routes[i%7%3], outcomes[i%4]
+		recs = append(recs, r)
 	}
 	e.append(t, recs)
 	from, to := base.Add(10*time.Minute), base.Add(50*time.Minute)
@@ -131,7 +150,7 @@ func testFilters(t *testing.T, e *env) {
 		{"from", sinks.Query{From: from}, func(r *sinks.Record) bool { return !r.Time().Before(from) }},
 		{"to", sinks.Query{To: to}, func(r *sinks.Record) bool { return r.Time().Before(to) }},
 		{"type", sinks.Query{Type: "com.a.created"}, func(r *sinks.Record) bool { return r.Event.Type() == "com.a.created" }},
-		{"type exact is not prefix", sinks.Query{Type: "com.a"}, func(*sinks.Record) bool { return false }},
+		{"type exact is not prefix, nothing matches", sinks.Query{Type: "com.a"}, func(*sinks.Record) bool { return false }},
 		{"type prefix", sinks.Query{Type: "com.a.", TypePrefix: true}, func(r *sinks.Record) bool { return strings.HasPrefix(r.Event.Type(), "com.a.") }},
 		{"source", sinks.Query{Source: "urn:s2"}, func(r *sinks.Record) bool { return r.Event.Source() == "urn:s2" }},
 		{"subject", sinks.Query{Subject: "x"}, func(r *sinks.Record) bool { return r.Event.Subject() == "x" }},
@@ -142,6 +161,21 @@ func testFilters(t *testing.T, e *env) {
 			}},
 		{"combined type and id", sinks.Query{Type: "com.b.created", ID: "f02"}, func(r *sinks.Record) bool { return r.Event.ID() == "f02" }},
 		{"combined, nothing matches", sinks.Query{Type: "com.b.created", ID: "f01"}, func(*sinks.Record) bool { return false }},
+		{"route", sinks.Query{Route: "orders"}, func(r *sinks.Record) bool { return r.Route == "orders" }},
+		{"route unknown, nothing matches", sinks.Query{Route: "nope"}, func(*sinks.Record) bool { return false }},
+		{"outcome", sinks.Query{Outcome: sinks.OutcomeDeadLettered}, func(r *sinks.Record) bool { return r.Outcome == sinks.OutcomeDeadLettered }},
+		{"route and outcome", sinks.Query{Route: "billing", Outcome: sinks.OutcomeDelivered},
+			func(r *sinks.Record) bool { return r.Route == "billing" && r.Outcome == sinks.OutcomeDelivered }},
+		{"combined with route and outcome", sinks.Query{From: from, To: to, Type: "com.a.", TypePrefix: true, Source: "urn:s2", Route: "orders", Outcome: sinks.OutcomeFiltered},
+			func(r *sinks.Record) bool {
+				return !r.Time().Before(from) && r.Time().Before(to) && strings.HasPrefix(r.Event.Type(), "com.a.") &&
+					r.Event.Source() == "urn:s2" && r.Route == "orders" && r.Outcome == sinks.OutcomeFiltered
+			}},
+		{"combined type, subject and outcome", sinks.Query{Type: "com.a.deleted", Subject: "x", Outcome: sinks.OutcomeDeadLettered},
+			func(r *sinks.Record) bool {
+				return r.Event.Type() == "com.a.deleted" && r.Event.Subject() == "x" && r.Outcome == sinks.OutcomeDeadLettered
+			}},
+		{"combined route and outcome, nothing matches", sinks.Query{ID: "f01", Outcome: sinks.OutcomeDelivered}, func(*sinks.Record) bool { return false }},
 	}
 	for _, c := range cases {
 		var want []string
@@ -149,6 +183,9 @@ func testFilters(t *testing.T, e *env) {
 			if c.keep(&recs[i]) {
 				want = append(want, key(&recs[i]))
 			}
+		}
+		if len(want) == 0 && !strings.Contains(c.name, "nothing matches") {
+			t.Fatalf("%s: the test records match nothing; the case would prove nothing", c.name)
 		}
 		c.q.Limit = 7 // several pages, so filters and cursors combine
 		if got := e.all(t, c.q); !slices.Equal(got, want) {
@@ -183,20 +220,10 @@ func testOrderAndPaging(t *testing.T, e *env) {
 		recs = append(recs, rec(fmt.Sprintf("urn:o%d", 4-i%5), fmt.Sprintf("o%02d", i), "t", "", time.Duration(i/5)*time.Millisecond))
 	}
 	e.append(t, recs)
-	// Sort key is (time, source, id); sources count down within an instant.
-	slices.SortFunc(recs, func(a, b sinks.Record) int {
-		if c := a.Time().Compare(b.Time()); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Event.Source(), b.Event.Source()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Event.ID(), b.Event.ID())
-	})
-	var want []string
-	for i := range recs {
-		want = append(want, key(&recs[i]))
-	}
+	// Sort key is (time, source, id, replay); sources count down within an
+	// instant.
+	sortRecords(recs)
+	want := keys(recs)
 	for _, limit := range []int{1, 7, 25, 100} {
 		if got := e.all(t, sinks.Query{Limit: limit}); !slices.Equal(got, want) {
 			t.Errorf("ascending, limit %d: got %v\nwant %v", limit, got, want)
@@ -220,13 +247,21 @@ func testPagingWhileAppending(t *testing.T, e *env) {
 		e.append(t, recs[i:i+2_000])
 	}
 	// Late records land all over the paged range, before and after the
-	// cursor, while the pages are read.
+	// cursor, while the pages are read: half are new events between the
+	// stored ones, half replayed copies of stored events, which share their
+	// time, source and id and differ only in replay.
 	var wg sync.WaitGroup
 	appendErr := make(chan error, 1)
 	wg.Go(func() {
 		for i := 0; i < late; i += 250 {
 			batch := make([]sinks.Record, 0, 250)
 			for j := i; j < i+250; j++ {
+				if j%2 == 1 {
+					r := variant(recs[j*2], time.Hour, sinks.OutcomeDelivered)
+					r.Replay = "late"
+					batch = append(batch, r)
+					continue
+				}
 				batch = append(batch, rec("urn:late", fmt.Sprintf("l-%05d", j), "com.example.page", "", time.Duration(j*2)*time.Millisecond+500*time.Microsecond))
 			}
 			if err := e.s.Append(e.ctx, batch); err != nil {

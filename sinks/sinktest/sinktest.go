@@ -6,6 +6,8 @@ package sinktest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,9 +38,13 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 	}{
 		{"RoundTripBitExact", testRoundTrip},
 		{"DuplicateStoredOnce", testDuplicates},
+		{"LaterReceivedSupersedes", testSupersede},
+		{"DuplicatesInOneAppend", testDuplicatesInOneAppend},
+		{"ReplayBesideOriginal", testReplay},
 		{"Filters", testFilters},
 		{"TimeBoundaries", testTimeBoundaries},
 		{"OrderAndPaging", testOrderAndPaging},
+		{"PagingOverReplays", testPagingOverReplays},
 		{"PagingWhileAppending", testPagingWhileAppending},
 		{"GetByID", testGet},
 		{"CountsPerBucket", testCounts},
@@ -101,7 +107,7 @@ func (e *env) append(t *testing.T, recs []sinks.Record) {
 	}
 }
 
-// all pages through q and returns every record's "source/id".
+// all pages through q and returns every record's key.
 func (e *env) all(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	var keys []string
@@ -123,7 +129,60 @@ func (e *env) all(t *testing.T, q sinks.Query) []string {
 	}
 }
 
-func key(r *sinks.Record) string { return r.Event.Source() + "/" + r.Event.ID() }
+// key is "source/id", with "@replay" after it for a replayed copy.
+func key(r *sinks.Record) string {
+	k := r.Event.Source() + "/" + r.Event.ID()
+	if r.Replay != "" {
+		k += "@" + r.Replay
+	}
+	return k
+}
+
+// keys returns the keys of recs in order.
+func keys(recs []sinks.Record) []string {
+	ks := make([]string, len(recs))
+	for i := range recs {
+		ks[i] = key(&recs[i])
+	}
+	return ks
+}
+
+// sortRecords orders recs by the query sort key (time, source, id, replay),
+// ascending.
+func sortRecords(recs []sinks.Record) {
+	slices.SortFunc(recs, func(a, b sinks.Record) int {
+		if c := a.Time().Compare(b.Time()); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Event.Source(), b.Event.Source()); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Event.ID(), b.Event.ID()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Replay, b.Replay)
+	})
+}
+
+// variant copies r with its own event, so changes to the copy leave r
+// alone, and receives it d later with the given outcome.
+func variant(r sinks.Record, d time.Duration, outcome string) sinks.Record {
+	r.Event = r.Event.Clone()
+	r.Received = r.Received.Add(d)
+	r.Outcome = outcome
+	return r
+}
+
+// get fetches the original record of source and id, failing the test if
+// it is missing.
+func (e *env) get(t *testing.T, source, id string) sinks.Record {
+	t.Helper()
+	r, err := e.s.Get(e.ctx, source, id)
+	if err != nil {
+		t.Fatalf("Get(%q, %q): %v", source, id, err)
+	}
+	return r
+}
 
 // total sums every count in a window wide enough for every record.
 func (e *env) total(t *testing.T) int64 {
