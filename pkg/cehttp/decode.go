@@ -266,6 +266,9 @@ func missing(attr string, m mode) *Error {
 }
 
 func setSource(ec *event.EventContextV1, v string, m mode) *Error {
+	if strings.TrimSpace(v) == "" {
+		return missing("source", m)
+	}
 	u := types.ParseURIRef(v)
 	if u == nil {
 		return newError(CodeInvalidAttribute, "source", where("source", m)+" "+quoteShort(v)+

@@ -265,6 +265,9 @@ func (s *scanner) event() (event.Event, string, *Error) {
 		}
 	}
 	e.Context = ec
+	if firstErr != nil && firstErr.Attribute == "specversion" {
+		return e, ec.ID, firstErr
+	}
 	if err := checkSpecVersion(sv, seen&seenSpecVersion != 0, structuredMode); err != nil {
 		return e, ec.ID, err
 	}
