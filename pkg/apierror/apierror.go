@@ -1,0 +1,50 @@
+// Package apierror writes the one JSON error shape every auditbus HTTP
+// endpoint answers with:
+//
+//	{"error":{"code":"token_expired","message":"the token expired at ...; get a new token"}}
+//
+// The code is stable and meant for programs; the message is for people and
+// says what is wrong and what to do about it.
+package apierror
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+)
+
+// Body is the JSON document of an error response.
+type Body struct {
+	Error Detail `json:"error"`
+}
+
+// Detail is the error inside a Body.
+type Detail struct {
+	// Code is a stable, lower-case identifier such as "bad_signature" or
+	// "insufficient_scope".
+	Code string `json:"code"`
+	// Message says, in plain words, what is wrong and how to fix it.
+	Message string `json:"message"`
+}
+
+// Write answers with status and the JSON body {"error":{"code":code,
+// "message":message}}, as application/json. Headers the caller set before
+// (WWW-Authenticate, say) are kept. The body is never cached.
+func Write(w http.ResponseWriter, status int, code, message string) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// The body is served as application/json with nosniff, so "<" and ">"
+	// stay readable instead of becoming \u003c and \u003e.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Body{Error: Detail{Code: code, Message: message}}); err != nil {
+		// Encoding two strings cannot fail; keep the shape regardless.
+		b.Reset()
+		b.WriteString(`{"error":{"code":"internal","message":"the error body could not be encoded"}}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}

@@ -1,0 +1,235 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenBytes is the longest bearer token read; a longer one is refused
+// as malformed before any decoding.
+const MaxTokenBytes = 16 << 10
+
+// Verifier checks bearer tokens. Build it once with New; it is safe for
+// concurrent use and does no file or network I/O per request. A nil
+// Verifier, or one built from a Config without keys, is not configured:
+// Require lets every request through.
+type Verifier struct {
+	keys     *keySet
+	parser   *jwt.Parser
+	issuer   string
+	audience []string
+	leeway   time.Duration
+}
+
+// New builds a Verifier from cfg. It refuses keys of the wrong type or
+// size, two keys with one kid, and a leeway outside 0 to MaxLeeway; each
+// error names the key's origin.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("auditbus: auth: leeway %s: want 0 to %s", cfg.Leeway, MaxLeeway)
+	}
+	if len(cfg.Keys) == 0 {
+		return &Verifier{}, nil
+	}
+	ks, err := newKeySet(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("auditbus: auth: %w", err)
+	}
+	return &Verifier{
+		keys: ks,
+		// The key set, not the parser, decides the algorithm: WithValidMethods
+		// would refuse "none" before the key set can say why.
+		parser:   jwt.NewParser(jwt.WithLeeway(cfg.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt()),
+		issuer:   cfg.Issuer,
+		audience: slices.Clone(cfg.Audience),
+		leeway:   cfg.Leeway,
+	}, nil
+}
+
+// Configured reports whether v has keys, so that tokens are checked.
+func (v *Verifier) Configured() bool { return v != nil && v.keys != nil }
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	// Subject is the sub claim: who the token was issued to.
+	Subject string
+	// Issuer is the iss claim.
+	Issuer string
+	// Scopes are the granted scopes, from the scope claim (a space-separated
+	// string) and the scp claim (an array of strings), in that order.
+	Scopes []string
+	// ExpiresAt is the exp claim.
+	ExpiresAt time.Time
+	// KeyID is the token's kid header, if any.
+	KeyID string
+}
+
+// HasScope reports whether the principal was granted scope.
+func (p Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
+
+// Authenticate verifies the bearer token of r's Authorization header. It
+// does not check scopes. Errors are *Error.
+func (v *Verifier) Authenticate(r *http.Request) (Principal, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return Principal{}, newError(ErrNoToken, "this endpoint needs a bearer token: send the header Authorization: Bearer <token>", nil)
+	}
+	if len(vals) > 1 {
+		return Principal{}, newError(ErrMalformedToken, fmt.Sprintf("the request has %d Authorization headers; send one: Authorization: Bearer <token>", len(vals)), nil)
+	}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, newError(ErrNoToken, fmt.Sprintf("the Authorization header uses the %q scheme; this endpoint needs Authorization: Bearer <token>", clip(scheme)), nil)
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return Principal{}, newError(ErrMalformedToken, "the Authorization header says Bearer but holds no token; send Authorization: Bearer <token>", nil)
+	}
+	return v.Verify(token)
+}
+
+// Verify checks a token in JWT compact form: its signature against the
+// configured keys, exp (required), nbf and iat with the leeway, and the
+// issuer and audience when configured. Errors are *Error, usable with
+// errors.Is against the Err* reasons.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	if !v.Configured() {
+		return Principal{}, newError(ErrUnknownKey, "this server has no keys to verify tokens with", nil)
+	}
+	if len(token) > MaxTokenBytes {
+		return Principal{}, newError(ErrMalformedToken, fmt.Sprintf("the token is %d bytes; at most %d are accepted", len(token), MaxTokenBytes), nil)
+	}
+	var c claims
+	tok, err := v.parser.ParseWithClaims(token, &c, v.keys.keyFor)
+	if err != nil {
+		return Principal{}, v.explain(err, tok, &c)
+	}
+	if v.issuer != "" && c.Issuer != v.issuer {
+		if c.Issuer == "" {
+			return Principal{}, newError(ErrWrongIssuer, fmt.Sprintf("the token has no issuer (iss); this server trusts tokens from %q", v.issuer), nil)
+		}
+		return Principal{}, newError(ErrWrongIssuer, fmt.Sprintf("the token's issuer %q is not the trusted issuer %q; get a token from %q", clip(c.Issuer), v.issuer, v.issuer), nil)
+	}
+	if len(v.audience) > 0 && len(c.Audience) == 0 {
+		return Principal{}, newError(ErrWrongAudience, fmt.Sprintf("the token has no audience (aud); request a token for %s", quoteAll(v.audience)), nil)
+	}
+	if len(v.audience) > 0 && !slices.ContainsFunc(v.audience, func(a string) bool { return slices.Contains(c.Audience, a) }) {
+		return Principal{}, newError(ErrWrongAudience, fmt.Sprintf("the token's audience %q does not include %s; request a token for this audience", clipAll(c.Audience), quoteAll(v.audience)), nil)
+	}
+	p := Principal{Subject: c.Subject, Issuer: c.Issuer, Scopes: c.scopes}
+	if c.ExpiresAt != nil {
+		p.ExpiresAt = c.ExpiresAt.Time
+	}
+	p.KeyID, _ = tok.Header["kid"].(string)
+	return p, nil
+}
+
+// explain turns a jwt error into an *Error whose message says what to do.
+func (v *Verifier) explain(err error, tok *jwt.Token, c *claims) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	const stamp = time.RFC3339
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return newError(ErrMalformedToken, "the bearer token is not a well-formed JWT ("+jwtDetail(err)+"); send the token in compact form header.payload.signature, as issued", err)
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// The header named no algorithm, or one the jwt library does not
+		// know; a known but refused one is the key set's error above.
+		alg, _ := tok.Header["alg"].(string)
+		return newError(ErrUnsupportedAlgorithm, fmt.Sprintf("the token's algorithm (alg) %q is not accepted; this server accepts %s", clip(alg), v.keys.algList()), err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return newError(ErrBadSignature, fmt.Sprintf("the token's %s signature does not match any key this server trusts; get a token signed by a trusted issuer", tok.Method.Alg()), err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return newError(ErrTokenExpired, fmt.Sprintf("the token expired at %s (clock skew allowed: %s); get a new token", c.ExpiresAt.UTC().Format(stamp), v.leeway), err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token is not valid before %s (nbf; clock skew allowed: %s); wait, or check the issuer's clock", c.NotBefore.UTC().Format(stamp), v.leeway), err)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token was issued in the future, at %s (iat; clock skew allowed: %s); check the issuer's clock", c.IssuedAt.UTC().Format(stamp), v.leeway), err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return newError(ErrInvalidClaims, "the token has no expiry (exp); this server accepts only tokens that expire", err)
+	}
+	return newError(ErrInvalidClaims, "the token's claims are not valid: "+jwtDetail(err), err)
+}
+
+// jwtDetail is the jwt library's message without its generic prefix.
+func jwtDetail(err error) string {
+	s := err.Error()
+	for _, p := range []string{jwt.ErrTokenMalformed.Error() + ": ", jwt.ErrTokenInvalidClaims.Error() + ": "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+// claims are the claims a Verifier reads. The scope claims are kept raw
+// and parsed in Validate, after the signature is checked, so that a wrong
+// type is reported as such rather than as a malformed token.
+type claims struct {
+	jwt.RegisteredClaims
+	Scope  json.RawMessage `json:"scope"`
+	Scp    json.RawMessage `json:"scp"`
+	scopes []string
+}
+
+// Validate parses the scope claims; the jwt parser calls it after its own
+// checks.
+func (c *claims) Validate() error {
+	var err error
+	if c.scopes, err = appendScopes(nil, "scope", c.Scope); err != nil {
+		return err
+	}
+	c.scopes, err = appendScopes(c.scopes, "scp", c.Scp)
+	return err
+}
+
+// appendScopes accepts a space-separated string (RFC 8693 §4.2) or an
+// array of strings, the form some issuers use for scp.
+func appendScopes(dst []string, name string, raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return dst, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return append(dst, strings.Fields(s)...), nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return dst, newError(ErrInvalidClaims, fmt.Sprintf("the token's %q claim is neither a space-separated string nor an array of strings; ask the issuer for scopes in that form", name), err)
+	}
+	for _, s := range list {
+		dst = append(dst, strings.Fields(s)...)
+	}
+	return dst, nil
+}
+
+// clip shortens text that came from a client before it is echoed back.
+func clip(s string) string {
+	const most = 64
+	if len(s) > most {
+		return strings.ToValidUTF8(s[:most], "") + "..."
+	}
+	return s
+}
+
+func clipAll(list []string) string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = clip(s)
+	}
+	return strings.Join(out, " ")
+}
+
+func quoteAll(list []string) string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(out, " or ")
+}
