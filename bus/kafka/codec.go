@@ -1,10 +1,13 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unsafe"
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -40,21 +43,65 @@ func (m Mode) String() string {
 	return "binary"
 }
 
-// encode writes e into msg in the given mode. The partitionkey extension
-// becomes the message key, so events with the same key share a partition.
-func encode(e *bus.Event, mode Mode, msg *kafkago.Message) error {
+// Binary-mode header keys, built once.
+const (
+	keySpecVersion = headerPrefix + "specversion"
+	keyID          = headerPrefix + "id"
+	keySource      = headerPrefix + "source"
+	keyType        = headerPrefix + "type"
+	keySubject     = headerPrefix + "subject"
+	keyTime        = headerPrefix + "time"
+	keyDataSchema  = headerPrefix + "dataschema"
+)
+
+// extensionKey is the ce_ header key of an extension, without building a
+// string for the extensions most events carry.
+func extensionKey(name string) string {
+	switch name {
+	case bus.ExtPartitionKey:
+		return headerPrefix + bus.ExtPartitionKey
+	case "traceparent":
+		return headerPrefix + "traceparent"
+	case "tracestate":
+		return headerPrefix + "tracestate"
+	}
+	return headerPrefix + name
+}
+
+// specVersionV1 is the ce_specversion value; kafka-go only reads header
+// values, so every message shares it.
+var specVersionV1 = []byte(event.CloudEventsVersionV1)
+
+// bytesOf returns s's bytes without copying them. kafka-go only reads
+// message headers and values, and s is immutable, so sharing is safe; it
+// saves a copy per attribute on the publish path.
+func bytesOf(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// encoder encodes the events of one publish call. Its arena holds the
+// formatted times of all of them, so a batch costs one allocation for them.
+type encoder struct {
+	mode  Mode
+	arena []byte
+}
+
+// encode writes e into msg in the encoder's mode. The partitionkey
+// extension becomes the message key, so events with the same key share a
+// partition.
+func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
 		return fmt.Errorf("%w: only CloudEvents 1.0 events can be encoded", bus.ErrInvalidEvent)
 	}
 	if k, ok := ec.Extensions[bus.ExtPartitionKey]; ok {
-		s, err := types.Format(k)
+		s, err := formatExtension(k)
 		if err != nil {
 			return fmt.Errorf("%w: extension partitionkey: %v", bus.ErrInvalidEvent, err)
 		}
-		msg.Key = []byte(s)
+		msg.Key = bytesOf(s)
 	}
-	if mode == Structured {
+	if en.mode == Structured {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encode event %q as JSON: %w", ec.ID, err)
@@ -64,67 +111,94 @@ func encode(e *bus.Event, mode Mode, msg *kafkago.Message) error {
 		return nil
 	}
 	h := msg.Headers[:0]
-	add := func(name, value string) {
-		h = append(h, kafkago.Header{Key: headerPrefix + name, Value: []byte(value)})
+	if n := 8 + len(ec.Extensions); cap(h) < n {
+		h = make([]kafkago.Header, 0, n)
 	}
-	add("specversion", event.CloudEventsVersionV1)
-	add("id", ec.ID)
-	add("source", ec.Source.String())
-	add("type", ec.Type)
+	h = append(h,
+		kafkago.Header{Key: keySpecVersion, Value: specVersionV1},
+		kafkago.Header{Key: keyID, Value: bytesOf(ec.ID)},
+		kafkago.Header{Key: keySource, Value: bytesOf(ec.Source.String())},
+		kafkago.Header{Key: keyType, Value: bytesOf(ec.Type)},
+	)
 	if ec.Subject != nil {
-		add("subject", *ec.Subject)
+		h = append(h, kafkago.Header{Key: keySubject, Value: bytesOf(*ec.Subject)})
 	}
 	if ec.Time != nil {
-		add("time", types.FormatTime(ec.Time.Time))
+		start := len(en.arena)
+		en.arena = ec.Time.Time.UTC().AppendFormat(en.arena, time.RFC3339Nano)
+		h = append(h, kafkago.Header{Key: keyTime, Value: en.arena[start:len(en.arena):len(en.arena)]})
 	}
 	if ec.DataSchema != nil {
-		add("dataschema", ec.DataSchema.String())
+		h = append(h, kafkago.Header{Key: keyDataSchema, Value: bytesOf(ec.DataSchema.String())})
 	}
 	for name, v := range ec.Extensions {
-		s, err := types.Format(v)
+		s, err := formatExtension(v)
 		if err != nil {
 			return fmt.Errorf("%w: extension %q: %v", bus.ErrInvalidEvent, name, err)
 		}
-		add(name, s)
+		h = append(h, kafkago.Header{Key: extensionKey(name), Value: bytesOf(s)})
 	}
 	if ec.DataContentType != nil {
-		h = append(h, kafkago.Header{Key: headerContentType, Value: []byte(*ec.DataContentType)})
+		h = append(h, kafkago.Header{Key: headerContentType, Value: bytesOf(*ec.DataContentType)})
 	}
 	msg.Headers = h
 	msg.Value = e.DataEncoded
 	return nil
 }
 
+// formatExtension is types.Format with a fast path for strings, the type
+// nearly every extension value has.
+func formatExtension(v any) (string, error) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	return types.Format(v)
+}
+
 // errNotCloudEvent is the reason given for messages in neither mode.
 var errNotCloudEvent = errors.New("not a CloudEvent: no ce_specversion header (binary mode) and content-type is not application/cloudevents+json (structured mode)")
+
+// decoder decodes the messages of one partition reader. It remembers the
+// last source it parsed, since a partition mostly carries events of few
+// sources, and parsing a URI is the dearest part of decoding.
+type decoder struct {
+	source    string
+	sourceURI types.URIRef
+}
 
 // decode reads a CloudEvent from msg in whichever mode it was written, and
 // checks it as Publish would. The event shares msg.Value.
 func decode(msg *kafkago.Message) (bus.Event, error) {
-	var ct, sv string
+	var d decoder
+	return d.decode(msg)
+}
+
+// decode is the package-level decode, reusing d's parsed source.
+func (d *decoder) decode(msg *kafkago.Message) (bus.Event, error) {
+	var ct []byte
+	var sv string
 	binary := false
 	for _, h := range msg.Headers {
 		switch {
 		case strings.EqualFold(h.Key, headerContentType):
-			ct = string(h.Value)
-		case strings.EqualFold(h.Key, headerPrefix+"specversion"):
+			ct = h.Value
+		case strings.EqualFold(h.Key, keySpecVersion):
 			sv, binary = string(h.Value), true
 		}
 	}
 	var e bus.Event
-	lct := strings.ToLower(strings.TrimSpace(ct))
 	switch {
-	case strings.HasPrefix(lct, "application/cloudevents+json"):
+	case hasMediaPrefix(ct, "application/cloudevents+json"):
 		if err := json.Unmarshal(msg.Value, &e); err != nil {
 			return e, fmt.Errorf("structured mode: bad application/cloudevents+json value: %w", err)
 		}
-	case strings.HasPrefix(lct, "application/cloudevents"):
+	case hasMediaPrefix(ct, "application/cloudevents"):
 		return e, fmt.Errorf("content-type %q: only the application/cloudevents+json event format is read (batch mode is not part of the Kafka binding)", ct)
 	case binary:
 		if sv != event.CloudEventsVersionV1 {
 			return e, fmt.Errorf("header ce_specversion is %q; this transport reads CloudEvents 1.0", sv)
 		}
-		if err := decodeBinary(msg, ct, &e); err != nil {
+		if err := d.decodeBinary(msg, &e); err != nil {
 			return e, err
 		}
 	default:
@@ -139,24 +213,51 @@ func decode(msg *kafkago.Message) (bus.Event, error) {
 	return e, nil
 }
 
-// decodeBinary fills e from binary-mode headers and value.
-func decodeBinary(msg *kafkago.Message, ct string, e *bus.Event) error {
-	ec := &event.EventContextV1{}
+// hasMediaPrefix reports whether the content type ct, less leading space,
+// starts with the lower-case prefix p, ignoring case.
+func hasMediaPrefix(ct []byte, p string) bool {
+	ct = bytes.TrimLeft(ct, " \t")
+	return len(ct) >= len(p) && strings.EqualFold(string(ct[:len(p)]), p)
+}
+
+// decodeBinary fills e from binary-mode headers and value. The attribute
+// strings share one allocation: the header values copied once.
+func (d *decoder) decodeBinary(msg *kafkago.Message, e *bus.Event) error {
+	n := 0
 	for _, h := range msg.Headers {
+		n += len(h.Value)
+	}
+	buf := make([]byte, 0, n)
+	for _, h := range msg.Headers {
+		buf = append(buf, h.Value...)
+	}
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
+	ec := &event.EventContextV1{}
+	var ct string
+	off := 0
+	for _, h := range msg.Headers {
+		v := all[off : off+len(h.Value)]
+		off += len(h.Value)
+		if strings.EqualFold(h.Key, headerContentType) {
+			ct = v
+			continue
+		}
 		if len(h.Key) <= len(headerPrefix) || !strings.EqualFold(h.Key[:len(headerPrefix)], headerPrefix) {
 			continue
 		}
-		name, v := strings.ToLower(h.Key[len(headerPrefix):]), string(h.Value)
-		switch name {
+		switch name := strings.ToLower(h.Key[len(headerPrefix):]); name {
 		case "specversion":
 		case "id":
 			ec.ID = v
 		case "source":
-			u := types.ParseURIRef(v)
-			if u == nil {
-				return fmt.Errorf("header ce_source %q is not a URI-reference", v)
+			if v != d.source || d.source == "" {
+				u := types.ParseURIRef(v)
+				if u == nil {
+					return fmt.Errorf("header ce_source %q is not a URI-reference", v)
+				}
+				d.source, d.sourceURI = v, *u
 			}
-			ec.Source = *u
+			ec.Source = d.sourceURI
 		case "type":
 			ec.Type = v
 		case "subject":

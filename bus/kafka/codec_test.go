@@ -40,7 +40,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			in := fullEvent()
 			var msg kafkago.Message
-			if err := encode(&in, mode, &msg); err != nil {
+			en := encoder{mode: mode}
+			if err := en.encode(&in, &msg); err != nil {
 				t.Fatal(err)
 			}
 			if string(msg.Key) != "k1" {
@@ -114,5 +115,46 @@ func TestDecodePoison(t *testing.T) {
 				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// benchEvent is a typical event: the required attributes, a time, a
+// partition key and 1 KiB of data.
+func benchEvent() bus.Event {
+	e := event.New()
+	e.SetID("0193a4b2-7c1d-7e00-8000-000000000001")
+	e.SetSource("https://example.com/orders")
+	e.SetType("com.example.order.created")
+	e.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC))
+	e.SetExtension(bus.ExtPartitionKey, "customer-42")
+	_ = e.SetData("application/octet-stream", bytes.Repeat([]byte{'x'}, 1024))
+	return e
+}
+
+func BenchmarkEncodeBinary(b *testing.B) {
+	events := []bus.Event{benchEvent()}
+	b.ReportAllocs()
+	for b.Loop() {
+		var msg kafkago.Message
+		en := encoder{mode: Binary, arena: make([]byte, 0, 36)}
+		if err := en.encode(&events[0], &msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeBinary(b *testing.B) {
+	e := benchEvent()
+	var msg kafkago.Message
+	en := encoder{mode: Binary}
+	if err := en.encode(&e, &msg); err != nil {
+		b.Fatal(err)
+	}
+	var d decoder
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.decode(&msg); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -165,20 +165,22 @@ func (s *subscription) runGeneration(gen *kafkago.Generation) {
 		wg.Wait()
 		return
 	}
+	c := newCommitter(s, gen)
 	var wg sync.WaitGroup
 	for _, pa := range parts {
 		wg.Add(1)
 		gen.Start(func(ctx context.Context) {
 			defer wg.Done()
-			s.consumePartition(ctx, gen, pa)
+			s.consumePartition(ctx, pa, c)
 		})
 	}
 	wg.Wait()
+	c.close()
 }
 
-// consumePartition reads one partition in order, in batches, committing
-// each batch after its handler succeeded.
-func (s *subscription) consumePartition(genCtx context.Context, gen *kafkago.Generation, pa kafkago.PartitionAssignment) {
+// consumePartition reads one partition in order, in batches, marking each
+// batch for commit after its handler succeeded.
+func (s *subscription) consumePartition(genCtx context.Context, pa kafkago.PartitionAssignment, c *committer) {
 	// Fetching stops when the generation ends or Close is called; a handler
 	// in flight runs on under the caller's context and finishes its batch.
 	ctx, cancel := context.WithCancel(genCtx)
@@ -202,6 +204,7 @@ func (s *subscription) consumePartition(genCtx context.Context, gen *kafkago.Gen
 		s.fail(fmt.Errorf("auditbus: kafka consume %q partition %d: seek to %d: %w", s.topic, pa.ID, pa.Offset, err))
 		return
 	}
+	var dec decoder
 	raw := make([]kafkago.Message, 0, s.cfg.MaxBatch)
 	msgs := make([]bus.Message, 0, s.cfg.MaxBatch)
 	for {
@@ -211,7 +214,7 @@ func (s *subscription) consumePartition(genCtx context.Context, gen *kafkago.Gen
 		}
 		msgs = msgs[:0]
 		for i := range raw {
-			e, err := decode(&raw[i])
+			e, err := dec.decode(&raw[i])
 			if err != nil {
 				if !s.poison(raw[i], err) {
 					return
@@ -230,16 +233,8 @@ func (s *subscription) consumePartition(genCtx context.Context, gen *kafkago.Gen
 				return
 			}
 		}
-		next := raw[len(raw)-1].Offset + 1
-		err := gen.CommitOffsets(map[string]map[int]int64{s.topic: {pa.ID: next}})
+		c.mark(pa.ID, raw[len(raw)-1].Offset+1)
 		clear(msgs)
-		if err != nil {
-			// The generation ended under us: the batch is redelivered to
-			// whoever gets the partition (at-least-once).
-			s.t.cfg.Logger.Warn("kafka commit failed; the batch may be delivered again",
-				"topic", s.topic, "group", s.group, "partition", pa.ID, "offset", next, "error", err)
-			return
-		}
 	}
 }
 

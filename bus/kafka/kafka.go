@@ -89,9 +89,10 @@ func (t *Transport) Publish(ctx context.Context, topic string, events []bus.Even
 		return fmt.Errorf("auditbus: kafka publish to %q: %w", topic, err)
 	}
 	msgs := make([]kafkago.Message, len(events))
+	en := encoder{mode: t.cfg.Mode, arena: make([]byte, 0, 36*len(events))}
 	for i := range events {
 		msgs[i].Topic = topic
-		if err := encode(&events[i], t.cfg.Mode, &msgs[i]); err != nil {
+		if err := en.encode(&events[i], &msgs[i]); err != nil {
 			return fmt.Errorf("auditbus: kafka publish to %q: event #%d (id %q): %w", topic, i, events[i].ID(), err)
 		}
 	}

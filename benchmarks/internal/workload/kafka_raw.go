@@ -18,7 +18,7 @@ import (
 // headers and the payload as the value. The consumer is the same pattern
 // as bus/kafka's: a consumer group whose generation starts a reader per
 // assigned partition, each fetching batches of up to bus.DefaultMaxBatch
-// and committing every batch once handled, but it decodes no CloudEvent
+// and marking every batch for one committer goroutine once handled, but it decodes no CloudEvent
 // (it only finds the ce_id header for the tally) and has no retry loop,
 // middleware or poison handling.
 func RawKafka(k Kafka) Paced {
@@ -65,16 +65,18 @@ func setupRawKafka(k Kafka, w *Workload) (*Trial, error) {
 		return nil, errors.Join(err, cg.Close(), writer.Close(), drop())
 	}
 	t := &lockedTally{tally: newTally(w)}
+	c := &rawCommitter{gen: gen, topic: topic, pending: map[int]int64{}, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
 	var wg sync.WaitGroup
 	for _, pa := range gen.Assignments[topic] {
 		wg.Add(1)
 		gen.Start(func(genCtx context.Context) {
 			defer wg.Done()
-			rawKafkaPartition(ctx, genCtx, k, dialer, gen, topic, pa, t)
+			rawKafkaPartition(ctx, genCtx, k, dialer, c, topic, pa, t)
 		})
 	}
 	stopped := make(chan struct{})
-	go func() { wg.Wait(); close(stopped) }()
+	go func() { wg.Wait(); close(c.quit); <-c.done; close(stopped) }()
 	return &Trial{
 		w:     w,
 		tally: t.tally,
@@ -95,7 +97,7 @@ func setupRawKafka(k Kafka, w *Workload) (*Trial, error) {
 
 // rawKafkaPartition reads one partition in batches and commits each batch
 // after recording it, until the trial or the generation ends.
-func rawKafkaPartition(ctx, genCtx context.Context, k Kafka, dialer *kafkago.Dialer, gen *kafkago.Generation, topic string, pa kafkago.PartitionAssignment, t *lockedTally) {
+func rawKafkaPartition(ctx, genCtx context.Context, k Kafka, dialer *kafkago.Dialer, c *rawCommitter, topic string, pa kafkago.PartitionAssignment, t *lockedTally) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(genCtx, cancel)()
@@ -126,10 +128,51 @@ func rawKafkaPartition(ctx, genCtx context.Context, k Kafka, dialer *kafkago.Dia
 			t.record(rawKafkaID(&batch[i]), len(batch[i].Value))
 		}
 		t.mu.Unlock()
-		next := batch[len(batch)-1].Offset + 1
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {pa.ID: next}}); err != nil {
+		c.mark(pa.ID, batch[len(batch)-1].Offset+1)
+	}
+}
+
+// rawCommitter is the plain way to commit a generation's offsets from
+// several partition readers with kafka-go: one goroutine sends whatever
+// the readers marked since its last OffsetCommit, as bus/kafka does.
+type rawCommitter struct {
+	gen              *kafkago.Generation
+	topic            string
+	mu               sync.Mutex
+	pending          map[int]int64
+	kick, quit, done chan struct{}
+}
+
+func (c *rawCommitter) mark(partition int, next int64) {
+	c.mu.Lock()
+	c.pending[partition] = next
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *rawCommitter) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			c.flush()
 			return
 		}
+		c.flush()
+	}
+}
+
+func (c *rawCommitter) flush() {
+	c.mu.Lock()
+	offsets := c.pending
+	c.pending = make(map[int]int64, len(offsets))
+	c.mu.Unlock()
+	if len(offsets) > 0 {
+		_ = c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets})
 	}
 }
 
