@@ -113,9 +113,9 @@ ensure_clickhouse() {
 }
 
 # ensure_tools: command-line peers the interop tests drive: kcat for
-# bus/kafka (its broker, kfake, runs inside the tests).
+# bus/kafka (its broker, kfake, runs inside the tests), curl for pkg/cehttp.
 ensure_tools() {
-	apt_install kcat
+	apt_install kcat curl
 }
 
 up() {
