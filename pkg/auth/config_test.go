@@ -70,3 +70,15 @@ func TestConfigFromEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigFromProcessEnv(t *testing.T) {
+	t.Setenv("AUDITBUS_AUTH_HS256_SECRET", "too short")
+	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "AUDITBUS_AUTH_HS256_SECRET") {
+		t.Fatalf("error %v does not name the variable", err)
+	}
+	t.Setenv("AUDITBUS_AUTH_HS256_SECRET", "base64:"+b64(keys(t).secret))
+	c, err := ConfigFromEnv()
+	if err != nil || len(c.Keys) != 1 {
+		t.Fatalf("config %+v, %v", c, err)
+	}
+}

@@ -133,10 +133,20 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 
 // explain turns a jwt error into an *Error whose message says what to do.
 func (v *Verifier) explain(err error, tok *jwt.Token, c *claims) *Error {
+	// The time checks run only once the signature verified, so they come
+	// before the errors of the key set and of the scope claims.
+	const stamp = time.RFC3339
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return newError(ErrTokenExpired, fmt.Sprintf("the token expired at %s (clock skew allowed: %s); get a new token", c.ExpiresAt.UTC().Format(stamp), v.leeway), err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token is not valid before %s (nbf; clock skew allowed: %s); wait, or check the issuer's clock", c.NotBefore.UTC().Format(stamp), v.leeway), err)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token was issued in the future, at %s (iat; clock skew allowed: %s); check the issuer's clock", c.IssuedAt.UTC().Format(stamp), v.leeway), err)
+	}
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e
 	}
-	const stamp = time.RFC3339
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return newError(ErrMalformedToken, "the bearer token is not a well-formed JWT ("+jwtDetail(err)+"); send the token in compact form header.payload.signature, as issued", err)
@@ -147,12 +157,6 @@ func (v *Verifier) explain(err error, tok *jwt.Token, c *claims) *Error {
 		return newError(ErrUnsupportedAlgorithm, fmt.Sprintf("the token's algorithm (alg) %q is not accepted; this server accepts %s", clip(alg), v.keys.algList()), err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return newError(ErrBadSignature, fmt.Sprintf("the token's %s signature does not match any key this server trusts; get a token signed by a trusted issuer", tok.Method.Alg()), err)
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return newError(ErrTokenExpired, fmt.Sprintf("the token expired at %s (clock skew allowed: %s); get a new token", c.ExpiresAt.UTC().Format(stamp), v.leeway), err)
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token is not valid before %s (nbf; clock skew allowed: %s); wait, or check the issuer's clock", c.NotBefore.UTC().Format(stamp), v.leeway), err)
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return newError(ErrTokenNotYetValid, fmt.Sprintf("the token was issued in the future, at %s (iat; clock skew allowed: %s); check the issuer's clock", c.IssuedAt.UTC().Format(stamp), v.leeway), err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return newError(ErrInvalidClaims, "the token has no expiry (exp); this server accepts only tokens that expire", err)
 	}

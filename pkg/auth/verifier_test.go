@@ -126,6 +126,7 @@ func TestRequire(t *testing.T) {
 		{"unknown kid", jwksOnly, ScopeEventsWrite, bearer(sign(t, tok{method: jwt.SigningMethodRS256, key: k.rsa, kid: "rsa-9"})), 401, CodeUnknownKey, invalid},
 		{"no kid where keys need one", jwksOnly, ScopeEventsWrite, bearer(sign(t, tok{method: jwt.SigningMethodEdDSA, key: k.ed})), 401, CodeUnknownKey, invalid},
 		{"kid of a key of another algorithm", jwksOnly, ScopeEventsWrite, bearer(sign(t, tok{method: jwt.SigningMethodRS256, key: k.rsa, kid: "ed-1"})), 401, CodeUnsupportedAlgorithm, invalid},
+		{"expired with a bad scope claim", full, ScopeEventsWrite, bearer(hs(with("exp", now.Add(-time.Hour).Unix(), "scope", 42))), 401, CodeTokenExpired, invalid},
 		{"scope claim of the wrong type", full, ScopeEventsWrite, bearer(hs(with("scope", 42))), 401, CodeInvalidClaims, invalid},
 		{"missing scope", full, ScopeReplayWrite, bearer(hs(nil)), 403, CodeInsufficientScope, `Bearer realm="auditbus", error="insufficient_scope", error_description="the token (subject 'svc-checkout') lacks the scope 'replay:write'`},
 		{"one of two scopes missing", full, "events:write replay:write", bearer(hs(nil)), 403, CodeInsufficientScope, `scope="events:write replay:write"`},
