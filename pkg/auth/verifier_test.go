@@ -91,6 +91,7 @@ func TestRequire(t *testing.T) {
 		{"RS256 PEM key without kid", full, ScopeEventsWrite, bearer(rs(nil)), 200, "", ""},
 		{"EdDSA JWKS key by kid", full, ScopeAuditRead, bearer(ed(nil)), 200, "", ""},
 		{"RS256 JWKS key by kid", jwksOnly, ScopeEventsWrite, bearer(sign(t, tok{method: jwt.SigningMethodRS256, key: k.rsa, kid: "rsa-1"})), 200, "", ""},
+		{"unknown kid falls back to keys without one", full, ScopeEventsWrite, bearer(sign(t, tok{method: jwt.SigningMethodRS256, key: k.rsa, kid: "not-in-jwks"})), 200, "", ""},
 		{"lower-case scheme", full, ScopeEventsWrite, []string{"bearer " + hs(nil)}, 200, "", ""},
 		{"expired within leeway", full, ScopeEventsWrite, bearer(hs(with("exp", now.Add(-10*time.Second).Unix()))), 200, "", ""},
 		{"audience in a list", full, ScopeEventsWrite, bearer(hs(with("aud", []string{"x", "auditbus"}))), 200, "", ""},
