@@ -194,7 +194,8 @@ func binaryContext(h http.Header) (*event.EventContextV1, error) {
 		case strings.EqualFold(name, "type"):
 			ec.Type = v
 		case strings.EqualFold(name, "subject"):
-			ec.Subject = &v
+			subject := v // a copy, so that v itself does not escape
+			ec.Subject = &subject
 		case strings.EqualFold(name, "time"):
 			if err := setTime(ec, v, binaryMode); err != nil {
 				return nil, err
@@ -207,7 +208,7 @@ func binaryContext(h http.Header) (*event.EventContextV1, error) {
 			return nil, newError(CodeInvalidAttribute, "datacontenttype",
 				"header "+k+" must not be sent: in binary mode datacontenttype travels as the Content-Type header (HTTP binding, section 3.1.1)")
 		default:
-			name = strings.ToLower(name)
+			name = extensionName(name)
 			if err := checkExtensionName(name, binaryMode); err != nil {
 				return nil, err
 			}
@@ -224,6 +225,19 @@ func binaryContext(h http.Header) (*event.EventContextV1, error) {
 		ec.DataContentType = &ct
 	}
 	return ec, nil
+}
+
+// commonExtensions are extension names returned without allocating.
+var commonExtensions = [...]string{"traceparent", "tracestate", "partitionkey", "sequence", "dataref", "authtype", "authid"}
+
+// extensionName lower-cases the name of a ce- header past the prefix.
+func extensionName(name string) string {
+	for _, c := range commonExtensions {
+		if strings.EqualFold(name, c) {
+			return c
+		}
+	}
+	return strings.ToLower(name)
 }
 
 // where names attribute attr as the client sent it in mode m.
