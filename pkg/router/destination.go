@@ -1,0 +1,195 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/cehttp"
+)
+
+// destination delivers events to one place: a transport topic or a
+// webhook, with the route's retry policy and its own circuit breaker.
+type destination struct {
+	name  string
+	route string
+	// Exactly one of these is set.
+	transport bus.Transport
+	topic     string
+	hook      *cehttp.Webhook
+
+	retry   RetryPolicy
+	breaker *breaker
+	m       *Metrics
+}
+
+// failure is an event a destination gave up on.
+type failure struct {
+	index    int // in the batch given to deliver
+	attempts int
+	err      error
+}
+
+// deliver sends events in order and returns the ones it gave up on after
+// the retry policy (nil when every event was accepted). It returns an
+// error only when ctx ends first; the events not yet accepted then count as
+// not delivered and the caller must not acknowledge them.
+func (d *destination) deliver(ctx context.Context, events []bus.Event) ([]failure, error) {
+	if d.hook != nil {
+		return d.deliverEach(ctx, events)
+	}
+	return d.deliverBatch(ctx, events)
+}
+
+// deliverBatch publishes the batch to a transport topic, retrying what the
+// transport did not acknowledge. An event the transport refuses for good
+// (invalid or too large for it) is given up at once; the rest go on.
+func (d *destination) deliverBatch(ctx context.Context, events []bus.Event) ([]failure, error) {
+	pending := make([]int, len(events))
+	for i := range pending {
+		pending[i] = i
+	}
+	batch := events
+	var failed []failure
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := d.attempt(func() error { return d.transport.Publish(ctx, d.topic, batch) })
+		if err == nil {
+			d.m.delivered(d.route, d.name, len(batch))
+			return failed, nil
+		}
+		if ctx.Err() != nil {
+			return failed, ctx.Err()
+		}
+		if permanent(err) {
+			var ee *bus.EventError
+			if !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(pending) {
+				// Refused for good, but not saying which event: give up on all.
+				for _, i := range pending {
+					failed = append(failed, failure{i, attempt, err})
+				}
+				return failed, nil
+			}
+			failed = append(failed, failure{pending[ee.Index], attempt, err})
+			pending = append(pending[:ee.Index:ee.Index], pending[ee.Index+1:]...)
+			if len(pending) == 0 {
+				return failed, nil
+			}
+			batch = make([]bus.Event, len(pending))
+			for j, i := range pending {
+				batch[j] = events[i]
+			}
+			attempt-- // the others were not refused; try them afresh
+			continue
+		}
+		if !d.wait(ctx, attempt, start, err) {
+			if ctx.Err() != nil {
+				return failed, ctx.Err()
+			}
+			for _, i := range pending {
+				failed = append(failed, failure{i, attempt, err})
+			}
+			return failed, nil
+		}
+	}
+}
+
+// deliverEach posts events one at a time, in order, each with its own
+// retries; an event given up on goes to the dead letter and the next one
+// is tried.
+func (d *destination) deliverEach(ctx context.Context, events []bus.Event) ([]failure, error) {
+	var failed []failure
+	for i := range events {
+		start := time.Now()
+		for attempt := 1; ; attempt++ {
+			err := d.attempt(func() error { return d.hook.Send(ctx, &events[i]) })
+			if err == nil {
+				d.m.delivered(d.route, d.name, 1)
+				break
+			}
+			if ctx.Err() != nil {
+				return failed, ctx.Err()
+			}
+			if cehttp.IsPermanent(err) || !d.wait(ctx, attempt, start, err) {
+				if ctx.Err() != nil {
+					return failed, ctx.Err()
+				}
+				failed = append(failed, failure{i, attempt, err})
+				break
+			}
+		}
+	}
+	return failed, nil
+}
+
+// attempt runs send through the circuit breaker.
+func (d *destination) attempt(send func() error) error {
+	if ok, _ := d.breaker.allow(); !ok {
+		return errCircuitOpen
+	}
+	err := send()
+	if !permanent(err) || err == nil {
+		// A refused event says nothing about the destination's health.
+		d.breaker.done(err)
+	}
+	return err
+}
+
+// wait sleeps before the next attempt after failed attempt number attempt,
+// and reports false when the policy gives up (attempts or elapsed time) or
+// ctx ends.
+func (d *destination) wait(ctx context.Context, attempt int, start time.Time, err error) bool {
+	if attempt >= d.retry.MaxAttempts && !errors.Is(err, errCircuitOpen) {
+		return false
+	}
+	pause := d.retry.backoff(attempt)
+	if errors.Is(err, errCircuitOpen) {
+		_, until := d.breaker.allow()
+		pause = max(until, 10*time.Millisecond)
+	} else if ra, ok := cehttp.RetryAfter(err); ok {
+		pause = max(pause, ra)
+	}
+	if d.retry.MaxElapsed > 0 && time.Since(start)+pause > d.retry.MaxElapsed {
+		return false
+	}
+	d.m.retried(d.route, d.name)
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// permanent reports an error that retrying cannot cure: the event itself is
+// unacceptable to the destination.
+func permanent(err error) bool {
+	return errors.Is(err, bus.ErrInvalidEvent) || errors.Is(err, bus.ErrTooLarge) || cehttp.IsPermanent(err)
+}
+
+// backoff is the wait after failed attempt number attempt (1-based):
+// InitialBackoff doubled per attempt up to MaxBackoff, varied by Jitter.
+func (p RetryPolicy) backoff(attempt int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	if p.Jitter > 0 {
+		d += time.Duration((rand.Float64()*2 - 1) * p.Jitter * float64(d))
+	}
+	return max(d, 0)
+}
+
+// describe names the destination in errors and logs.
+func (d *destination) describe() string {
+	if d.hook != nil {
+		return fmt.Sprintf("webhook %s", d.hook.URL())
+	}
+	return fmt.Sprintf("topic %q", d.topic)
+}

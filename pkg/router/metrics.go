@@ -1,0 +1,106 @@
+package router
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the router's Prometheus metrics. Labels are bounded: route
+// and destination names come from the routes file, outcome from a fixed
+// set. A nil *Metrics records nothing.
+type Metrics struct {
+	in           *prometheus.CounterVec
+	filtered     *prometheus.CounterVec
+	deliveredC   *prometheus.CounterVec
+	retriedC     *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	outcomes     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	circuitOpen  *prometheus.GaugeVec
+	circuitTrips *prometheus.CounterVec
+}
+
+// NewMetrics registers the router's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_route_events_in_total", Help: "Events a route took from its source.",
+		}, []string{"route"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_route_events_filtered_total", Help: "Events a route's filter left out.",
+		}, []string{"route"}),
+		deliveredC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_destination_events_delivered_total", Help: "Events a destination accepted.",
+		}, []string{"route", "destination"}),
+		retriedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_destination_retries_total", Help: "Delivery attempts retried after a failure.",
+		}, []string{"route", "destination"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_destination_events_deadlettered_total", Help: "Events given up on and parked in the route's dead letter.",
+		}, []string{"route", "destination"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_route_events_total", Help: "Events a route finished with, by outcome (delivered, deadlettered, filtered, poison).",
+		}, []string{"route", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auditbus_route_delivery_seconds",
+			Help:    "From taking a batch from the source to every destination and the audit store having it.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditbus_destination_circuit_open", Help: "1 while the destination's circuit breaker is open.",
+		}, []string{"route", "destination"}),
+		circuitTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_destination_circuit_trips_total", Help: "Times the destination's circuit breaker opened.",
+		}, []string{"route", "destination"}),
+	}
+	reg.MustRegister(m.in, m.filtered, m.deliveredC, m.retriedC, m.deadLettered, m.outcomes, m.latency, m.circuitOpen, m.circuitTrips)
+	return m
+}
+
+func (m *Metrics) took(route string, n, filtered int) {
+	if m != nil {
+		m.in.WithLabelValues(route).Add(float64(n))
+		if filtered > 0 {
+			m.filtered.WithLabelValues(route).Add(float64(filtered))
+		}
+	}
+}
+
+func (m *Metrics) delivered(route, dest string, n int) {
+	if m != nil {
+		m.deliveredC.WithLabelValues(route, dest).Add(float64(n))
+	}
+}
+
+func (m *Metrics) retried(route, dest string) {
+	if m != nil {
+		m.retriedC.WithLabelValues(route, dest).Inc()
+	}
+}
+
+func (m *Metrics) deadLetteredN(route, dest string, n int) {
+	if m != nil {
+		m.deadLettered.WithLabelValues(route, dest).Add(float64(n))
+	}
+}
+
+func (m *Metrics) finished(route string, outcomes map[string]int, since time.Time) {
+	if m != nil {
+		for o, n := range outcomes {
+			m.outcomes.WithLabelValues(route, o).Add(float64(n))
+		}
+		m.latency.WithLabelValues(route).Observe(time.Since(since).Seconds())
+	}
+}
+
+func (m *Metrics) circuit(route, dest string, open bool) {
+	if m != nil {
+		v := 0.0
+		if open {
+			v = 1
+			m.circuitTrips.WithLabelValues(route, dest).Inc()
+		}
+		m.circuitOpen.WithLabelValues(route, dest).Set(v)
+	}
+}
