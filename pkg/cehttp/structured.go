@@ -1,6 +1,7 @@
 package cehttp
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -71,7 +72,7 @@ func decodeBatch(body []byte) ([]event.Event, error) {
 
 // checkJSON refuses an empty or invalid body, naming where it breaks.
 func checkJSON(body []byte, want string) *Error {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Index: -1,
 			Message: "the body is empty; send " + want}
 	}
@@ -201,10 +202,29 @@ const (
 	seenDataBase64
 )
 
-var attrBits = map[string]int{
-	"specversion": seenSpecVersion, "id": seenID, "source": seenSource, "type": seenType,
-	"subject": seenSubject, "time": seenTime, "datacontenttype": seenDataContentType,
-	"dataschema": seenDataSchema, "data": seenData, "data_base64": seenDataBase64,
+// attrs are the attributes the JSON format names, with their bits; the
+// name is the key as a constant, so that reading a known key allocates
+// nothing.
+var attrs = map[string]struct {
+	bit  int
+	name string
+}{
+	"specversion": {seenSpecVersion, "specversion"}, "id": {seenID, "id"}, "source": {seenSource, "source"},
+	"type": {seenType, "type"}, "subject": {seenSubject, "subject"}, "time": {seenTime, "time"},
+	"datacontenttype": {seenDataContentType, "datacontenttype"}, "dataschema": {seenDataSchema, "dataschema"},
+	"data": {seenData, "data"}, "data_base64": {seenDataBase64, "data_base64"},
+}
+
+// memberName returns the name of the member whose key token is raw, and
+// whether it is an attribute of the format rather than an extension.
+func memberName(raw []byte) (string, bool) {
+	inner := raw[1 : len(raw)-1]
+	if a, ok := attrs[string(inner)]; ok {
+		return a.name, true
+	}
+	key := jsonString(raw)
+	_, ok := attrs[key]
+	return key, ok
 }
 
 // event reads the JSON object at s.i as a CloudEvent. It returns the id,
@@ -232,7 +252,7 @@ func (s *scanner) event() (event.Event, string, *Error) {
 			s.i++
 			break
 		}
-		key := jsonString(s.skip())
+		key, known := memberName(s.skip())
 		s.peek()
 		s.i++ // ':'
 		s.peek()
@@ -240,7 +260,8 @@ func (s *scanner) event() (event.Event, string, *Error) {
 		if firstErr != nil {
 			continue
 		}
-		if bit, ok := attrBits[key]; ok {
+		if known {
+			bit := attrs[key].bit
 			if seen&bit != 0 {
 				firstErr = newError(CodeInvalidAttribute, key, where(key, structuredMode)+" appears twice; send each attribute once")
 				continue
@@ -260,7 +281,13 @@ func (s *scanner) event() (event.Event, string, *Error) {
 		if raw[0] == 'n' { // null: the attribute is unset
 			continue
 		}
-		if err := setMember(ec, key, raw, &sv); err != nil {
+		if !known {
+			if err := setExtension(ec, key, raw); err != nil {
+				firstErr = err
+			}
+			continue
+		}
+		if err := setAttribute(ec, key, raw, &sv); err != nil {
 			firstErr = err
 		}
 	}
@@ -283,11 +310,12 @@ func (s *scanner) event() (event.Event, string, *Error) {
 	return e, ec.ID, nil
 }
 
-// setMember sets the attribute or extension key from its non-null JSON
-// value raw; specversion goes to *sv.
-func setMember(c *event.EventContextV1, key string, raw []byte, sv *string) *Error {
-	if _, known := attrBits[key]; !known {
-		return setExtension(c, key, raw)
+// setAttribute sets attribute key from its non-null JSON value raw;
+// specversion goes to *sv.
+func setAttribute(c *event.EventContextV1, key string, raw []byte, sv *string) *Error {
+	if key == "specversion" && string(raw) == `"1.0"` {
+		*sv = event.CloudEventsVersionV1
+		return nil
 	}
 	if raw[0] != '"' {
 		return newError(CodeInvalidAttribute, key, where(key, structuredMode)+" is "+kindOf(raw[0])+
@@ -307,11 +335,13 @@ func setMember(c *event.EventContextV1, key string, raw []byte, sv *string) *Err
 	case "type":
 		c.Type = v
 	case "subject":
-		c.Subject = &v
+		subject := v // copies, so that v itself does not escape
+		c.Subject = &subject
 	case "time":
 		return setTime(c, v, structuredMode)
 	case "datacontenttype":
-		c.DataContentType = &v
+		ct := v
+		c.DataContentType = &ct
 	case "dataschema":
 		return setDataSchema(c, v, structuredMode)
 	}
