@@ -1,0 +1,92 @@
+package clickhouse_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/clickhouse"
+	"github.com/auditbus/auditbus/sinks/sinktest"
+)
+
+// addr is the ClickHouse server the tests use: deploy/test-services.sh
+// starts one there.
+const addr = "127.0.0.1:9000"
+
+// needServer skips the test when no server answers, or fails it under
+// CI=true, where a missing service is an error.
+func needServer(t testing.TB) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("ClickHouse at %s is unreachable (CI=true: deploy/test-services.sh should have started it): %v", addr, err)
+	}
+	t.Skipf("ClickHouse at %s is unreachable (%v); run `make test`, which starts it", addr, err)
+}
+
+// testConfig is a config for a database of the test's own, dropped when
+// the test ends.
+func testConfig(t testing.TB) clickhouse.Config {
+	t.Helper()
+	needServer(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: "auditbus_test_" + hex.EncodeToString(b)}
+	t.Cleanup(func() { dropDatabase(t, cfg.Database) })
+	return cfg
+}
+
+func dropDatabase(t testing.TB, db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := clickhouse.Open(ctx, clickhouse.Config{Addrs: []string{addr}, Database: db})
+	if err != nil {
+		t.Errorf("drop database %s: %v", db, err)
+		return
+	}
+	defer s.Close()
+	if err := s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		t.Errorf("drop database %s: %v", db, err)
+	}
+}
+
+func open(t testing.TB, cfg clickhouse.Config) *clickhouse.Store {
+	t.Helper()
+	s, err := clickhouse.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// configs remembers each store's config for Reopen.
+type reopener map[sinks.Store]clickhouse.Config
+
+func TestConformance(t *testing.T) {
+	cfgs := reopener{}
+	sinktest.TestStore(t, sinktest.Features{
+		Reopen: func(t *testing.T, s sinks.Store) sinks.Store {
+			cfg := cfgs[s]
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s2 := open(t, cfg)
+			cfgs[s2] = cfg
+			return s2
+		},
+	}, func(t *testing.T) sinks.Store {
+		cfg := testConfig(t)
+		s := open(t, cfg)
+		cfgs[s] = cfg
+		return s
+	})
+}

@@ -1,0 +1,206 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/auditbus/auditbus/sinks"
+)
+
+// serverVersion is a parsed SELECT version(), such as "18.16.1".
+type serverVersion struct{ major, minor int }
+
+func parseVersion(s string) (serverVersion, error) {
+	parts := strings.SplitN(s, ".", 3)
+	if len(parts) < 2 {
+		return serverVersion{}, fmt.Errorf("server version %q: want major.minor[.patch]", s)
+	}
+	maj, err1 := strconv.Atoi(parts[0])
+	min, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return serverVersion{}, fmt.Errorf("server version %q: want major.minor[.patch]", s)
+	}
+	return serverVersion{maj, min}, nil
+}
+
+func (v serverVersion) atLeast(major, minor int) bool {
+	return v.major > major || v.major == major && v.minor >= minor
+}
+
+func (v serverVersion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// features are what the server's version allows beyond 18.16's baseline.
+type features struct {
+	legacyWire     bool // inserts need LegacyDialer (before 19.1)
+	lowCardinality bool // LowCardinality without the experimental setting (19.1)
+	ttl            bool // table TTL (19.6)
+	dateTime64     bool // DateTime64 and fromUnixTimestamp64Nano (20.5)
+}
+
+func featuresOf(v serverVersion) features {
+	return features{
+		legacyWire:     !v.atLeast(19, 1),
+		lowCardinality: v.atLeast(19, 1),
+		ttl:            v.atLeast(19, 6),
+		dateTime64:     v.atLeast(20, 5),
+	}
+}
+
+// names are the store's quoted, qualified object names.
+type names struct {
+	db, table, ids, idsView, versions string
+	cluster                           string // raw cluster name, "" for none
+	dbRaw, tableRaw                   string
+}
+
+func namesOf(c Config) names {
+	q := func(s string) string { return "`" + c.Database + "`.`" + s + "`" }
+	return names{
+		db: "`" + c.Database + "`", table: q(c.Table), ids: q(c.Table + "_ids"),
+		idsView: q(c.Table + "_ids_mv"), versions: q(c.Table + "_schema_version"),
+		cluster: c.Cluster, dbRaw: c.Database, tableRaw: c.Table,
+	}
+}
+
+func (n names) onCluster() string {
+	if n.cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER `" + n.cluster + "`"
+}
+
+// engine is the engine clause of the table whose suffix is given ("events"
+// for the events table, "ids" for the identity table).
+func (n names) engine(which string) string {
+	if n.cluster == "" {
+		return "ReplacingMergeTree(version)"
+	}
+	t := n.tableRaw
+	if which != "events" {
+		t += "_" + which
+	}
+	return fmt.Sprintf("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s.%s', '{replica}', version)", n.dbRaw, t)
+}
+
+// templateData is what migration templates see; see schemas/clickhouse.
+type templateData struct {
+	DB, Table, IDs, IDsView, OnCluster string
+	LowCardinality                     string
+	DateTime64                         bool
+	n                                  names
+}
+
+// Engine is the engine clause for the table named by which.
+func (d templateData) Engine(which string) string { return d.n.engine(which) }
+
+// migration is one numbered schema step, rendered into statements.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// loadMigrations renders the NNNN_name.sql templates in fsys for the
+// server's features, in version order, insisting the numbers run 1, 2, 3...
+func loadMigrations(fsys fs.FS, n names, f features) ([]migration, error) {
+	files, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	data := templateData{
+		DB: n.db, Table: n.table, IDs: n.ids, IDsView: n.idsView, OnCluster: n.onCluster(),
+		LowCardinality: "String", DateTime64: f.dateTime64, n: n,
+	}
+	if f.lowCardinality {
+		data.LowCardinality = "LowCardinality(String)"
+	}
+	var ms []migration
+	for _, file := range files {
+		num, _, ok := strings.Cut(file, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("clickhouse: migration %q: name must be NNNN_name.sql", file)
+		}
+		src, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			return nil, err
+		}
+		tmpl, err := template.New(file).Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: migration %s: %w", file, err)
+		}
+		var out bytes.Buffer
+		if err := tmpl.Execute(&out, data); err != nil {
+			return nil, fmt.Errorf("clickhouse: migration %s: %w", file, err)
+		}
+		m := migration{version: v, name: file}
+		for _, st := range strings.Split(out.String(), "\n;\n") {
+			if st = strings.TrimSpace(stripComments(st)); st != "" {
+				m.stmts = append(m.stmts, st)
+			}
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("clickhouse: migration %q: expected version %d", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// stripComments drops whole-line "--" comments, which old servers reject
+// in front of some statements.
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// migrate creates the database and version table if needed, refuses a
+// schema newer than ms know, and applies the pending migrations, recording
+// each after all its statements ran.
+func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, where string) error {
+	for _, st := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + n.db + n.onCluster(),
+		"CREATE TABLE IF NOT EXISTS " + n.versions + n.onCluster() +
+			" (version UInt32, name String, applied DateTime('UTC')) ENGINE = MergeTree ORDER BY version",
+	} {
+		if err := conn.Exec(ctx, st); err != nil {
+			return fmt.Errorf("%s: create schema version table %s: %w", where, n.versions, err)
+		}
+	}
+	var have uint32
+	if err := conn.QueryRow(ctx, "SELECT toUInt32(max(version)) FROM "+n.versions).Scan(&have); err != nil {
+		return fmt.Errorf("%s: read schema version from %s: %w", where, n.versions, err)
+	}
+	if int(have) > len(ms) {
+		return fmt.Errorf("%w: %s table %s has schema version %d, this build knows up to %d; upgrade auditbus",
+			sinks.ErrSchemaTooNew, where, n.table, have, len(ms))
+	}
+	for _, m := range ms[have:] {
+		for _, st := range m.stmts {
+			if err := conn.Exec(ctx, st); err != nil {
+				return fmt.Errorf("%s: migration %s: %w", where, m.name, err)
+			}
+		}
+		if err := conn.Exec(ctx, "INSERT INTO "+n.versions+" (version, name, applied) SELECT ?, ?, now()", m.version, m.name); err != nil {
+			return fmt.Errorf("%s: record migration %s: %w", where, m.name, err)
+		}
+	}
+	return nil
+}

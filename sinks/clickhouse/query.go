@@ -1,0 +1,390 @@
+package clickhouse
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Reading is three steps, each a query bound with the driver's "?"
+// placeholders (never user input in the SQL text):
+//
+//  1. candidates: the sort keys of matching rows from the events table, in
+//     page order, one row per identity and position (the latest Received
+//     there), pruned by hour and type through the primary index;
+//  2. winners: the identity table says which row of each candidate's
+//     identity wins overall; a candidate that is not it (a later record of
+//     the identity sits elsewhere, with another time or type, or does not
+//     match the filters) is dropped, and more candidates are read if the
+//     page came up short;
+//  3. rows: the full rows of the page, fetched by their sort keys.
+//
+// So queries see exactly one record per identity, the winner, whatever the
+// state of background merges.
+
+// cand is one row's sort key and version, enough to find it again.
+type cand struct {
+	hour     uint32
+	typ      string
+	timeNs   int64
+	id       identity
+	received int64
+	version  uint64
+}
+
+const candColumns = "hour, type, time_ns, source, id, replay, received_ns, version"
+
+func scanCands(rows driver.Rows) ([]cand, error) {
+	defer func() { _ = rows.Close() }()
+	var out []cand
+	for rows.Next() {
+		var c cand
+		if err := rows.Scan(&c.hour, &c.typ, &c.timeNs, &c.id.source, &c.id.id, &c.id.replay, &c.received, &c.version); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// filter accumulates WHERE conditions and their bound arguments.
+type filter struct {
+	conds []string
+	args  []any
+}
+
+func (f *filter) add(cond string, args ...any) {
+	f.conds = append(f.conds, cond)
+	f.args = append(f.args, args...)
+}
+
+func (f *filter) where() string {
+	if len(f.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(f.conds, " AND ")
+}
+
+// window adds the time window and type conditions shared by Query and
+// Counts. Bounds on hour repeat those on time_ns for the primary index.
+func (f *filter) window(from, to time.Time, typ string, prefix bool) {
+	if !from.IsZero() {
+		ns := from.UnixNano()
+		f.add("hour >= ?", hourOf(ns))
+		f.add("time_ns >= ?", ns)
+	}
+	if !to.IsZero() {
+		ns := to.UnixNano()
+		f.add("hour <= ?", hourOf(ns-1))
+		f.add("time_ns < ?", ns)
+	}
+	switch {
+	case typ == "":
+	case !prefix:
+		f.add("type = ?", typ)
+	default:
+		// Strings compare byte-wise, so the prefix's range is exact and the
+		// primary index can use it.
+		f.add("type >= ?", typ)
+		if hi, ok := prefixEnd(typ); ok {
+			f.add("type < ?", hi)
+		}
+	}
+}
+
+// prefixEnd is the least string greater than every string with prefix p,
+// or false when there is none (p is all 0xff bytes).
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// Query returns one page of records matching q.
+func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
+	if err := q.Validate(); err != nil {
+		return sinks.Page{}, err
+	}
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return sinks.Page{}, err
+	}
+	defer done()
+	var base filter
+	base.window(q.From, q.To, q.Type, q.TypePrefix)
+	for _, f := range []struct{ col, v string }{
+		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
+	} {
+		if f.v != "" {
+			base.add(f.col+" = ?", f.v)
+		}
+	}
+	dir, cmp, hourCmp := "ASC", ">", ">="
+	if q.Desc {
+		dir, cmp, hourCmp = "DESC", "<", "<="
+	}
+	var after *sinks.Cursor
+	if q.Cursor != "" {
+		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
+		after = &c
+	}
+	limit := q.PageSize()
+	var page []cand
+	for len(page) <= limit {
+		f := base
+		f.conds, f.args = append([]string(nil), base.conds...), append([]any(nil), base.args...)
+		if after != nil {
+			f.add("hour "+hourCmp+" ?", hourOf(after.TimeNs))
+			f.add("(time_ns, source, id, replay) "+cmp+" (?, ?, ?, ?)", after.TimeNs, after.Source, after.ID, after.Replay)
+		}
+		want := limit + 1 - len(page)
+		st := fmt.Sprintf("SELECT %s FROM %s%s ORDER BY time_ns %[4]s, source %[4]s, id %[4]s, replay %[4]s, received_ns DESC, version DESC"+
+			" LIMIT 1 BY time_ns, source, id, replay LIMIT %d", candColumns, s.n.table, f.where(), dir, want)
+		rows, err := s.conn.Query(ctx, st, f.args...)
+		if err != nil {
+			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
+		}
+		cands, err := scanCands(rows)
+		if err != nil {
+			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
+		}
+		won, err := s.keepWinners(ctx, cands)
+		if err != nil {
+			return sinks.Page{}, err
+		}
+		page = append(page, won...)
+		if len(cands) < want {
+			break
+		}
+		last := cands[len(cands)-1]
+		after = &sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay}
+	}
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
+	var p sinks.Page
+	if p.Records, err = s.fetch(ctx, page); err != nil {
+		return sinks.Page{}, err
+	}
+	if more {
+		// The cursor is the last record's sort key, which page holds even
+		// if retention dropped that row since.
+		last := page[len(page)-1]
+		p.Next = sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay, Desc: q.Desc}.Encode()
+	}
+	return p, nil
+}
+
+// keepWinners returns the candidates that are their identity's winning row.
+func (s *Store) keepWinners(ctx context.Context, cands []cand) ([]cand, error) {
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	type win struct {
+		received int64
+		version  uint64
+	}
+	args := make([]any, 0, 3*len(cands))
+	for _, c := range cands {
+		args = append(args, c.id.source, c.id.id, c.id.replay)
+	}
+	st := "SELECT source, id, replay, received_ns, version FROM " + s.n.ids +
+		" WHERE (source, id, replay) IN (" + placeholders(len(cands), 3) + ")" +
+		" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay"
+	rows, err := s.conn.Query(ctx, st, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
+	}
+	defer func() { _ = rows.Close() }()
+	wins := make(map[identity]win, len(cands))
+	for rows.Next() {
+		var k identity
+		var w win
+		if err := rows.Scan(&k.source, &k.id, &k.replay, &w.received, &w.version); err != nil {
+			return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
+		}
+		wins[k] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
+	}
+	out := cands[:0:0]
+	for _, c := range cands {
+		if w, ok := wins[c.id]; ok && w.received == c.received && w.version == c.version {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// placeholders is n parenthesised groups of k "?" each, comma-separated.
+func placeholders(n, k int) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
+}
+
+const recordColumns = "source, id, replay, received_ns, version, attrs, data, data_flags, transport, topic, `partition`, `offset`, route, outcome"
+
+// fetch reads the full rows of cs, in cs's order.
+func (s *Store) fetch(ctx context.Context, cs []cand) ([]sinks.Record, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	hours, types := map[uint32]bool{}, map[string]bool{}
+	lo, hi := cs[0].timeNs, cs[0].timeNs
+	args := make([]any, 0, 5*len(cs))
+	for _, c := range cs {
+		hours[c.hour], types[c.typ] = true, true
+		lo, hi = min(lo, c.timeNs), max(hi, c.timeNs)
+		args = append(args, c.id.source, c.id.id, c.id.replay, c.received, c.version)
+	}
+	var f filter
+	f.add("hour IN ("+placeholders(len(hours), 1)+")", setArgs(hours)...)
+	f.add("type IN ("+placeholders(len(types), 1)+")", setArgs(types)...)
+	f.add("time_ns >= ? AND time_ns <= ?", lo, hi)
+	f.add("(source, id, replay, received_ns, version) IN ("+placeholders(len(cs), 5)+")", args...)
+	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+" FROM "+s.n.table+f.where(), f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
+	}
+	defer func() { _ = rows.Close() }()
+	got := make(map[identity]sinks.Record, len(cs))
+	for rows.Next() {
+		k, r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
+		}
+		got[k] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
+	}
+	out := make([]sinks.Record, 0, len(cs))
+	for _, c := range cs {
+		// A row dropped since step 1 (retention) is left out.
+		if r, ok := got[c.id]; ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func setArgs[K comparable](m map[K]bool) []any {
+	out := make([]any, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func scanRecord(rows driver.Rows) (identity, sinks.Record, error) {
+	var (
+		k        identity
+		r        sinks.Record
+		received int64
+		version  uint64
+		attrs    string
+		data     string
+		flags    uint8
+		part     int64
+	)
+	if err := rows.Scan(&k.source, &k.id, &k.replay, &received, &version, &attrs, &data, &flags,
+		&r.Transport, &r.Topic, &part, &r.Offset, &r.Route, &r.Outcome); err != nil {
+		return k, r, err
+	}
+	r.Event = event.New()
+	if err := r.Event.UnmarshalJSON([]byte(attrs)); err != nil {
+		return k, r, fmt.Errorf("decode stored event %q from %q: %w", k.id, k.source, err)
+	}
+	if flags&flagHasData != 0 {
+		r.Event.DataEncoded = []byte(data)
+	}
+	r.Event.DataBase64 = flags&flagBase64 != 0
+	r.Partition, r.Replay = int(part), k.replay
+	if received != 0 {
+		r.Received = time.Unix(0, received).UTC()
+	}
+	return k, r, nil
+}
+
+// Get returns the original (not replayed) record with this source and id.
+func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return sinks.Record{}, err
+	}
+	defer done()
+	c := cand{id: identity{source, id, ""}}
+	err = s.conn.QueryRow(ctx, "SELECT hour, type, time_ns, received_ns, version FROM "+s.n.ids+
+		" WHERE source = ? AND id = ? AND replay = '' ORDER BY received_ns DESC, version DESC LIMIT 1", source, id).
+		Scan(&c.hour, &c.typ, &c.timeNs, &c.received, &c.version)
+	if err == nil {
+		var rs []sinks.Record
+		if rs, err = s.fetch(ctx, []cand{c}); err == nil && len(rs) == 1 {
+			return rs[0], nil
+		}
+	}
+	if err == nil || isNoRows(err) {
+		return sinks.Record{}, fmt.Errorf("%s: event %q from %q: %w", s.name, id, source, sinks.ErrNotFound)
+	}
+	return sinks.Record{}, fmt.Errorf("%s: get event %q from %q: %w", s.name, id, source, err)
+}
+
+// Counts returns the non-zero counts of winning records per bucket and type.
+func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var w filter
+	w.window(q.From, q.To, q.Type, q.TypePrefix)
+	from, width := q.From.UnixNano(), int64(q.Bucket)
+	// Rows of the window that are their identity's winner, judged over all
+	// of the identity's rows, in or out of the window.
+	st := "SELECT intDiv(time_ns - ?, ?) AS b, type, count() FROM " + s.n.table + w.where() +
+		" AND (source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM " + s.n.ids +
+		" WHERE (source, id, replay) IN (SELECT source, id, replay FROM " + s.n.table + w.where() + ")" +
+		" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)" +
+		" GROUP BY b, type ORDER BY b, type"
+	args := append(append([]any{from, width}, w.args...), w.args...)
+	rows, err := s.conn.Query(ctx, st, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: counts: %w", s.name, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []sinks.Count
+	for rows.Next() {
+		var b int64
+		var n uint64
+		var c sinks.Count
+		if err := rows.Scan(&b, &c.Type, &n); err != nil {
+			return nil, fmt.Errorf("%s: counts: %w", s.name, err)
+		}
+		c.Start, c.N = time.Unix(0, from+b*width).UTC(), int64(n)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: counts: %w", s.name, err)
+	}
+	return out, nil
+}
+
+// isNoRows reports the driver's "no rows" from QueryRow's Scan.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
