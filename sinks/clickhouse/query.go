@@ -188,8 +188,32 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	return p, nil
 }
 
+// chunk bounds the keys in one query's IN list, keeping its text well
+// under the server's max_query_size (256 KiB by default).
+const chunk = 1000
+
+// inChunks applies f to cs a chunk at a time and joins the results.
+func inChunks[T any](cs []cand, f func([]cand) ([]T, error)) ([]T, error) {
+	if len(cs) <= chunk {
+		return f(cs)
+	}
+	var out []T
+	for i := 0; i < len(cs); i += chunk {
+		part, err := f(cs[i:min(i+chunk, len(cs))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return out, nil
+}
+
 // keepWinners returns the candidates that are their identity's winning row.
 func (s *Store) keepWinners(ctx context.Context, cands []cand) ([]cand, error) {
+	return inChunks(cands, func(cs []cand) ([]cand, error) { return s.keepWinnersOf(ctx, cs) })
+}
+
+func (s *Store) keepWinnersOf(ctx context.Context, cands []cand) ([]cand, error) {
 	if len(cands) == 0 {
 		return nil, nil
 	}
@@ -240,6 +264,10 @@ const recordColumns = "source, id, replay, received_ns, version, attrs, data, da
 
 // fetch reads the full rows of cs, in cs's order.
 func (s *Store) fetch(ctx context.Context, cs []cand) ([]sinks.Record, error) {
+	return inChunks(cs, func(part []cand) ([]sinks.Record, error) { return s.fetchRows(ctx, part) })
+}
+
+func (s *Store) fetchRows(ctx context.Context, cs []cand) ([]sinks.Record, error) {
 	if len(cs) == 0 {
 		return nil, nil
 	}
