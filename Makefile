@@ -56,6 +56,11 @@ bench-kafka-raw:
 bench-kafka-watermill:
 	@cd benchmarks && $(GO) run ./cmd/bench-kafka -vs watermill -events 20000
 
+.PHONY: bench-router
+## bench-router: a mem → mem route to 3 destinations with audit off, the audit writer alone, and both; ends with `ratio: c ÷ min(a, b)`
+bench-router:
+	@cd benchmarks && $(GO) run ./cmd/bench-router
+
 .PHONY: bench-audit-sqlite
 ## bench-audit-sqlite: rows/s of 1 KiB events through sinks.Writer into the SQLite store (default durability); ends with `rows/s: N`
 bench-audit-sqlite:

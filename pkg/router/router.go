@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,13 @@ type Options struct {
 	// MaxBatch is the most events a route handles at once (default
 	// bus.DefaultMaxBatch).
 	MaxBatch int
+	// MemConcurrency is how many batches a route reading a mem topic
+	// handles at once (default 8): it holds that many subscriptions in its
+	// group, which share the topic's partitions, so per-key order holds
+	// while the audit writes of several batches share one flush. Kafka
+	// routes already handle every partition at once; AMQP routes keep one
+	// consumer so that the queue's order holds.
+	MemConcurrency int
 }
 
 // Router runs routes: it subscribes each transport-fed route to its source
@@ -177,18 +185,24 @@ func (r *Router) Start(ctx context.Context) error {
 		}
 		src := rt.cfg.Source
 		t, _ := r.transport(src.Transport)
-		sub, err := t.Subscribe(ctx, src.Topic, src.Group, rt.handle, bus.SubscribeConfig{
-			MaxBatch: r.o.MaxBatch,
-			// A batch is only refused when the audit store or the dead
-			// letter is unreachable: retry until they are back, never drop.
-			MaxAttempts: math.MaxInt32,
-		})
-		if err != nil {
-			return errors.Join(fmt.Errorf("route %q: subscribe to %s topic %q (group %q): %w", rt.cfg.Name, src.Transport, src.Topic, src.Group, err), r.Close())
+		n := 1
+		if src.Transport == "mem" {
+			n = cmp.Or(r.o.MemConcurrency, 8)
 		}
-		r.mu.Lock()
-		r.subs = append(r.subs, sub)
-		r.mu.Unlock()
+		for range n {
+			sub, err := t.Subscribe(ctx, src.Topic, src.Group, rt.handle, bus.SubscribeConfig{
+				MaxBatch: r.o.MaxBatch,
+				// A batch is only refused when the audit store or the dead
+				// letter is unreachable: retry until they are back, never drop.
+				MaxAttempts: math.MaxInt32,
+			})
+			if err != nil {
+				return errors.Join(fmt.Errorf("route %q: subscribe to %s topic %q (group %q): %w", rt.cfg.Name, src.Transport, src.Topic, src.Group, err), r.Close())
+			}
+			r.mu.Lock()
+			r.subs = append(r.subs, sub)
+			r.mu.Unlock()
+		}
 	}
 	return nil
 }
@@ -389,4 +403,66 @@ func replayOf(e *event.Event) string {
 		}
 	}
 	return ""
+}
+
+// Poison is a message a transport could not read as a CloudEvent.
+type Poison struct {
+	// Transport, Topic and Group say where it was read; they pick the route.
+	Transport, Topic, Group string
+	// Partition and Offset locate it, where the transport has them.
+	Partition int
+	Offset    int64
+	// ID identifies the message stably across redeliveries (e.g. topic,
+	// partition and offset, or a digest of the body), so the record of a
+	// redelivered poison message replaces the first.
+	ID string
+	// Payload is the message body as read.
+	Payload []byte
+	// Reason says why it is not a CloudEvent.
+	Reason error
+}
+
+// Poison parks a message that is not a CloudEvent in the dead letter of
+// the route reading it, as an event of type PoisonType whose data is the
+// raw payload and whose deadletterreason says why, and audits it with the
+// outcome "poison". It returns an error (so the transport keeps the
+// message) when no route reads that source, the route has no dead letter,
+// or the dead letter or audit store is unreachable.
+func (r *Router) Poison(ctx context.Context, p Poison) error {
+	var rt *route
+	for _, c := range r.routes {
+		s := c.cfg.Source
+		if !s.HTTP && s.Transport == p.Transport && s.Topic == p.Topic && (p.Group == "" || s.Group == p.Group) {
+			rt = c
+			break
+		}
+	}
+	if rt == nil {
+		return fmt.Errorf("poison message from %s topic %q (group %q): no route reads it", p.Transport, p.Topic, p.Group)
+	}
+	e := event.New()
+	e.SetID(p.ID)
+	e.SetSource("/auditbus/poison/" + p.Transport + "/" + p.Topic)
+	e.SetType(PoisonType)
+	e.SetTime(time.Now())
+	_ = e.SetData("application/octet-stream", p.Payload)
+	reason := "not a CloudEvent"
+	if p.Reason != nil {
+		reason = p.Reason.Error()
+	}
+	e.SetExtension(ExtDeadLetterReason, reason)
+	e.SetExtension(ExtDeadLetterRoute, rt.cfg.Name)
+	if rt.dead == nil {
+		return fmt.Errorf("route %q: poison message %s: the route has no dead letter; it stays unacknowledged", rt.cfg.Name, p.ID)
+	}
+	if err := rt.park(ctx, []bus.Event{e}); err != nil {
+		return fmt.Errorf("route %q: dead-letter poison message %s: %w", rt.cfg.Name, p.ID, err)
+	}
+	msgs := []bus.Message{{Event: e, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, Attempt: 1}}
+	if err := rt.audit(ctx, msgs, []string{sinks.OutcomePoison}, time.Now()); err != nil {
+		return err
+	}
+	rt.r.o.Metrics.finished(rt.cfg.Name, map[string]int{sinks.OutcomePoison: 1}, time.Now())
+	r.o.Logger.Warn("poison message dead-lettered", "route", rt.cfg.Name, "transport", p.Transport, "topic", p.Topic, "id", p.ID, "reason", reason)
+	return nil
 }

@@ -1,0 +1,251 @@
+// Command bench-router measures what the router costs beyond its slowest
+// part. In one process, on the same events, it runs:
+//
+//	(a) a mem → mem route fanning out to 3 mem destinations, audit off;
+//	(b) the audit writer alone appending the same events to a fresh
+//	    embedded (SQLite) store, with as many concurrent writers as the
+//	    route has concurrent batches;
+//	(c) the same route with the audit writer on a fresh SQLite store.
+//
+// A run ends when every destination has every event and, with audit on,
+// every event's record is durable. It prints events/s for each, per round
+// and as medians, and ends with "ratio: X.XX" = c ÷ min(a, b).
+//
+// Usage:
+//
+//	go run ./cmd/bench-router [-events 100000] [-size 1024] [-batch 100] [-rounds 3]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/mem"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+const routes = `
+routes:
+  - name: bench
+    source: {transport: mem, topic: in}
+    destinations:
+      - {transport: mem, topic: d1}
+      - {transport: mem, topic: d2}
+      - {transport: mem, topic: d3}
+    dead_letter: {transport: mem, topic: dlq}
+`
+
+// concurrency is how many batches the route handles at once: the mem
+// transport's default partition count.
+const concurrency = 8
+
+func main() {
+	events := flag.Int("events", 100000, "events per run")
+	size := flag.Int("size", 1024, "payload bytes per event")
+	batch := flag.Int("batch", 100, "events per publish call")
+	rounds := flag.Int("rounds", 3, "measured rounds; each runs a, b and c")
+	flag.Parse()
+	if err := run(*events, *size, *batch, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-router:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, size, batch, rounds int) error {
+	if n <= 0 || batch <= 0 || rounds <= 0 || size < 0 {
+		return errors.New("-events, -batch and -rounds must be positive")
+	}
+	evs := makeEvents(n, size)
+	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability); %d rounds; GOMAXPROCS=%d %s/%s %s\n",
+		n, size, batch, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	// Warm up every path once.
+	if _, err := routeRun(evs[:min(n, 10000)], batch, false); err != nil {
+		return err
+	}
+	var a, b, c []float64
+	for r := 1; r <= rounds; r++ {
+		ra, err := routeRun(evs, batch, false)
+		if err != nil {
+			return fmt.Errorf("(a) route, audit off: %w", err)
+		}
+		rb, err := writerRun(evs, batch)
+		if err != nil {
+			return fmt.Errorf("(b) audit writer alone: %w", err)
+		}
+		rc, err := routeRun(evs, batch, true)
+		if err != nil {
+			return fmt.Errorf("(c) route, audit on: %w", err)
+		}
+		fmt.Printf("round %d: (a) route, audit off %.0f events/s; (b) audit writer alone %.0f events/s; (c) route, audit on %.0f events/s\n", r, ra, rb, rc)
+		a, b, c = append(a, ra), append(b, rb), append(c, rc)
+	}
+	ma, mb, mc := median(a), median(b), median(c)
+	fmt.Printf("(a) route, audit off: %.0f events/s (median of %d)\n", ma, rounds)
+	fmt.Printf("(b) audit writer alone: %.0f events/s (median of %d)\n", mb, rounds)
+	fmt.Printf("(c) route, audit on: %.0f events/s (median of %d)\n", mc, rounds)
+	fmt.Printf("ratio: %.2f\n", mc/min(ma, mb))
+	return nil
+}
+
+func makeEvents(n, size int) []bus.Event {
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	at := time.Now().UTC()
+	evs := make([]bus.Event, n)
+	for i := range evs {
+		e := event.New()
+		e.SetID(fmt.Sprintf("bench-%08d", i))
+		e.SetSource("/bench/router")
+		e.SetType("com.example.bench")
+		e.SetTime(at.Add(time.Duration(i) * time.Microsecond))
+		_ = e.SetData("application/octet-stream", data)
+		evs[i] = e
+	}
+	return evs
+}
+
+// counting is an Auditor that counts the records made durable.
+type counting struct {
+	w *sinks.Writer
+	n atomic.Int64
+}
+
+func (c *counting) Write(ctx context.Context, recs []sinks.Record) error {
+	err := c.w.Write(ctx, recs)
+	if err == nil {
+		c.n.Add(int64(len(recs)))
+	}
+	return err
+}
+
+// routeRun publishes evs through the route and returns events/s.
+func routeRun(evs []bus.Event, batch int, audit bool) (float64, error) {
+	ctx := context.Background()
+	tr := mem.New()
+	defer tr.Close()
+	var received [3]atomic.Int64
+	for i := range received {
+		sub, err := tr.Subscribe(ctx, fmt.Sprintf("d%d", i+1), "sink", func(_ context.Context, msgs []bus.Message) error {
+			received[i].Add(int64(len(msgs)))
+			return nil
+		}, bus.SubscribeConfig{})
+		if err != nil {
+			return 0, err
+		}
+		defer sub.Close()
+	}
+	cfgs, err := router.ParseRoutes("bench-routes.yaml", []byte(routes))
+	if err != nil {
+		return 0, err
+	}
+	opts := router.Options{Transports: map[string]bus.Transport{"mem": tr}}
+	var aud *counting
+	if audit {
+		dir, err := os.MkdirTemp("", "bench-router-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		store, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		if err != nil {
+			return 0, err
+		}
+		defer store.Close()
+		w := sinks.NewWriter(store, sinks.WriterOptions{})
+		defer w.Close()
+		aud = &counting{w: w}
+		opts.Audit = aud
+	}
+	rt, err := router.New(cfgs, opts)
+	if err != nil {
+		return 0, err
+	}
+	if err := rt.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer rt.Close()
+	runtime.GC()
+	n := int64(len(evs))
+	start := time.Now()
+	for lo := 0; lo < len(evs); lo += batch {
+		if err := tr.Publish(ctx, "in", evs[lo:min(lo+batch, len(evs))]); err != nil {
+			return 0, err
+		}
+	}
+	deadline := start.Add(5 * time.Minute)
+	for received[0].Load() < n || received[1].Load() < n || received[2].Load() < n || (aud != nil && aud.n.Load() < n) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("not done after 5 minutes: destinations %d/%d/%d of %d", received[0].Load(), received[1].Load(), received[2].Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// writerRun appends evs through a sinks.Writer into a fresh store, in
+// batches, from as many goroutines as the route runs batches at once.
+func writerRun(evs []bus.Event, batch int) (float64, error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bench-router-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	store, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	w := sinks.NewWriter(store, sinks.WriterOptions{})
+	defer w.Close()
+	received := time.Now()
+	recs := make([]sinks.Record, len(evs))
+	for i := range evs {
+		recs[i] = sinks.Record{Event: evs[i], Transport: "mem", Topic: "in", Route: "bench", Outcome: sinks.OutcomeDelivered, Received: received}
+	}
+	runtime.GC()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, concurrency)
+	start := time.Now()
+	for g := range concurrency {
+		wg.Go(func() {
+			for {
+				lo := int(next.Add(int64(batch))) - batch
+				if lo >= len(recs) {
+					return
+				}
+				if err := w.Write(ctx, recs[lo:min(lo+batch, len(recs))]); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return float64(len(evs)) / took.Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
