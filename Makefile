@@ -66,3 +66,16 @@ bench-router:
 bench-audit-sqlite:
 	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterSQLite$$' -benchtime 300000x ./sinks/sqlite/) || { echo "$$out"; exit 1; }; \
 	echo "$$out"; echo "$$out" | awk '/rows\/s/ { for (i = 2; i <= NF; i++) if ($$i == "rows/s") n = $$(i-1) } END { if (n == "") exit 1; print "rows/s: " n }'
+
+.PHONY: bench-audit-clickhouse bench-audit-query
+## bench-audit-clickhouse: rows/s of 1 KiB events through sinks.Writer into ClickHouse vs raw clickhouse-go PrepareBatch, same run; ends with `ratio: X`
+bench-audit-clickhouse: services
+	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterVsRaw$$' -benchtime 100000x ./sinks/clickhouse/) || { echo "$$out"; exit 1; }; \
+	echo "$$out"; echo "$$out" | awk '/^BenchmarkWriterVsRaw/ { for (i = 2; i <= NF; i++) { if ($$i == "auditbus-rows/s") a = $$(i-1); if ($$i == "raw-rows/s") r = $$(i-1); if ($$i == "ratio") x = $$(i-1) } } \
+		END { if (x == "") exit 1; print "auditbus: " a " rows/s"; print "raw clickhouse-go: " r " rows/s"; print "ratio: " x }'
+
+## bench-audit-query: ClickHouse query latency over 1,000,000 stored events (one-hour window + type, first page of 100); prints p50 and p99
+bench-audit-query: services
+	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkQueryLatency$$' -benchtime 1000x -timeout 30m ./sinks/clickhouse/) || { echo "$$out"; exit 1; }; \
+	echo "$$out"; echo "$$out" | awk '/^BenchmarkQueryLatency/ { for (i = 2; i <= NF; i++) { if ($$i == "p50-ms") p50 = $$(i-1); if ($$i == "p99-ms") p99 = $$(i-1) } } \
+		END { if (p99 == "") exit 1; print "p50: " p50 " ms"; print "p99: " p99 " ms" }'
