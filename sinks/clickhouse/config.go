@@ -63,6 +63,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Compat selects the wire path for old servers (default CompatAuto).
 	Compat Compat
+	// NoCompression turns off LZ4 compression of the data blocks sent and
+	// received (on by default, as in clickhouse-client).
+	NoCompression bool
 	// DialContext, when set, opens the connections (with TLS left to it);
 	// for tests, proxies and tunnels. The legacy path wraps it.
 	DialContext func(ctx context.Context, addr string) (net.Conn, error)
@@ -137,6 +140,7 @@ const EnvPrefix = "AUDITBUS_CLICKHOUSE_"
 //	AUDITBUS_CLICKHOUSE_TIMEOUT          bound on each call (default 30s)
 //	AUDITBUS_CLICKHOUSE_DIAL_TIMEOUT     bound on connecting (default 5s)
 //	AUDITBUS_CLICKHOUSE_COMPAT           auto (default), legacy or off: the wire path for servers before 19.1
+//	AUDITBUS_CLICKHOUSE_COMPRESSION      lz4 (default) or none, for data blocks
 //	AUDITBUS_CLICKHOUSE_TLS              true to use TLS (implied by the files below)
 //	AUDITBUS_CLICKHOUSE_TLS_CA           PEM file of CAs to trust
 //	AUDITBUS_CLICKHOUSE_TLS_CERT         PEM client certificate, for mutual TLS
@@ -162,6 +166,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		Compat:      Compat(r.Enum("COMPAT", string(CompatAuto), string(CompatAuto), string(CompatLegacy), string(CompatOff))),
 		TLS:         r.TLS(),
 	}
+	c.NoCompression = r.Enum("COMPRESSION", "lz4", "lz4", "none") == "none"
 	if err := r.Err(); err != nil {
 		return c, fmt.Errorf("auditbus: clickhouse configuration: %w", err)
 	}

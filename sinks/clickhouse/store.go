@@ -119,6 +119,9 @@ func (s *Store) options(legacy bool) *clickhouse.Options {
 		ConnMaxLifetime: time.Hour,
 		ClientInfo:      clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "auditbus", Version: "1"}}},
 	}
+	if !s.cfg.NoCompression {
+		o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+	}
 	if legacy {
 		dial := s.cfg.DialContext
 		if dial == nil {
