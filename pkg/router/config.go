@@ -187,13 +187,13 @@ func ParseRoutes(name string, data []byte) ([]RouteConfig, error) {
 	groups := map[SourceConfig]string{}
 	for i, n := range list.Content {
 		r := p.parseRoute(resolve(n), i)
-		if r.Name != "" {
-			if first, dup := names[r.Name]; dup {
-				p.errorf(nil, "name", "%q is also the name of routes[%d]; route names must be unique", r.Name, first)
-			} else {
-				names[r.Name] = i
-			}
+		routes = append(routes, r)
+		if first, dup := names[r.Name]; dup && r.Name != "" {
+			// A copied route shares its source too; one error says it.
+			p.errorf(nil, "name", "%q is also the name of routes[%d]; route names must be unique", r.Name, first)
+			continue
 		}
+		names[r.Name] = i
 		if s := r.Source; s.Transport != "" && s.Topic != "" {
 			key := SourceConfig{Transport: s.Transport, Topic: s.Topic, Group: s.Group}
 			if other, dup := groups[key]; dup {
@@ -203,7 +203,6 @@ func ParseRoutes(name string, data []byte) ([]RouteConfig, error) {
 				groups[key] = r.Name
 			}
 		}
-		routes = append(routes, r)
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -256,7 +255,11 @@ func (p *parser) source(n *yaml.Node, route string) SourceConfig {
 	if !ok {
 		return SourceConfig{}
 	}
+	before := len(p.errs)
 	s := SourceConfig{HTTP: p.boolean(m["http"], "source.http")}
+	if len(p.errs) > before {
+		return s
+	}
 	if s.HTTP {
 		for _, f := range []string{"transport", "topic", "group"} {
 			if !isNull(resolve(m[f])) {
