@@ -24,6 +24,7 @@ type ConfigError struct {
 	Msg   string // what is wrong and, where it helps, what is accepted
 }
 
+// Error formats the problem as the type's comment shows.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
