@@ -7,7 +7,11 @@ GO          ?= go
 MODULES     := . benchmarks
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
+.PHONY: run test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
+
+## run: the daemon on its embedded default (mem transport, SQLite under ./data, HTTP on 127.0.0.1:8080) with the example routes
+run:
+	@AUDITBUS_ROUTES=$${AUDITBUS_ROUTES:-deploy/routes.example.yaml} $(GO) run ./cmd/auditbus serve
 
 ## test: start the services tests need, lint, then run every module's tests under -race
 test: services lint
@@ -70,7 +74,7 @@ bench-audit-sqlite:
 .PHONY: bench-audit-clickhouse bench-audit-query
 ## bench-audit-clickhouse: rows/s of 1 KiB events through sinks.Writer into ClickHouse vs raw clickhouse-go PrepareBatch, same run; ends with `ratio: X`
 bench-audit-clickhouse: services
-	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterVsRaw$$' -benchtime 100000x ./sinks/clickhouse/) || { echo "$$out"; exit 1; }; \
+	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterVsRaw$$' -benchtime 5x ./sinks/clickhouse/) || { echo "$$out"; exit 1; }; \
 	echo "$$out"; echo "$$out" | awk '/^BenchmarkWriterVsRaw/ { for (i = 2; i <= NF; i++) { if ($$i == "auditbus-rows/s") a = $$(i-1); if ($$i == "raw-rows/s") r = $$(i-1); if ($$i == "ratio") x = $$(i-1) } } \
 		END { if (x == "") exit 1; print "auditbus: " a " rows/s"; print "raw clickhouse-go: " r " rows/s"; print "ratio: " x }'
 
