@@ -47,7 +47,9 @@ func testConfig(t testing.TB) clickhouse.Config {
 }
 
 func dropDatabase(t testing.TB, db string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A benchmark's database holds a gigabyte or more; dropping it takes a
+	// while on a small machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	conn, err := ch.Open(&ch.Options{Addr: []string{addr}})
 	if err == nil {
