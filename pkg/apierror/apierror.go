@@ -25,18 +25,30 @@ type Detail struct {
 	Code string `json:"code"`
 	// Message says, in plain words, what is wrong and how to fix it.
 	Message string `json:"message"`
+	// Attribute names the CloudEvents attribute or extension at fault, when
+	// one is; omitted otherwise.
+	Attribute string `json:"attribute,omitempty"`
+	// Index is the position of the refused element of a batch, when the
+	// error concerns one; omitted otherwise.
+	Index *int `json:"index,omitempty"`
 }
 
 // Write answers with status and the JSON body {"error":{"code":code,
 // "message":message}}, as application/json. Headers the caller set before
 // (WWW-Authenticate, say) are kept. The body is never cached.
 func Write(w http.ResponseWriter, status int, code, message string) {
+	WriteDetail(w, status, Detail{Code: code, Message: message})
+}
+
+// WriteDetail is Write with every field of the Detail, for errors that
+// name an attribute or a batch element.
+func WriteDetail(w http.ResponseWriter, status int, d Detail) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	// The body is served as application/json with nosniff, so "<" and ">"
 	// stay readable instead of becoming \u003c and \u003e.
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Body{Error: Detail{Code: code, Message: message}}); err != nil {
+	if err := enc.Encode(Body{Error: d}); err != nil {
 		// Encoding two strings cannot fail; keep the shape regardless.
 		b.Reset()
 		b.WriteString(`{"error":{"code":"internal","message":"the error body could not be encoded"}}` + "\n")

@@ -36,3 +36,15 @@ func TestWriteKeepsAngleBrackets(t *testing.T) {
 		t.Errorf("body %q, want %q", got, want)
 	}
 }
+
+func TestWriteDetail(t *testing.T) {
+	rec := httptest.NewRecorder()
+	i := 0
+	WriteDetail(rec, http.StatusBadRequest, Detail{Code: "bad_batch_element", Message: "batch element 0: no type", Attribute: "type", Index: &i})
+	if got, want := rec.Body.String(), `{"error":{"code":"bad_batch_element","message":"batch element 0: no type","attribute":"type","index":0}}`+"\n"; got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("status %d, Content-Type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
