@@ -48,6 +48,14 @@ func (b *breaker) allow() (bool, time.Duration) {
 	return true, 0
 }
 
+// release ends an attempt without counting it either way (the event was
+// refused for what it is, not because the destination is down).
+func (b *breaker) release() {
+	b.mu.Lock()
+	b.trial = false
+	b.mu.Unlock()
+}
+
 // done records an attempt's result.
 func (b *breaker) done(err error) {
 	if b.policy.Failures <= 0 {

@@ -131,8 +131,10 @@ func (d *destination) attempt(send func() error) error {
 		return errCircuitOpen
 	}
 	err := send()
-	if !permanent(err) || err == nil {
+	if err != nil && permanent(err) {
 		// A refused event says nothing about the destination's health.
+		d.breaker.release()
+	} else {
 		d.breaker.done(err)
 	}
 	return err
