@@ -49,7 +49,7 @@ type Config struct {
 	// Linger is how long the producer waits to fill a batch before sending.
 	// A Publish call brings its own batch, so the wait only gathers events
 	// from concurrent calls; it also bounds one publisher's call rate.
-	// AUDITBUS_KAFKA_LINGER, default 500µs; see LowLatency.
+	// AUDITBUS_KAFKA_LINGER, default 200µs; see LowLatency.
 	Linger time.Duration
 	// RequiredAcks is how many replicas acknowledge a write before Publish
 	// returns. AUDITBUS_KAFKA_ACKS: all (default), leader or none.
@@ -99,10 +99,10 @@ type Poison struct {
 }
 
 // LowLatency returns c tuned for latency over throughput: the producer
-// lingers only 100µs to fill batches, so concurrent publishers share fewer
+// lingers only 50µs to fill batches, so concurrent publishers share fewer
 // produce requests.
 func (c Config) LowLatency() Config {
-	c.Linger = 100 * time.Microsecond
+	c.Linger = 50 * time.Microsecond
 	return c
 }
 
@@ -117,7 +117,7 @@ func (c Config) withDefaults() Config {
 		c.BatchBytes = 1 << 20
 	}
 	if c.Linger <= 0 {
-		c.Linger = 500 * time.Microsecond
+		c.Linger = 200 * time.Microsecond
 	}
 	if c.RequiredAcks == 0 {
 		c.RequiredAcks = kafkago.RequireAll
@@ -156,7 +156,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		ClientID:          r.String("CLIENT_ID", "auditbus"),
 		BatchSize:         r.Int("BATCH_SIZE", 1000, 1),
 		BatchBytes:        int64(r.Int("BATCH_BYTES", 1<<20, 1024)),
-		Linger:            r.Duration("LINGER", 500*time.Microsecond),
+		Linger:            r.Duration("LINGER", 200*time.Microsecond),
 		AutoCreateTopics:  r.Bool("AUTO_CREATE_TOPICS", true),
 		Partitions:        r.Int("PARTITIONS", 3, 1),
 		ReplicationFactor: r.Int("REPLICATION_FACTOR", 1, 1),

@@ -26,7 +26,7 @@ type Kafka struct {
 const (
 	kafkaBatchSize    = 1000
 	kafkaBatchBytes   = 1 << 20
-	kafkaLinger       = 500 * time.Microsecond
+	kafkaLinger       = 200 * time.Microsecond
 	kafkaFetchMaxWait = 250 * time.Millisecond
 )
 
