@@ -1,0 +1,64 @@
+// Package httpapi is the daemon's one HTTP server: CloudEvents ingest, the
+// audit query, health, readiness and Prometheus metrics.
+//
+// Endpoints (scopes are checked only when the Verifier has keys):
+//
+//	POST /v1/events          scope events:write  ingest, binary, structured or batch content mode
+//	GET  /v1/events          scope audit:read    audit query, one page of records
+//	GET  /v1/events/{id}     scope audit:read    one audited event (?source= when ids collide)
+//	GET  /healthz            no token            200 {"status":"ok"} while the process serves
+//	GET  /readyz             no token            200 {"status":"ready"}, or 503 not_ready with the reason
+//	GET  /metrics            no token            Prometheus text format
+//
+// POST /v1/events takes the events of the request (see package cehttp) and
+// either publishes them to ?topic=NAME (default Options.DefaultTopic) on
+// the default transport and records each in the audit store with the
+// outcome "accepted", or runs them through the HTTP-fed route ?route=NAME,
+// which delivers and audits them. It answers 202 {"accepted":N} only after
+// the transport (or the route) took every event and the audit records are
+// durable; any other answer means none may be counted on, and sending the
+// request again is safe (consumers and the audit store deduplicate by
+// source and id). A batch is all or nothing.
+//
+// GET /v1/events takes the parameters of sinks.ParseQuery: from and to
+// (RFC 3339), type (a trailing * matches a prefix), source, subject, id,
+// route, outcome, limit (at most 10,000; default 100), order (asc or desc)
+// and cursor. It answers
+//
+//	{"items":[{"event":{...},"audit":{...}},...],"next":"<cursor>"}
+//
+// where event is the CloudEvent in the JSON event format as the CloudEvents
+// SDK writes it, its data byte for byte: as JSON when it is valid JSON of a
+// JSON content type, as a string when it is UTF-8 text, in data_base64
+// otherwise. audit holds transport, topic, partition, offset, route,
+// outcome, replay (omitted for originals) and received (RFC 3339, UTC).
+// next is omitted on the last page; pass it as cursor, with the same other
+// parameters, for the next page. GET /v1/events/{id} answers one such item.
+//
+// Every error is the JSON body of package apierror,
+// {"error":{"code":"...","message":"..."}}, with "attribute" and "index"
+// when the error concerns one attribute or batch element. Statuses and
+// codes:
+//
+//	400 malformed_json, missing_attribute, bad_specversion,
+//	    invalid_attribute, bad_batch_element (with index),
+//	    unreadable_body                 the request's events are refused (package cehttp)
+//	400 invalid_event                   the transport refused an event
+//	400 bad_query                       a query parameter is unknown, repeated or malformed; the message names it
+//	401 unauthorized, malformed_token, bad_signature, token_expired, ...  (package auth)
+//	403 insufficient_scope              the token lacks the endpoint's scope
+//	404 not_found                       no such endpoint, or no such event
+//	404 unknown_route                   ?route= names no HTTP-fed route
+//	404 no_route                        nothing consumes the topic on the transport
+//	405 method_not_allowed              with an Allow header
+//	409 ambiguous_id                    several sources use the id: add ?source=
+//	413 too_large                       the body exceeds Options.MaxBodyBytes, or the transport's limit
+//	415 unsupported_media_type          neither binary mode nor a JSON event format
+//	503 unavailable                     the transport or audit store failed; Retry-After says when to retry
+//	503 not_ready                       GET /readyz: the readiness check failed
+//
+// The server counts requests in auditbus_http_requests_total{handler,code}
+// and times them in auditbus_http_request_seconds{handler}, where handler
+// is the route pattern ("POST /v1/events", "/" for unknown paths), so the
+// labels stay bounded.
+package httpapi

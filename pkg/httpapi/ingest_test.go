@@ -1,0 +1,362 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// binaryData is not UTF-8, so only data_base64 can carry it in JSON.
+var binaryData = []byte{0x00, 0xff, 0xfe, 0x80, 'a', '"', 0x7f, 0xc3}
+
+// sent is an event as a test sent it, to compare with what comes back.
+type sent struct {
+	id, source, typ, subject, ct, schema, time string
+	ext                                        map[string]string
+	data                                       []byte
+}
+
+// check compares an event read back with what was sent: every attribute,
+// every extension, and the data bit for bit.
+func (s sent) check(t *testing.T, got event.Event) {
+	t.Helper()
+	attrs := []struct{ name, got, want string }{
+		{"specversion", got.SpecVersion(), "1.0"}, {"id", got.ID(), s.id}, {"source", got.Source(), s.source},
+		{"type", got.Type(), s.typ}, {"subject", got.Subject(), s.subject}, {"datacontenttype", got.DataContentType(), s.ct},
+		{"dataschema", got.DataSchema(), s.schema},
+	}
+	for _, a := range attrs {
+		if a.got != a.want {
+			t.Errorf("event %q: %s %q, want %q", s.id, a.name, a.got, a.want)
+		}
+	}
+	if s.time != "" {
+		want, _ := time.Parse(time.RFC3339Nano, s.time)
+		if !got.Time().Equal(want) {
+			t.Errorf("event %q: time %s, want %s", s.id, got.Time(), want)
+		}
+	}
+	ext := got.Extensions()
+	if len(ext) != len(s.ext) {
+		t.Errorf("event %q: extensions %v, want %v", s.id, ext, s.ext)
+	}
+	for k, v := range s.ext {
+		if g := fmt.Sprint(ext[k]); g != v {
+			t.Errorf("event %q: extension %s %q, want %q", s.id, k, g, v)
+		}
+	}
+	if !bytes.Equal(got.Data(), s.data) {
+		t.Errorf("event %q: data %q, want %q", s.id, got.Data(), s.data)
+	}
+}
+
+// Binary, structured and batch POSTs answer 202; the events reach the
+// topic and come back from GET /v1/events with every attribute and their
+// data bit for bit.
+func TestIngestAndQuery(t *testing.T) {
+	e := newEnv(t)
+	const typ = "com.example.test.roundtrip"
+	want := map[string]sent{}
+
+	// Binary mode, every attribute, data that is not UTF-8.
+	b := sent{id: "bin-1", source: "/tests/binary", typ: typ, subject: "orders/42", ct: "application/octet-stream",
+		schema: "https://schemas.example.com/bin", time: "2025-03-04T05:06:07.123456789Z",
+		ext: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "region": "eu"}, data: binaryData}
+	want[b.id] = b
+	e.post(t, req{header: map[string]string{
+		"ce-specversion": "1.0", "ce-id": b.id, "ce-source": b.source, "ce-type": b.typ, "ce-subject": b.subject,
+		"ce-dataschema": b.schema, "ce-time": b.time, "ce-traceparent": b.ext["traceparent"], "ce-region": "eu",
+		"Content-Type": b.ct,
+	}, body: string(b.data)}, 1)
+
+	// Binary mode, JSON data with whitespace and characters HTML escaping
+	// would change: it must come back exactly.
+	j := sent{id: "bin-2", source: "/tests/binary", typ: typ, ct: "application/json", data: []byte(`{"total": 12, "note": "<a & b>"}`)}
+	want[j.id] = j
+	e.post(t, req{header: map[string]string{"ce-specversion": "1.0", "ce-id": j.id, "ce-source": j.source, "ce-type": j.typ,
+		"Content-Type": j.ct}, body: string(j.data)}, 1)
+
+	// Structured mode, text data and a numeric extension.
+	s := sent{id: "str-1", source: "/tests/structured", typ: typ, subject: "s", ct: "text/plain; charset=utf-8",
+		time: "2025-03-04T05:06:08Z", ext: map[string]string{"seq": "7"}, data: []byte("héllo\n\t\"world\" \u2028<>")}
+	want[s.id] = s
+	body, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": s.id, "source": s.source, "type": s.typ,
+		"subject": s.subject, "datacontenttype": s.ct, "time": s.time, "seq": 7, "data": string(s.data)})
+	e.post(t, req{header: structured, body: string(body)}, 1)
+
+	// A batch: JSON data, base64 data, no data.
+	batch := []sent{
+		{id: "bat-1", source: "/tests/batch", typ: typ, ct: "application/json", data: []byte(`[1,2,{"a":null}]`)},
+		{id: "bat-2", source: "/tests/batch", typ: typ, ct: "image/png", data: []byte{0x89, 'P', 'N', 'G', 0, 1, 2}},
+		{id: "bat-3", source: "/tests/batch", typ: typ},
+	}
+	var elems []string
+	for _, x := range batch {
+		want[x.id] = x
+		m := map[string]any{"specversion": "1.0", "id": x.id, "source": x.source, "type": x.typ}
+		switch x.ct {
+		case "application/json":
+			m["datacontenttype"], m["data"] = x.ct, json.RawMessage(x.data)
+		case "image/png":
+			m["datacontenttype"], m["data_base64"] = x.ct, base64.StdEncoding.EncodeToString(x.data)
+		}
+		el, _ := json.Marshal(m)
+		elems = append(elems, string(el))
+	}
+	e.post(t, req{header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: "[" + strings.Join(elems, ",") + "]"}, 3)
+
+	// Every event reached the topic, unchanged.
+	for _, ev := range e.events.waitFor(t, len(want)) {
+		want[ev.ID()].check(t, ev)
+	}
+
+	// And comes back from the audit query.
+	p := e.query(t, "/v1/events?type="+typ)
+	if len(p.Items) != len(want) || p.Next != "" {
+		t.Fatalf("query: %d items (next %q), want %d and no next", len(p.Items), p.Next, len(want))
+	}
+	for _, it := range p.Items {
+		ev := decodeEvent(t, it.Event)
+		w, ok := want[ev.ID()]
+		if !ok {
+			t.Fatalf("query returned an unknown event %s", it.Event)
+		}
+		w.check(t, ev)
+		a := it.Audit
+		if a.Transport != "http" || a.Topic != "events" || a.Route != "" || a.Outcome != sinks.OutcomeAccepted || a.Replay != "" {
+			t.Errorf("event %q: audit %+v", w.id, a)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, a.Received); err != nil || !strings.HasSuffix(a.Received, "Z") {
+			t.Errorf("event %q: received %q is not RFC 3339 in UTC", w.id, a.Received)
+		}
+		// The event is written the way the SDK writes it: the same bytes
+		// as json.Marshal of the stored event (which also compacts and
+		// escapes HTML), except that data that is not UTF-8 goes in
+		// data_base64.
+		rec, err := e.store.Get(context.Background(), ev.Source(), ev.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.id == b.id {
+			if !bytes.Contains(it.Event, []byte(`"data_base64":"`+base64.StdEncoding.EncodeToString(binaryData)+`"`)) {
+				t.Errorf("binary data not in data_base64: %s", it.Event)
+			}
+			continue
+		}
+		sdk, err := json.Marshal(rec.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ours bytes.Buffer
+		if err := json.Compact(&ours, it.Event); err != nil {
+			t.Fatal(err)
+		}
+		var escaped bytes.Buffer
+		json.HTMLEscape(&escaped, ours.Bytes())
+		if !bytes.Equal(escaped.Bytes(), sdk) {
+			t.Errorf("event %q:\n ours %s\n sdk  %s", w.id, it.Event, sdk)
+		}
+	}
+
+	// The accepted writes are logged with the token's subject.
+	if logs := e.logs.String(); strings.Count(logs, `"msg":"events accepted"`) != 4 || !strings.Contains(logs, `"subject":"svc-test"`) {
+		t.Errorf("logs lack the accepted writes with their subject:\n%s", logs)
+	}
+}
+
+// Paging with next returns every record once, in order, and omits next on
+// the last page.
+func TestQueryPaging(t *testing.T) {
+	e := newEnv(t)
+	const n = 25
+	var elems []string
+	base := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range n {
+		elems = append(elems, fmt.Sprintf(`{"specversion":"1.0","id":"p-%02d","source":"/paging","type":"com.example.page","time":%q}`,
+			i, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339)))
+	}
+	e.post(t, req{header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: "[" + strings.Join(elems, ",") + "]"}, n)
+	for _, order := range []string{"asc", "desc"} {
+		var ids []string
+		path := "/v1/events?type=com.example.page&limit=10&order=" + order
+		pages := 0
+		for cursor := ""; ; {
+			p := e.query(t, path+cursor)
+			pages++
+			for _, it := range p.Items {
+				ids = append(ids, decodeEvent(t, it.Event).ID())
+			}
+			if p.Next == "" {
+				break
+			}
+			if pages > n {
+				t.Fatal("paging does not end")
+			}
+			cursor = "&cursor=" + p.Next
+		}
+		if pages != 3 || len(ids) != n {
+			t.Fatalf("%s: %d pages, %d events, want 3 and %d", order, pages, len(ids), n)
+		}
+		for i, id := range ids {
+			k := i
+			if order == "desc" {
+				k = n - 1 - i
+			}
+			if want := fmt.Sprintf("p-%02d", k); id != want {
+				t.Fatalf("%s: event %d is %s, want %s", order, i, id, want)
+			}
+		}
+	}
+	// An empty answer is a page too.
+	if p := e.query(t, "/v1/events?type=com.example.none"); len(p.Items) != 0 || p.Next != "" {
+		t.Errorf("empty query: %+v", p)
+	}
+}
+
+// GET /v1/events/{id} finds an id used by one source, asks for ?source=
+// when several use it, and says 404 for ids nobody used.
+func TestGetByID(t *testing.T) {
+	e := newEnv(t)
+	post := func(id, source string) {
+		e.post(t, req{header: map[string]string{"ce-specversion": "1.0", "ce-id": id, "ce-source": source, "ce-type": "com.example.get",
+			"Content-Type": "application/json"}, body: `{"from":"` + source + `"}`}, 1)
+	}
+	post("solo", "/a")
+	post("dup", "/a")
+	post("dup", "/b")
+	post("a/b c", "/a")
+
+	get := func(path string) item {
+		t.Helper()
+		r := e.do(t, req{path: path, token: e.read})
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+		var it item
+		if err := json.Unmarshal(r.body, &it); err != nil {
+			t.Fatalf("GET %s: %v in %s", path, err, r.body)
+		}
+		return it
+	}
+	if ev := decodeEvent(t, get("/v1/events/solo").Event); ev.ID() != "solo" || ev.Source() != "/a" {
+		t.Errorf("solo: %s %s", ev.Source(), ev.ID())
+	}
+	if ev := decodeEvent(t, get("/v1/events/a%2Fb%20c").Event); ev.ID() != "a/b c" {
+		t.Errorf("escaped id: got %q", ev.ID())
+	}
+	it := get("/v1/events/dup?source=/b")
+	if ev := decodeEvent(t, it.Event); ev.Source() != "/b" || string(ev.Data()) != `{"from":"/b"}` || it.Audit.Outcome != "accepted" {
+		t.Errorf("dup from /b: %s %s", it.Event, it.Audit.Outcome)
+	}
+
+	b := wantError(t, e.do(t, req{path: "/v1/events/dup", token: e.read}), http.StatusConflict, "ambiguous_id")
+	for _, s := range []string{`"/a"`, `"/b"`, "?source="} {
+		if !strings.Contains(b.Error.Message, s) {
+			t.Errorf("ambiguous_id message %q lacks %s", b.Error.Message, s)
+		}
+	}
+	wantError(t, e.do(t, req{path: "/v1/events/nope", token: e.read}), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, req{path: "/v1/events/solo?source=/zzz", token: e.read}), http.StatusNotFound, "not_found")
+	wantError(t, e.do(t, req{path: "/v1/events/solo?source=", token: e.read}), http.StatusBadRequest, "bad_query")
+}
+
+// ?route= runs the events through an HTTP-fed route: the route delivers
+// them and audits them with its name and outcome.
+func TestIngestRoute(t *testing.T) {
+	routes, err := router.ParseRoutes("routes.yaml", []byte(`
+routes:
+  - name: web
+    source: {http: true}
+    filter: {prefix: {type: com.example.keep}}
+    destinations: [{transport: mem, topic: out}]
+    dead_letter: none
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt *router.Router
+	e := newEnv(t, func(o *httpapi.Options) {
+		var err error
+		rt, err = router.New(routes, router.Options{Transports: map[string]bus.Transport{"mem": o.Transport}, Audit: o.Audit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Router = rt
+	})
+	out := subscribe(t, e.mem, "out")
+	e.post(t, req{path: "/v1/events?route=web", header: map[string]string{"Content-Type": "application/cloudevents-batch+json"},
+		body: `[{"specversion":"1.0","id":"k","source":"/r","type":"com.example.keep"},{"specversion":"1.0","id":"d","source":"/r","type":"com.example.drop"}]`}, 2)
+	if got := out.waitFor(t, 1); len(got) != 1 || got[0].ID() != "k" {
+		t.Fatalf("destination got %v", got)
+	}
+	outcomes := map[string]string{}
+	for _, it := range e.query(t, "/v1/events?source=/r").Items {
+		if it.Audit.Route != "web" || it.Audit.Transport != "http" || it.Audit.Topic != "/v1/events" {
+			t.Errorf("audit %+v", it.Audit)
+		}
+		outcomes[decodeEvent(t, it.Event).ID()] = it.Audit.Outcome
+	}
+	if outcomes["k"] != sinks.OutcomeDelivered || outcomes["d"] != sinks.OutcomeFiltered {
+		t.Errorf("outcomes %v", outcomes)
+	}
+	b := wantError(t, e.do(t, req{method: "POST", path: "/v1/events?route=nope", token: e.write, header: structured,
+		body: `{"specversion":"1.0","id":"x","source":"/r","type":"t"}`}), http.StatusNotFound, "unknown_route")
+	if !strings.Contains(b.Error.Message, `"web"`) {
+		t.Errorf("unknown_route does not list the HTTP-fed routes: %s", b.Error.Message)
+	}
+	if len(e.events.snapshot()) != 0 {
+		t.Error("route ingest published to the default topic")
+	}
+}
+
+// A transport or audit store that fails gets 503 unavailable with
+// Retry-After, never a 202.
+func TestIngestUnavailable(t *testing.T) {
+	ev := `{"specversion":"1.0","id":"u","source":"/u","type":"com.example.u"}`
+
+	t.Run("audit store down", func(t *testing.T) {
+		e := newEnv(t, func(o *httpapi.Options) {
+			// A writer without retries on a store that is closed.
+			o.Audit = sinks.NewWriter(o.Store, sinks.WriterOptions{Retries: -1})
+		})
+		if err := e.store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r := e.do(t, req{method: "POST", token: e.write, header: structured, body: ev})
+		b := wantError(t, r, http.StatusServiceUnavailable, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		if !strings.Contains(b.Error.Message, "audit") {
+			t.Errorf("message %q does not say the audit failed", b.Error.Message)
+		}
+		wantError(t, e.do(t, req{path: "/v1/events", token: e.read}), http.StatusServiceUnavailable, "unavailable")
+	})
+
+	t.Run("transport closed", func(t *testing.T) {
+		e := newEnv(t)
+		if err := e.mem.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r := e.do(t, req{method: "POST", token: e.write, header: structured, body: ev})
+		wantError(t, r, http.StatusServiceUnavailable, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		if n := e.storedCount(t); n != 0 {
+			t.Errorf("an event the transport refused has %d audit records", n)
+		}
+	})
+}

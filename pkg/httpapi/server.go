@@ -1,0 +1,286 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/apierror"
+	"github.com/auditbus/auditbus/pkg/auth"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTopic is the topic POST /v1/events publishes to without ?topic=.
+	DefaultTopic = "events"
+	// DefaultMaxBodyBytes is the largest request body POST /v1/events reads.
+	DefaultMaxBodyBytes = 4 << 20
+	// ReadyTimeout bounds one run of Options.Ready.
+	ReadyTimeout = 2 * time.Second
+)
+
+// Stable error codes this package answers with, besides those of packages
+// cehttp and auth.
+const (
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeBadQuery         = "bad_query"
+	CodeUnknownRoute     = "unknown_route"
+	CodeNoRoute          = "no_route"
+	CodeInvalidEvent     = "invalid_event"
+	CodeTooLarge         = "too_large"
+	CodeAmbiguousID      = "ambiguous_id"
+	CodeUnavailable      = "unavailable"
+	CodeNotReady         = "not_ready"
+	CodeInternal         = "internal"
+)
+
+// Options are what a Server needs from the daemon.
+type Options struct {
+	// Verifier checks bearer tokens and scopes. Nil, or one without keys,
+	// lets every request through (whether that is allowed is the daemon's
+	// decision; see auth.CheckListen).
+	Verifier *auth.Verifier
+	// Store answers the audit queries. Required.
+	Store sinks.Store
+	// Audit makes the records of ingested events durable; the daemon's
+	// *sinks.Writer. Required.
+	Audit router.Auditor
+	// Router runs the HTTP-fed routes (?route=NAME); nil when there are
+	// none.
+	Router *router.Router
+	// Transport is the default transport, which ?topic= publishes to, and
+	// TransportName its name ("mem", "kafka", "amqp") for messages and
+	// logs. Both required.
+	Transport     bus.Transport
+	TransportName string
+	// DefaultTopic is the topic without ?topic= (default DefaultTopic).
+	DefaultTopic string
+	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Ready reports whether the transports and the store are reachable; nil
+	// means always ready. It is given ReadyTimeout.
+	Ready func(ctx context.Context) error
+	// Gatherer is what GET /metrics serves; nil serves Registerer when it is
+	// a Gatherer.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the server's own HTTP metrics; nil keeps them in
+	// a registry of their own, served by GET /metrics beside Gatherer.
+	Registerer prometheus.Registerer
+	// Logger receives request logs (accepted writes with the token's
+	// subject, refusals, failures); nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API. It is an http.Handler; Serve and ListenAndServe
+// run it on a listener, with TLS when given a certificate, and Shutdown
+// stops it gracefully.
+type Server struct {
+	o   Options
+	log *slog.Logger
+	mux *http.ServeMux
+	hs  *http.Server
+	now func() time.Time
+}
+
+// New checks o and builds the server. Errors name the bad field.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.Store == nil:
+		return nil, errors.New("httpapi: Options.Store is nil: the audit query needs the audit store")
+	case o.Audit == nil:
+		return nil, errors.New("httpapi: Options.Audit is nil: ingest needs the audit writer to record events before answering 202")
+	case o.Transport == nil:
+		return nil, errors.New("httpapi: Options.Transport is nil: ingest needs the default transport")
+	case o.TransportName == "":
+		return nil, errors.New("httpapi: Options.TransportName is empty: name the default transport (mem, kafka or amqp)")
+	case o.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("httpapi: Options.MaxBodyBytes is %d: want the largest request body in bytes, or 0 for %d", o.MaxBodyBytes, DefaultMaxBodyBytes)
+	}
+	if o.DefaultTopic == "" {
+		o.DefaultTopic = DefaultTopic
+	}
+	if err := checkTopic(o.DefaultTopic); err != nil {
+		return nil, fmt.Errorf("httpapi: Options.DefaultTopic %q: %w", o.DefaultTopic, err)
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	gatherer, err := gathererOf(&o)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, log: o.Logger, mux: http.NewServeMux(), now: time.Now}
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+
+	write := o.Verifier.Require(auth.ScopeEventsWrite)
+	read := o.Verifier.Require(auth.ScopeAuditRead)
+	routes := []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"POST /v1/events", write(http.HandlerFunc(s.ingest))},
+		{"GET /v1/events", read(http.HandlerFunc(s.list))},
+		{"GET /v1/events/{id}", read(http.HandlerFunc(s.get))},
+		{"GET /healthz", http.HandlerFunc(s.healthz)},
+		{"GET /readyz", http.HandlerFunc(s.readyz)},
+		{"GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)})},
+		// The same paths without a method catch the other methods.
+		{"/v1/events", notAllowed("GET, HEAD, POST")},
+		{"/v1/events/{id}", notAllowed("GET, HEAD")},
+		{"/healthz", notAllowed("GET, HEAD")},
+		{"/readyz", notAllowed("GET, HEAD")},
+		{"/metrics", notAllowed("GET, HEAD")},
+		{"/", http.HandlerFunc(notFound)},
+	}
+	for _, rt := range routes {
+		s.mux.Handle(rt.pattern, m.instrument(rt.pattern, rt.h))
+	}
+	return s, nil
+}
+
+// gathererOf settles what GET /metrics serves, giving o a Registerer.
+func gathererOf(o *Options) (prometheus.Gatherer, error) {
+	if o.Registerer != nil {
+		if o.Gatherer != nil {
+			return o.Gatherer, nil
+		}
+		if g, ok := o.Registerer.(prometheus.Gatherer); ok {
+			return g, nil
+		}
+		return nil, errors.New("httpapi: Options.Gatherer is nil and Options.Registerer is no Gatherer: pass the registry as both")
+	}
+	own := prometheus.NewRegistry()
+	o.Registerer = own
+	if o.Gatherer == nil {
+		return own, nil
+	}
+	return prometheus.Gatherers{o.Gatherer, own}, nil
+}
+
+// ServeHTTP answers one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve answers requests on ln until Shutdown, over TLS when certFile and
+// keyFile (PEM) are given. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
+	if (certFile == "") != (keyFile == "") {
+		_ = ln.Close()
+		return fmt.Errorf("httpapi: serve on %s: TLS needs both a certificate file (%q) and a key file (%q)", ln.Addr(), certFile, keyFile)
+	}
+	var err error
+	if certFile != "" {
+		err = s.hs.ServeTLS(ln, certFile, keyFile)
+	} else {
+		err = s.hs.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("httpapi: serve on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ListenAndServe listens on addr ("host:port") and calls Serve.
+func (s *Server) ListenAndServe(addr, certFile, keyFile string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("httpapi: listen on %q: %w", addr, err)
+	}
+	return s.Serve(ln, certFile, keyFile)
+}
+
+// Shutdown stops accepting connections and waits for the requests in
+// flight to finish, or for ctx to end; Serve then returns nil. An ingest
+// cut short answers no 202, so its client sends it again.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.hs.Shutdown(ctx); err != nil {
+		return fmt.Errorf("httpapi: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.o.Ready == nil {
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+	defer cancel()
+	// A check that ignores its context still gets its answer cut off.
+	done := make(chan error, 1)
+	go func() { done <- s.o.Ready(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("the readiness check did not answer within %s", ReadyTimeout)
+	}
+	if err != nil {
+		apierror.Write(w, http.StatusServiceUnavailable, CodeNotReady, "not ready: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+}
+
+// endpoints lists the API for messages about unknown paths.
+const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /healthz, GET /readyz and GET /metrics"
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	apierror.Write(w, http.StatusNotFound, CodeNotFound,
+		fmt.Sprintf("no endpoint at %q; this server has %s", clip(r.URL.Path), endpoints))
+}
+
+func notAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		apierror.Write(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			fmt.Sprintf("%q does not accept %q; use %s", clip(r.URL.Path), clip(r.Method), strings.ReplaceAll(allow, ", HEAD", "")))
+	})
+}
+
+// writeJSON answers with a fixed JSON body.
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
+}
+
+// clip shortens what a client sent before it is echoed in a message.
+func clip(s string) string {
+	const n = 200
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
