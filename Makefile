@@ -7,7 +7,11 @@ GO          ?= go
 MODULES     := . benchmarks
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
+.PHONY: run test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
+
+## run: the daemon on its embedded default (mem transport, SQLite under ./data, HTTP on 127.0.0.1:8080) with the example routes
+run:
+	@AUDITBUS_ROUTES=$${AUDITBUS_ROUTES:-deploy/routes.example.yaml} $(GO) run ./cmd/auditbus serve
 
 ## test: start the services tests need, lint, then run every module's tests under -race
 test: services lint

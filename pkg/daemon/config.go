@@ -1,0 +1,114 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditbus/auditbus/pkg/envconf"
+)
+
+// Config is the daemon's configuration, read from AUDITBUS_* variables by
+// ConfigFromEnv. The zero-variable configuration is the embedded default:
+// the mem transport, the SQLite store under ./data, HTTP on 127.0.0.1:8080.
+type Config struct {
+	// Listen is the HTTP address. AUDITBUS_LISTEN, default 127.0.0.1:8080.
+	Listen string
+	// TLSCertFile and TLSKeyFile serve HTTPS when both are set.
+	// AUDITBUS_TLS_CERT_FILE, AUDITBUS_TLS_KEY_FILE.
+	TLSCertFile, TLSKeyFile string
+	// Insecure allows a non-loopback listener without auth keys.
+	// AUDITBUS_INSECURE, default false.
+	Insecure bool
+	// DataDir holds the embedded store. AUDITBUS_DATA_DIR, default ./data.
+	DataDir string
+	// Transports are the enabled transports. AUDITBUS_TRANSPORTS: a
+	// comma-separated list of mem, kafka, amqp; default mem.
+	Transports []string
+	// DefaultTransport and DefaultTopic receive POST /v1/events?topic=.
+	// AUDITBUS_DEFAULT_TRANSPORT (default: the first of Transports) and
+	// AUDITBUS_DEFAULT_TOPIC (default events).
+	DefaultTransport, DefaultTopic string
+	// Store is the audit store: sqlite or clickhouse. AUDITBUS_STORE,
+	// default sqlite.
+	Store string
+	// Routes is the routes file. AUDITBUS_ROUTES; none by default.
+	Routes string
+	// MaxBodyBytes bounds an ingest request. AUDITBUS_MAX_BODY_BYTES,
+	// default 4 MiB.
+	MaxBodyBytes int
+	// ShutdownTimeout bounds the drain on SIGTERM. AUDITBUS_SHUTDOWN_TIMEOUT,
+	// default 30s.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error. AUDITBUS_LOG_LEVEL, default info.
+	LogLevel slog.Level
+}
+
+// transportNames are the transports the daemon knows.
+var transportNames = []string{"mem", "kafka", "amqp"}
+
+// ConfigFromEnv reads Config from the process environment. The error
+// names every bad variable and what it accepts.
+func ConfigFromEnv() (Config, error) {
+	return configFrom(envconf.New("AUDITBUS_"))
+}
+
+func configFrom(r *envconf.Reader) (Config, error) {
+	c := Config{
+		Listen:          r.String("LISTEN", "127.0.0.1:8080"),
+		TLSCertFile:     r.String("TLS_CERT_FILE", ""),
+		TLSKeyFile:      r.String("TLS_KEY_FILE", ""),
+		Insecure:        r.Bool("INSECURE", false),
+		DataDir:         r.String("DATA_DIR", "data"),
+		Transports:      r.List("TRANSPORTS", []string{"mem"}),
+		DefaultTopic:    r.String("DEFAULT_TOPIC", "events"),
+		Store:           r.Enum("STORE", "sqlite", "sqlite", "clickhouse"),
+		Routes:          r.String("ROUTES", ""),
+		MaxBodyBytes:    r.Int("MAX_BODY_BYTES", 4<<20, 1024),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	var errs []error
+	for _, t := range c.Transports {
+		if !slices.Contains(transportNames, t) {
+			errs = append(errs, fmt.Errorf("%s: %q is not a transport (accepted: %s)", r.Name("TRANSPORTS"), t, strings.Join(transportNames, ", ")))
+		}
+	}
+	if len(c.Transports) == 0 {
+		errs = append(errs, fmt.Errorf("%s: empty; name at least one of %s", r.Name("TRANSPORTS"), strings.Join(transportNames, ", ")))
+	} else {
+		c.DefaultTransport = r.String("DEFAULT_TRANSPORT", c.Transports[0])
+		if !slices.Contains(c.Transports, c.DefaultTransport) {
+			errs = append(errs, fmt.Errorf("%s: %q is not among the enabled transports %s (%s)", r.Name("DEFAULT_TRANSPORT"),
+				c.DefaultTransport, strings.Join(c.Transports, ","), r.Name("TRANSPORTS")))
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, fmt.Errorf("%s and %s: set both to serve HTTPS, or neither", r.Name("TLS_CERT_FILE"), r.Name("TLS_KEY_FILE")))
+	}
+	switch lvl := r.Enum("LOG_LEVEL", "info", "debug", "info", "warn", "error"); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	}
+	if err := r.Err(); err != nil {
+		errs = append([]error{err}, errs...)
+	}
+	if len(errs) > 0 {
+		return c, joinLines(errs)
+	}
+	return c, nil
+}
+
+// joinLines joins errors one per line, as a start-up report.
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Errorf("bad configuration:\n  %s", strings.Join(msgs, "\n  "))
+}

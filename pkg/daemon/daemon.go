@@ -1,0 +1,301 @@
+// Package daemon assembles `auditbus serve`: it reads the configuration,
+// opens the transports and the audit store, runs the routes and the HTTP
+// API, and on SIGTERM drains everything in order.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/amqp"
+	"github.com/auditbus/auditbus/bus/kafka"
+	"github.com/auditbus/auditbus/bus/mem"
+	"github.com/auditbus/auditbus/pkg/auth"
+	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/clickhouse"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Daemon is a running `auditbus serve`.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	store  sinks.Store
+	writer *sinks.Writer
+	trs    map[string]bus.Transport
+	router *router.Router
+	drains []bus.Subscription
+	srv    *http.Server
+	ln     net.Listener
+}
+
+// Start opens everything cfg names and starts serving. Close it to drain.
+// Errors name the setting or file at fault.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{cfg: cfg, log: log, trs: map[string]bus.Transport{}}
+	defer func() {
+		if err != nil {
+			d.shutdown(context.Background())
+		}
+	}()
+	var routes []router.RouteConfig
+	if cfg.Routes != "" {
+		if routes, err = router.LoadRoutes(cfg.Routes); err != nil {
+			return nil, err
+		}
+	}
+	authCfg, err := auth.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := auth.New(authCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.CheckListen(cfg.Listen, verifier.Configured(), cfg.Insecure); err != nil {
+		return nil, err
+	}
+	if !verifier.Configured() {
+		log.Warn("authentication is off: no AUDITBUS_AUTH_* keys are set; the API is open to anyone who can reach " + cfg.Listen)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if d.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg)})
+
+	// The poison callbacks need the router, which needs the transports.
+	var rt *router.Router
+	poison := func(ctx context.Context, p router.Poison) error {
+		if rt == nil {
+			return errors.New("the router is not running yet")
+		}
+		return rt.Poison(ctx, p)
+	}
+	if err := d.openTransports(cfg, poison); err != nil {
+		return nil, err
+	}
+	rt, err = router.New(routes, router.Options{
+		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Routes, err)
+	}
+	d.router = rt
+	if err := d.drainMemTopics(ctx, routes); err != nil {
+		return nil, err
+	}
+	if err := rt.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	api, err := httpapi.New(httpapi.Options{
+		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt,
+		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
+		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
+		Gatherer: reg, Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("AUDITBUS_LISTEN %q: %w", cfg.Listen, err)
+	}
+	d.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("auditbus serving", "addr", d.ln.Addr().String(), "tls", cfg.TLSCertFile != "", "store", cfg.Store,
+		"transports", cfg.Transports, "routes", len(routes), "auth", verifier.Configured())
+	return d, nil
+}
+
+// Addr is the address the HTTP API listens on.
+func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
+
+// Serve serves HTTP until Close; it returns nil after a Close.
+func (d *Daemon) Serve() error {
+	var err error
+	if d.cfg.TLSCertFile != "" {
+		err = d.srv.ServeTLS(d.ln, d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
+	} else {
+		err = d.srv.Serve(d.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Err reports a route that stopped on its own.
+func (d *Daemon) Err() error { return d.router.Err() }
+
+// Close stops intake, lets every batch in flight finish (delivered,
+// audited, acknowledged), flushes the audit writer and closes the
+// transports and the store, giving up when ctx ends: whatever was not
+// acknowledged by then is delivered again by its source after a restart.
+func (d *Daemon) Close(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- d.shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("drain did not finish within AUDITBUS_SHUTDOWN_TIMEOUT (%s); unacknowledged events will be delivered again: %w", d.cfg.ShutdownTimeout, ctx.Err())
+	}
+}
+
+func (d *Daemon) shutdown(ctx context.Context) error {
+	var errs []error
+	if d.srv != nil {
+		errs = append(errs, d.srv.Shutdown(ctx))
+	}
+	if d.router != nil {
+		errs = append(errs, d.router.Close())
+	}
+	for _, s := range d.drains {
+		errs = append(errs, s.Close())
+	}
+	for name, t := range d.trs {
+		if err := t.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s transport: %w", name, err))
+		}
+	}
+	if d.writer != nil {
+		errs = append(errs, d.writer.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ready checks that the store answers and every route runs.
+func (d *Daemon) ready(ctx context.Context) error {
+	if _, err := d.store.Query(ctx, sinks.Query{Limit: 1}); err != nil {
+		return fmt.Errorf("audit store: %w", err)
+	}
+	return d.router.Err()
+}
+
+func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
+	switch cfg.Store {
+	case "clickhouse":
+		chCfg, err := clickhouse.ConfigFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		return clickhouse.Open(ctx, chCfg)
+	default:
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("AUDITBUS_DATA_DIR %q: %w", cfg.DataDir, err)
+		}
+		return sqlite.Open(ctx, cfg.DataDir, sqlite.Options{})
+	}
+}
+
+func (d *Daemon) openTransports(cfg Config, poison func(context.Context, router.Poison) error) error {
+	for _, name := range cfg.Transports {
+		var t bus.Transport
+		var err error
+		switch name {
+		case "mem":
+			t = mem.New()
+		case "kafka":
+			var kc kafka.Config
+			if kc, err = kafka.ConfigFromEnv(); err != nil {
+				return err
+			}
+			kc.Logger = d.log
+			kc.Poison = func(ctx context.Context, p kafka.Poison) error {
+				m := p.Message
+				return poison(ctx, router.Poison{
+					Transport: "kafka", Topic: m.Topic, Group: p.Group, Partition: m.Partition, Offset: m.Offset,
+					ID: fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset), Payload: m.Value, Reason: p.Reason,
+				})
+			}
+			t, err = kafka.New(kc)
+		case "amqp":
+			var ac amqp.Config
+			if ac, err = amqp.ConfigFromEnv(); err != nil {
+				return err
+			}
+			ac.Logger = d.log
+			ac.Poison = func(ctx context.Context, p amqp.PoisonMessage) {
+				id := p.Delivery.MessageId
+				if id == "" {
+					sum := sha256.Sum256(p.Delivery.Body)
+					id = hex.EncodeToString(sum[:16])
+				}
+				err := poison(ctx, router.Poison{
+					Transport: "amqp", Topic: p.Topic, Group: p.Group, ID: p.Queue + "/" + id, Payload: p.Delivery.Body, Reason: p.Err,
+				})
+				if err != nil {
+					// The AMQP transport acknowledges poison messages
+					// whatever the callback does; say loudly what is lost.
+					d.log.Error("poison message could not be dead-lettered; it is dropped", "topic", p.Topic, "queue", p.Queue, "id", id, "error", err)
+				}
+			}
+			t, err = amqp.New(ac)
+		}
+		if err != nil {
+			return fmt.Errorf("%s transport: %w", name, err)
+		}
+		d.trs[name] = t
+	}
+	return nil
+}
+
+// drainMemTopics subscribes a drain to every mem topic that routes or the
+// ingest write to but no route reads. The mem transport keeps nothing and
+// refuses topics nobody reads; such events live on in the audit store only.
+func (d *Daemon) drainMemTopics(ctx context.Context, routes []router.RouteConfig) error {
+	t, ok := d.trs["mem"]
+	if !ok {
+		return nil
+	}
+	read := map[string]bool{}
+	var written []string
+	if d.cfg.DefaultTransport == "mem" {
+		written = append(written, d.cfg.DefaultTopic)
+	}
+	for _, r := range routes {
+		if r.Source.Transport == "mem" {
+			read[r.Source.Topic] = true
+		}
+		for _, dc := range r.Destinations {
+			if dc.Transport == "mem" {
+				written = append(written, dc.Topic)
+			}
+		}
+		if r.DeadLetter != nil && r.DeadLetter.Transport == "mem" {
+			written = append(written, r.DeadLetter.Topic)
+		}
+	}
+	for _, topic := range written {
+		if read[topic] {
+			continue
+		}
+		read[topic] = true
+		sub, err := t.Subscribe(ctx, topic, "auditbus-drain", func(context.Context, []bus.Message) error { return nil }, bus.SubscribeConfig{})
+		if err != nil {
+			return fmt.Errorf("mem topic %q: %w", topic, err)
+		}
+		d.drains = append(d.drains, sub)
+		d.log.Info("mem topic has no route reading it; its events are kept in the audit store only", "topic", topic)
+	}
+	return nil
+}
