@@ -1,0 +1,170 @@
+package replay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/bus/kafka"
+	"github.com/auditbus/auditbus/pkg/replay"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+)
+
+// The crash test's child process: a Manager replaying to the parent's
+// kfake broker, killed by the parent mid-replay.
+const (
+	childEnv        = "AUDITBUS_REPLAY_CRASH_CHILD"
+	childBrokersEnv = "AUDITBUS_REPLAY_CRASH_BROKERS"
+	childStoreEnv   = "AUDITBUS_REPLAY_CRASH_STORE"
+	childJobsEnv    = "AUDITBUS_REPLAY_CRASH_JOBS"
+	crashTopic      = "replayed"
+)
+
+// crashFilter selects 20,000 of the history's events: the order events of
+// the first 30,000.
+var crashFilter = sinks.Query{Type: "com.example.order.", TypePrefix: true, To: base.Add(300 * time.Second)}
+
+const crashEvents = 20000
+
+// crashChild runs in the child process: it replays crashFilter to the
+// parent's broker until it is killed, and reports an error if the replay
+// ends first.
+func crashChild() int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		return 2
+	}
+	store, err := sqlite.Open(context.Background(), os.Getenv(childStoreEnv), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		return fail(err)
+	}
+	kc := kafkaConfig(strings.Split(os.Getenv(childBrokersEnv), ","))
+	tr, err := kafka.New(kc)
+	if err != nil {
+		return fail(err)
+	}
+	m, err := replay.NewManager(replay.Options{Dir: os.Getenv(childJobsEnv), Store: store,
+		CheckpointEvery: 20 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		return fail(err)
+	}
+	j, err := m.Start(context.Background(), replay.Request{Filter: crashFilter, Rate: 8000,
+		Destination: replay.TopicTarget("kafka", tr, crashTopic), Name: "crash test"})
+	if err != nil {
+		return fail(err)
+	}
+	j, err = m.Wait(context.Background(), j.ID)
+	return fail(fmt.Errorf("the replay ended (%s, %+v, %v) before the parent killed the process", j.State, j.Progress, err))
+}
+
+// jobFile is what the test reads of a job file.
+type jobFile struct {
+	ID       string          `json:"id"`
+	State    replay.State    `json:"state"`
+	Progress replay.Progress `json:"progress"`
+}
+
+// readJobFile returns the one job file in dir, if there is one yet.
+func readJobFile(t *testing.T, dir string) (jobFile, bool) {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(paths) == 0 {
+		return jobFile{}, false
+	}
+	b, err := os.ReadFile(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j jobFile
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatalf("job file %s: %v", paths[0], err)
+	}
+	return j, true
+}
+
+// TestCrashResume kills a process with SIGKILL while it replays 20,000
+// events to a Kafka topic, then resumes the job in a new Manager on the
+// same job directory: the job completes, reports every event done, and
+// the topic holds every event (duplicates allowed, none missing).
+func TestCrashResume(t *testing.T) {
+	t.Parallel()
+	store, storeDir := history(t)
+	brokers := newCluster(t)
+	jobs := t.TempDir()
+
+	var out bytes.Buffer
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", childBrokersEnv+"="+strings.Join(brokers, ","),
+		childStoreEnv+"="+storeDir, childJobsEnv+"="+jobs)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// Kill it once its checkpoint says a fifth of the events are out.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if j, ok := readJobFile(t, jobs); ok && j.Progress.Done >= crashEvents/5 {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("child exited before it was killed (%v):\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("child published too little before the deadline:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	<-exited
+	before, _ := readJobFile(t, jobs)
+	if before.State != replay.Running || before.Progress.Done >= crashEvents {
+		t.Fatalf("after the kill the job file says %s with %+v; want running, part done", before.State, before.Progress)
+	}
+	t.Logf("killed the child with %d of %d events checkpointed", before.Progress.Done, crashEvents)
+
+	tr := newKafka(t, brokers)
+	m := newManager(t, store, replay.Options{Dir: jobs, Resolve: func(name string) (replay.Target, error) {
+		if name != "kafka:"+crashTopic {
+			return nil, fmt.Errorf("unknown target %q", name)
+		}
+		return replay.TopicTarget("kafka", tr, crashTopic), nil
+	}})
+	resumed, err := m.Resume()
+	if err != nil || len(resumed) != 1 || resumed[0].ID != before.ID {
+		t.Fatalf("Resume = %d jobs, %v; want job %s", len(resumed), err, before.ID)
+	}
+	j := wait(t, m, before.ID, 2*time.Minute)
+	if j.State != replay.Done || j.Progress.Done != crashEvents || j.Progress.Total != crashEvents || j.Progress.Failed != 0 {
+		t.Fatalf("resumed job ended %s with %+v (error %q); want done with %d of %d", j.State, j.Progress, j.Error, crashEvents, crashEvents)
+	}
+
+	got := consumeKafka(t, brokers, crashTopic, crashEvents, time.Minute)
+	seen := make(map[string]bool, crashEvents)
+	for i := range got {
+		n := seq(t, got[i].ID())
+		if n >= 30000 || n%3 == 2 {
+			t.Fatalf("event %s does not match the filter", got[i].ID())
+		}
+		seen[got[i].ID()] = true
+	}
+	if len(seen) != crashEvents {
+		t.Fatalf("%d distinct events on the topic, want %d", len(seen), crashEvents)
+	}
+	t.Logf("0 missing of %d; %d duplicates from the batches after the last checkpoint", crashEvents, len(got)-len(seen))
+}

@@ -1,0 +1,224 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/cehttp"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+)
+
+// page is one batch the reader hands to the publisher.
+type page struct {
+	recs []sinks.Record // originals only
+	next string         // cursor after the page's last record
+	err  error
+}
+
+// read pages through the store from cursor and sends every page on out,
+// closing it after the last. It runs a page ahead of the publisher.
+func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
+	defer close(out)
+	q.Limit = size
+	for {
+		q.Cursor = cursor
+		p, err := store.Query(ctx, q)
+		if err != nil {
+			select {
+			case out <- page{err: fmt.Errorf("read the audit store after cursor %q: %w", cursor, err)}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if len(p.Records) == 0 {
+			return
+		}
+		cursor = sinks.CursorAfter(&p.Records[len(p.Records)-1], false)
+		recs := p.Records[:0]
+		for _, r := range p.Records {
+			if r.Replay == "" {
+				recs = append(recs, r)
+			}
+		}
+		select {
+		case out <- page{recs: recs, next: cursor}:
+		case <-ctx.Done():
+			return
+		}
+		if p.Next == "" {
+			return
+		}
+	}
+}
+
+// Count returns how many records a replay with filter f would publish:
+// the matching records that are not copies made by earlier replays. A store
+// with a Count method of the same signature answers directly; otherwise the
+// records are paged through.
+func Count(ctx context.Context, store sinks.Store, f sinks.Query) (int64, error) {
+	if c, ok := store.(interface {
+		Count(ctx context.Context, q sinks.Query) (int64, error)
+	}); ok {
+		return c.Count(ctx, f)
+	}
+	f.Limit, f.Cursor, f.Desc = sinks.MaxLimit, "", false
+	var n int64
+	for {
+		p, err := store.Query(ctx, f)
+		if err != nil {
+			return 0, fmt.Errorf("replay: count matching records: %w", err)
+		}
+		for i := range p.Records {
+			if p.Records[i].Replay == "" {
+				n++
+			}
+		}
+		if p.Next == "" {
+			return n, nil
+		}
+		f.Cursor = p.Next
+	}
+}
+
+// giveUp is an event the publisher gave up on.
+type giveUp struct {
+	index     int // in the batch
+	attempts  int
+	permanent bool // refused for good, rather than retries exhausted
+	err       error
+}
+
+// publish sends events to t in order with the retry policy, and returns the
+// events it gave up on. It returns an error only when ctx ends.
+func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPolicy) ([]giveUp, error) {
+	pending := make([]int, len(events))
+	for i := range pending {
+		pending[i] = i
+	}
+	batch := events
+	var failed []giveUp
+	drop := func(k int) { // pending[k] is given up; the batch shrinks
+		pending = append(pending[:k:k], pending[k+1:]...)
+		batch = make([]bus.Event, len(pending))
+		for j, i := range pending {
+			batch[j] = events[i]
+		}
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := t.Publish(ctx, batch)
+		if err == nil {
+			return failed, nil
+		}
+		if ctx.Err() != nil {
+			return failed, ctx.Err()
+		}
+		var pe *PartialError
+		if errors.As(err, &pe) && pe.Index >= 0 && pe.Index < len(pending) {
+			if pe.Index > 0 { // progress: the next event gets attempts of its own
+				pending, batch = pending[pe.Index:], batch[pe.Index:]
+				attempt, start = 1, time.Now()
+			}
+			if permanent(pe.Err) {
+				failed = append(failed, giveUp{pending[0], attempt, true, pe.Err})
+				if drop(0); len(pending) == 0 {
+					return failed, nil
+				}
+				attempt, start = 0, time.Now()
+				continue
+			}
+		} else if permanent(err) {
+			var ee *bus.EventError
+			if !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(pending) {
+				for _, i := range pending {
+					failed = append(failed, giveUp{i, attempt, true, err})
+				}
+				return failed, nil
+			}
+			failed = append(failed, giveUp{pending[ee.Index], attempt, true, err})
+			if drop(ee.Index); len(pending) == 0 {
+				return failed, nil
+			}
+			attempt-- // the others were not refused; try them afresh
+			continue
+		}
+		pause := backoff(p, attempt)
+		if ra, ok := cehttp.RetryAfter(err); ok {
+			pause = max(pause, ra)
+		}
+		if attempt >= p.MaxAttempts || (p.MaxElapsed > 0 && time.Since(start)+pause > p.MaxElapsed) {
+			for _, i := range pending {
+				failed = append(failed, giveUp{i, attempt, false, err})
+			}
+			return failed, nil
+		}
+		if err := sleep(ctx, pause); err != nil {
+			return failed, err
+		}
+	}
+}
+
+// permanent reports an error that retrying cannot cure.
+func permanent(err error) bool {
+	return errors.Is(err, bus.ErrInvalidEvent) || errors.Is(err, bus.ErrTooLarge) || cehttp.IsPermanent(err)
+}
+
+// backoff is the wait after failed attempt number attempt (1-based):
+// InitialBackoff doubled per attempt up to MaxBackoff, varied by Jitter,
+// as routes wait.
+func backoff(p router.RetryPolicy, attempt int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxBackoff)
+	if p.Jitter > 0 {
+		d += time.Duration((rand.Float64()*2 - 1) * p.Jitter * float64(d))
+	}
+	return max(d, 0)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// limiter is a token bucket: rate tokens a second, at most burst saved up.
+// One goroutine uses it.
+type limiter struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	if rate <= 0 {
+		return nil
+	}
+	return &limiter{rate: rate, burst: float64(burst), tokens: float64(burst), last: time.Now()}
+}
+
+// wait takes n tokens, sleeping until the bucket has paid for them.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	if l == nil {
+		return nil
+	}
+	now := time.Now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	l.tokens -= float64(n)
+	if l.tokens >= 0 {
+		return nil
+	}
+	return sleep(ctx, time.Duration(-l.tokens/l.rate*float64(time.Second)))
+}

@@ -1,0 +1,326 @@
+package replay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/mem"
+	"github.com/auditbus/auditbus/pkg/cehttp"
+	"github.com/auditbus/auditbus/pkg/replay"
+	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/sinks"
+)
+
+// smallStore is a fresh store holding n generated events over 10 keys.
+func smallStore(t *testing.T, n int) sinks.Store {
+	t.Helper()
+	s := openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = s.Close() })
+	if err := fill(s, n, 10); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestReplayIsAuditedBesideTheOriginal: copies a replay publishes to a topic
+// a route reads are audited with the job id as their Replay, and the
+// originals' records stay as they were.
+func TestReplayIsAuditedBesideTheOriginal(t *testing.T) {
+	const n = 300
+	store := smallStore(t, n)
+	writer := sinks.NewWriter(store, sinks.WriterOptions{})
+	t.Cleanup(func() { _ = writer.Close() })
+	tr := mem.New()
+	t.Cleanup(func() { _ = tr.Close() })
+	out := subscribe(t, tr, "out")
+	r, err := router.New([]router.RouteConfig{{
+		Name:         "again",
+		Source:       router.SourceConfig{Transport: "mem", Topic: "in", Group: "again"},
+		Destinations: []router.DestinationConfig{{Name: "mem:out", Transport: "mem", Topic: "out"}},
+		Retry:        router.DefaultRetryPolicy(),
+	}}, router.Options{Transports: map[string]bus.Transport{"mem": tr}, Audit: writer, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+
+	m := newManager(t, store, replay.Options{})
+	j, err := m.Start(context.Background(), replay.Request{Destination: replay.TopicTarget("mem", tr, "in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = wait(t, m, j.ID, time.Minute); j.State != replay.Done || j.Progress.Done != n {
+		t.Fatalf("job ended %s with %+v (error %q)", j.State, j.Progress, j.Error)
+	}
+	distinct(t, out, n, 20*time.Second)
+	// The router audits a batch before it lets the source go; poll until
+	// every copy's record is there.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p, err := store.Query(context.Background(), sinks.Query{Route: "again", Limit: sinks.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Records) == n {
+			for _, rec := range p.Records {
+				if rec.Replay != j.ID || rec.Outcome != sinks.OutcomeDelivered {
+					t.Fatalf("copy %s audited with replay %q, outcome %q; want %q, delivered", rec.Event.ID(), rec.Replay, rec.Outcome, j.ID)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d copies audited, want %d", len(p.Records), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	orig, err := store.Get(context.Background(), "/test/shop", "ev-000042")
+	if err != nil || orig.Route != "orders" || orig.Replay != "" || orig.Outcome != sinks.OutcomeDelivered {
+		t.Fatalf("original record changed: %+v, %v", orig, err)
+	}
+	// A second replay of the same filter replays the originals only.
+	if c, err := replay.Count(context.Background(), store, sinks.Query{}); err != nil || c != n {
+		t.Fatalf("Count after the replay = %d, %v; want the %d originals", c, err, n)
+	}
+}
+
+// refusingHook refuses (400) events whose id ends in "7" and accepts the
+// rest; while down is set it answers 503 to everything.
+type refusingHook struct {
+	down     atomic.Bool
+	accepted atomic.Int64
+}
+
+func (h *refusingHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case h.down.Load():
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	case strings.HasSuffix(r.Header.Get("Ce-Id"), "7"):
+		http.Error(w, "no sevens", http.StatusBadRequest)
+	default:
+		h.accepted.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func fastRetry() router.RetryPolicy {
+	return router.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Jitter: 0.2}
+}
+
+// TestRefusedEventsAreReportedAndDeadLettered: events the destination
+// refuses for good go to the request's dead letter with the dead-letter
+// extensions and into the job's errors; the rest are delivered.
+func TestRefusedEventsAreReportedAndDeadLettered(t *testing.T) {
+	const n = 100
+	store := smallStore(t, n)
+	h := &refusingHook{}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	wh, err := cehttp.NewWebhook(cehttp.WebhookConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := mem.New()
+	t.Cleanup(func() { _ = tr.Close() })
+	dead := subscribe(t, tr, "dead")
+	m := newManager(t, store, replay.Options{Retry: fastRetry(), MaxErrors: 4})
+	j, err := m.Start(context.Background(), replay.Request{Destination: replay.WebhookTarget(wh),
+		DeadLetter: replay.TopicTarget("mem", tr, "dead")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = wait(t, m, j.ID, time.Minute)
+	if j.State != replay.Done || j.Progress.Done != 90 || j.Progress.Failed != 10 || h.accepted.Load() != 90 {
+		t.Fatalf("job ended %s with %+v, webhook accepted %d; want done, 90 done, 10 failed", j.State, j.Progress, h.accepted.Load())
+	}
+	if j.ErrorCount != 10 || len(j.Errors) != 4 || !j.Errors[0].DeadLettered || j.Errors[0].ID != "ev-000007" || !strings.Contains(j.Errors[0].Message, "400") {
+		t.Fatalf("errors %d, first %d: %+v", j.ErrorCount, len(j.Errors), j.Errors)
+	}
+	parked := distinct(t, dead, 10, 10*time.Second)
+	for _, e := range dead.all() {
+		ext := e.Extensions()
+		if !strings.HasSuffix(e.ID(), "7") || ext[router.ExtDeadLetterDestination] != srv.URL || ext[replay.ExtReplay] != j.ID {
+			t.Fatalf("dead-lettered %s with extensions %v", e.ID(), ext)
+		}
+	}
+	if len(parked) != 10 {
+		t.Fatalf("%d events dead-lettered, want 10", len(parked))
+	}
+}
+
+// TestUnreachableDestinationFailsThenRetryFinishes: with no dead letter, a
+// destination that stays down fails the job at its checkpoint; after the
+// fix, Retry on a new Manager (targets resolved by name) finishes it, and
+// refused events are only reported.
+func TestUnreachableDestinationFailsThenRetryFinishes(t *testing.T) {
+	const n = 50
+	store := smallStore(t, n)
+	h := &refusingHook{}
+	h.down.Store(true)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	wh, err := cehttp.NewWebhook(cehttp.WebhookConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	m, err := replay.NewManager(replay.Options{Dir: dir, Store: store, Retry: fastRetry(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := m.Start(context.Background(), replay.Request{Destination: replay.Named("hook", replay.WebhookTarget(wh)), Name: "down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = wait(t, m, j.ID, time.Minute)
+	if j.State != replay.Failed || j.Progress.Done != 0 || j.Checkpoint != "" || !strings.Contains(j.Error, "503") {
+		t.Fatalf("job ended %s with %+v at %q (error %q); want failed before the first batch", j.State, j.Progress, j.Checkpoint, j.Error)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h.down.Store(false)
+	m2 := newManager(t, store, replay.Options{Dir: dir, Retry: fastRetry(), Resolve: func(name string) (replay.Target, error) {
+		if name != "hook" {
+			return nil, errors.New("unknown")
+		}
+		return replay.WebhookTarget(wh), nil
+	}})
+	if js := m2.List(); len(js) != 1 || js[0].State != replay.Failed || js[0].Request.Name != "down" {
+		t.Fatalf("jobs read back: %+v", js)
+	}
+	if _, err := m2.Resume(); err != nil {
+		t.Fatal(err) // a failed job is not resumed
+	}
+	if _, err := m2.Retry(j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = wait(t, m2, j.ID, time.Minute)
+	if j.State != replay.Done || j.Progress.Done != 45 || j.Progress.Failed != 5 || j.ErrorCount != 6 {
+		t.Fatalf("retried job ended %s with %+v, %d errors (%q); want done, 45 done, 5 refused", j.State, j.Progress, j.ErrorCount, j.Error)
+	}
+	if _, err := m2.Retry(j.ID); !errors.Is(err, replay.ErrNotRunning) {
+		t.Fatalf("Retry of a done job: %v", err)
+	}
+}
+
+// TestCancelAndJobFile: Cancel stops a running job, which stays cancelled
+// in its job file; List and Get show it; a job file holds the request.
+func TestCancelAndJobFile(t *testing.T) {
+	store := smallStore(t, 500)
+	tr := mem.New()
+	t.Cleanup(func() { _ = tr.Close() })
+	subscribe(t, tr, "slow")
+	dir := t.TempDir()
+	m := newManager(t, store, replay.Options{Dir: dir})
+	from := base.Add(time.Second)
+	j, err := m.Start(context.Background(), replay.Request{Rate: 50, Name: "slow one",
+		Filter:      sinks.Query{From: from, Type: "com.example.order.", TypePrefix: true},
+		Destination: replay.TopicTarget("mem", tr, "slow")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != replay.Running || j.ID == "" || j.Created.IsZero() {
+		t.Fatalf("started job: %+v", j)
+	}
+	c, err := m.Cancel(j.ID)
+	if err != nil || c.State != replay.Cancelled {
+		t.Fatalf("Cancel = %s, %v", c.State, err)
+	}
+	if _, err := m.Cancel(j.ID); !errors.Is(err, replay.ErrNotRunning) {
+		t.Fatalf("second Cancel: %v", err)
+	}
+	if _, err := m.Get("nope"); !errors.Is(err, replay.ErrNotFound) {
+		t.Fatalf("Get of an unknown id: %v", err)
+	}
+	if l := m.List(); len(l) != 1 || l[0].ID != j.ID {
+		t.Fatalf("List = %+v", l)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, j.ID+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		State   replay.State `json:"state"`
+		Request struct {
+			Filter struct {
+				From       time.Time `json:"from"`
+				Type       string    `json:"type"`
+				TypePrefix bool      `json:"typeprefix"`
+			} `json:"filter"`
+			Destination string  `json:"destination"`
+			Rate        float64 `json:"rate"`
+			Name        string  `json:"name"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	rq := file.Request
+	if file.State != replay.Cancelled || !rq.Filter.From.Equal(from) || rq.Filter.Type != "com.example.order." || !rq.Filter.TypePrefix ||
+		rq.Destination != "mem:slow" || rq.Rate != 50 || rq.Name != "slow one" {
+		t.Fatalf("job file: %s", b)
+	}
+}
+
+// TestRequestValidation: every bad field is named.
+func TestRequestValidation(t *testing.T) {
+	tr := mem.New()
+	t.Cleanup(func() { _ = tr.Close() })
+	dest := replay.TopicTarget("mem", tr, "x")
+	t0 := base
+	for _, c := range []struct {
+		req   replay.Request
+		field string
+	}{
+		{replay.Request{}, "destination"},
+		{replay.Request{Destination: replay.TopicTarget("mem", nil, "x")}, "destination"},
+		{replay.Request{Destination: replay.WebhookTarget(nil)}, "destination"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{From: t0, To: t0}}, "filter.to"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{From: t0, To: t0.Add(-time.Second)}}, "filter.to"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Limit: 5}}, "filter.limit"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Cursor: "x"}}, "filter.cursor"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Desc: true}}, "filter.order"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{TypePrefix: true}}, "filter.type"},
+		{replay.Request{Destination: dest, Rate: -1}, "rate"},
+		{replay.Request{Destination: dest, DeadLetter: replay.WebhookTarget(nil)}, "deadletter"},
+		{replay.Request{Destination: dest, Name: strings.Repeat("n", replay.MaxNameLen+1)}, "name"},
+	} {
+		err := c.req.Validate()
+		var fe *replay.FieldError
+		if !errors.Is(err, replay.ErrBadRequest) || !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Validate(%+v) = %v; want a FieldError naming %q", c.req, err, c.field)
+		}
+	}
+	if err := (replay.Request{Destination: dest, Filter: sinks.Query{From: t0, To: t0.Add(time.Hour)}, Rate: 10}).Validate(); err != nil {
+		t.Errorf("a good request: %v", err)
+	}
+	if _, err := (replay.RedriveRequest{}).Request(dest); err == nil || !strings.Contains(err.Error(), `"route"`) {
+		t.Errorf("a redrive without a route: %v", err)
+	}
+	r, err := replay.RedriveRequest{Route: "orders"}.Request(dest)
+	if err != nil || !r.Redrive || r.Filter.Route != "orders" || r.Filter.Outcome != sinks.OutcomeDeadLettered {
+		t.Errorf("redrive request: %+v, %v", r, err)
+	}
+	m := newManager(t, smallStore(t, 1), replay.Options{})
+	if _, err := m.Start(context.Background(), r); err == nil {
+		t.Error("a redrive started on a Manager without Audit")
+	}
+	if _, err := replay.NewManager(replay.Options{Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "Store") {
+		t.Errorf("NewManager without a store: %v", err)
+	}
+}
