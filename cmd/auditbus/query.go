@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var queryHelp = helpText{
+	usage: `Usage:
+  auditbus query [flags]                  search the audit store
+  auditbus query get ID [--source S]      fetch one event by id
+
+Asks a daemon's audit endpoint (GET /v1/events) for the events it
+recorded, newest or oldest first, a page at a time; --all follows the
+pages to the end. Each flag is the query parameter of the same name. The
+table shows time, type, source, id, outcome and route; --output json
+prints each item as the daemon sent it ({"event": {...}, "audit": {...}}),
+one a line.
+
+"get" fetches one event (GET /v1/events/{id}); give --source when events
+of several sources share the id. Its output is json unless --output says
+otherwise.
+
+The daemon is at --url (env AUDITBUS_URL, default http://127.0.0.1:8080)
+with the token from --token (env AUDITBUS_TOKEN; scope audit:read).
+--from and --to take RFC 3339 times (2026-05-01T10:00:00Z), dates
+(2026-05-01, UTC midnight), "now", or times relative to now such as -1h,
+-30m, -7d or -1h30m.
+`,
+	after: `
+Examples:
+  auditbus query --from -1h --type 'com.example.order.*'
+  auditbus query --source /orders --subject 42 --order desc --limit 10
+  auditbus query --from 2026-05-01 --to 2026-05-02 --all --output json > day.jsonl
+  auditbus query --outcome deadlettered --route billing
+  auditbus query get 0190a4b2-7c1e-7d2f-9a3b-4c5d6e7f8a9b --source /orders
+
+Exit codes: 0 success (also when nothing matches), 1 the daemon refused
+or failed (its error is shown) or could not be reached, 2 usage error,
+3 get: no such event.
+`,
+}
+
+// queryFlags are auditbus query's flags.
+type queryFlags struct {
+	daemon                                daemonFlags
+	from, to, typ, source, subject, id    string
+	route, outcome, order, cursor, output string
+	limit                                 int
+	all                                   bool
+}
+
+// getFlags are the query flags that go with "query get".
+var getFlags = map[string]bool{"source": true, "output": true, "url": true, "token": true, "timeout": true}
+
+func runQuery(ctx context.Context, args []string, s stdio) int {
+	var f queryFlags
+	fs := newFlagSet("query", s.errOut)
+	f.daemon.register(fs)
+	fs.StringVar(&f.from, "from", "", "events at or after this time (RFC 3339, a date, now, or relative: -1h)")
+	fs.StringVar(&f.to, "to", "", "events before this time (same forms as --from)")
+	fs.StringVar(&f.typ, "type", "", "event type; a trailing * matches a prefix (com.example.*)")
+	fs.StringVar(&f.source, "source", "", "event source")
+	fs.StringVar(&f.subject, "subject", "", "event subject")
+	fs.StringVar(&f.id, "id", "", "event id")
+	fs.StringVar(&f.route, "route", "", "route that handled the event")
+	fs.StringVar(&f.outcome, "outcome", "", "what became of the event: delivered, deadlettered, filtered, accepted, poison")
+	fs.IntVar(&f.limit, "limit", 0, "events per page (0: the daemon's default, 100)")
+	fs.StringVar(&f.order, "order", "", "asc (oldest first) or desc (newest first); default: the daemon's")
+	fs.StringVar(&f.cursor, "cursor", "", "continue from this cursor (the \"next\" of an earlier page)")
+	fs.BoolVar(&f.all, "all", false, "follow the next cursors to the last page")
+	fs.StringVar(&f.output, "output", "", "table or json (default table; json for get)")
+	pos, code, ok := parseArgs(fs, args, queryHelp, s)
+	if !ok {
+		return code
+	}
+	set := setFlags(fs)
+	get := len(pos) > 0 && pos[0] == "get"
+	switch {
+	case get && len(pos) != 2:
+		return usageError(s, "query", "get takes one event id: auditbus query get ID [--source S]")
+	case !get && len(pos) > 0:
+		return usageError(s, "query", "unexpected argument %q (to fetch one event: auditbus query get ID)", pos[0])
+	}
+	if f.output == "" {
+		f.output = "table"
+		if get {
+			f.output = "json"
+		}
+	}
+	if f.output != "table" && f.output != "json" {
+		return usageError(s, "query", "--output %q: want table or json", f.output)
+	}
+	c, err := f.daemon.client(set)
+	if err != nil {
+		return usageError(s, "query", "%v", err)
+	}
+	if get {
+		for name := range set {
+			if !getFlags[name] {
+				return usageError(s, "query", "--%s does not go with get, which takes --source, --output, --url, --token and --timeout", name)
+			}
+		}
+		return queryGet(ctx, c, pos[1], f.source, f.output, s)
+	}
+	q, err := f.params(time.Now())
+	if err != nil {
+		return usageError(s, "query", "%v", err)
+	}
+	return queryList(ctx, c, q, f.all, f.output, s)
+}
+
+// params turns the flags into the query parameters of GET /v1/events.
+func (f *queryFlags) params(now time.Time) (url.Values, error) {
+	q := url.Values{}
+	for _, t := range []struct{ name, v string }{{"from", f.from}, {"to", f.to}} {
+		if t.v == "" {
+			continue
+		}
+		at, err := parseTime(t.v, now)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %q: %w", t.name, t.v, err)
+		}
+		q.Set(t.name, at.UTC().Format(time.RFC3339Nano))
+	}
+	for _, p := range []struct{ name, v string }{
+		{"type", f.typ}, {"source", f.source}, {"subject", f.subject}, {"id", f.id},
+		{"route", f.route}, {"outcome", f.outcome}, {"cursor", f.cursor},
+	} {
+		if p.v != "" {
+			q.Set(p.name, p.v)
+		}
+	}
+	if f.limit < 0 {
+		return nil, fmt.Errorf("--limit %d: must be 0 (the daemon's default) or more", f.limit)
+	}
+	if f.limit > 0 {
+		q.Set("limit", strconv.Itoa(f.limit))
+	}
+	switch f.order {
+	case "":
+	case "asc", "desc":
+		q.Set("order", f.order)
+	default:
+		return nil, fmt.Errorf("--order %q: want asc or desc", f.order)
+	}
+	return q, nil
+}
+
+// parseTime reads an RFC 3339 time, a date, "now", or a time relative to
+// now: a signed Go duration (-1h30m) or a whole number of days (-7d).
+func parseTime(v string, now time.Time) (time.Time, error) {
+	if v == "now" {
+		return now, nil
+	}
+	if v[0] == '-' || v[0] == '+' {
+		if days, ok := strings.CutSuffix(v, "d"); ok {
+			n, err := strconv.Atoi(days)
+			if err != nil {
+				return time.Time{}, errors.New("want a whole number of days, such as -7d")
+			}
+			return now.AddDate(0, 0, n), nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return time.Time{}, errors.New("want a duration relative to now, such as -1h, -30m, -1h30m or -7d")
+		}
+		return now.Add(d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("want an RFC 3339 time (2026-05-01T10:00:00Z), a date (2026-05-01), now, or a time relative to now (-1h, -7d)")
+}
+
+// auditItem is what the table shows of an item of the audit endpoint.
+type auditItem struct {
+	Event struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
+		Type   string `json:"type"`
+		Time   string `json:"time"`
+	} `json:"event"`
+	Audit struct {
+		Route    string `json:"route"`
+		Outcome  string `json:"outcome"`
+		Received string `json:"received"`
+	} `json:"audit"`
+}
+
+// itemPrinter prints audit items as a table or as JSON lines.
+type itemPrinter struct {
+	out    *bufio.Writer
+	table  *tabwriter.Writer
+	json   bool
+	header bool
+	n      int
+}
+
+func newItemPrinter(w io.Writer, output string) *itemPrinter {
+	p := &itemPrinter{out: bufio.NewWriter(w), json: output == "json"}
+	p.table = tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
+	return p
+}
+
+// print writes items; the table's columns are aligned per call.
+func (p *itemPrinter) print(items []json.RawMessage) error {
+	for _, raw := range items {
+		p.n++
+		if p.json {
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err != nil {
+				return fmt.Errorf("item %d of the answer: %w", p.n, err)
+			}
+			b.WriteByte('\n')
+			p.out.Write(b.Bytes())
+			continue
+		}
+		var it auditItem
+		if err := json.Unmarshal(raw, &it); err != nil {
+			return fmt.Errorf("item %d of the answer is not {\"event\": ..., \"audit\": ...}: %w", p.n, err)
+		}
+		if !p.header {
+			p.header = true
+			fmt.Fprintln(p.table, "TIME\tTYPE\tSOURCE\tID\tOUTCOME\tROUTE")
+		}
+		at := it.Event.Time
+		if at == "" {
+			at = it.Audit.Received
+		}
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			at = t.UTC().Format(timeColumn)
+		}
+		fmt.Fprintf(p.table, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(at), cell(it.Event.Type), cell(it.Event.Source),
+			cell(it.Event.ID), cell(it.Audit.Outcome), cell(it.Audit.Route))
+	}
+	if err := p.table.Flush(); err != nil {
+		return err
+	}
+	return p.out.Flush()
+}
+
+// timeColumn is how tables and tail lines show times: UTC, milliseconds.
+const timeColumn = "2006-01-02T15:04:05.000Z"
+
+// cell is a table cell: one line, "-" when empty.
+func cell(s string) string {
+	if s = oneLine(s, 0); s == "" {
+		return "-"
+	}
+	return s
+}
+
+// queryList pages through GET /v1/events.
+func queryList(ctx context.Context, c *client, q url.Values, all bool, output string, s stdio) int {
+	p := newItemPrinter(s.out, output)
+	for {
+		var page struct {
+			Items []json.RawMessage `json:"items"`
+			Next  string            `json:"next"`
+		}
+		if err := c.getJSON(ctx, c.endpoint(q, "v1", "events"), &page); err != nil {
+			return failure(s, "query", err)
+		}
+		if page.Items == nil {
+			return failure(s, "query", errors.New("the answer has no \"items\": is --url an auditbus daemon?"))
+		}
+		if err := p.print(page.Items); err != nil {
+			return failure(s, "query", err)
+		}
+		if page.Next == "" {
+			break
+		}
+		if !all {
+			fmt.Fprintf(s.errOut, "auditbus query: more events: add --cursor %s, or --all for every page\n", page.Next)
+			break
+		}
+		if page.Next == q.Get("cursor") {
+			return failure(s, "query", fmt.Errorf("the daemon answered cursor %q again; stopping", page.Next))
+		}
+		q.Set("cursor", page.Next)
+	}
+	if p.n == 0 && output == "table" {
+		fmt.Fprintln(s.errOut, "auditbus query: no events match")
+	}
+	return exitOK
+}
+
+// queryGet fetches one event by id.
+func queryGet(ctx context.Context, c *client, id, source, output string, s stdio) int {
+	if id == "" {
+		return usageError(s, "query", "get: the event id is empty")
+	}
+	q := url.Values{}
+	if source != "" {
+		q.Set("source", source)
+	}
+	var item json.RawMessage
+	if err := c.getJSON(ctx, c.endpoint(q, "v1", "events", id), &item); err != nil {
+		if isNotFound(err) {
+			fmt.Fprintf(s.errOut, "auditbus query get: not found: %v\n", err)
+			return exitNotFound
+		}
+		return failure(s, "query get", err)
+	}
+	if err := newItemPrinter(s.out, output).print([]json.RawMessage{item}); err != nil {
+		return failure(s, "query get", err)
+	}
+	return exitOK
+}
+
+// getJSON GETs u and decodes the JSON answer into v.
+func (c *client) getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: HTTP %d, but the answer is not the JSON expected: %w", redactURL(req.URL), resp.StatusCode, err)
+	}
+	return nil
+}
