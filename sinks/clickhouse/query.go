@@ -13,18 +13,18 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// Reading is three steps, each a query bound with the driver's "?"
+// Reading a page is two queries, each bound with the driver's "?"
 // placeholders (never user input in the SQL text):
 //
 //  1. candidates: the sort keys of matching rows from the events table, in
 //     page order, one row per identity and position (the latest Received
 //     there), pruned by hour and type through the primary index;
-//  2. winners: the identity table says which row of each candidate's
-//     identity wins overall; a candidate that is not it (a later record of
-//     the identity sits elsewhere, with another time or type, or does not
-//     match the filters) is dropped, and more candidates are read if the
-//     page came up short;
-//  3. rows: the full rows of the page, fetched by their sort keys.
+//  2. winners' rows: the full rows of those candidates that are their
+//     identity's winner, which a subquery on the identity table decides
+//     over all of the identity's rows. A candidate that is not (a later
+//     record of the identity sits elsewhere, with another time or type, or
+//     does not match the filters) is dropped, and more candidates are read
+//     if the page came up short.
 //
 // So queries see exactly one record per identity, the winner, whatever the
 // state of background merges.
@@ -141,7 +141,7 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		after = &c
 	}
 	limit := q.PageSize()
-	var page []cand
+	var page []found
 	for len(page) <= limit {
 		f := base
 		f.conds, f.args = append([]string(nil), base.conds...), append([]any(nil), base.args...)
@@ -160,7 +160,7 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
-		won, err := s.keepWinners(ctx, cands)
+		won, err := s.fetch(ctx, cands, true)
 		if err != nil {
 			return sinks.Page{}, err
 		}
@@ -171,19 +171,15 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		last := cands[len(cands)-1]
 		after = &sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay}
 	}
-	more := len(page) > limit
-	if more {
-		page = page[:limit]
-	}
 	var p sinks.Page
-	if p.Records, err = s.fetch(ctx, page); err != nil {
-		return sinks.Page{}, err
-	}
-	if more {
-		// The cursor is the last record's sort key, which page holds even
-		// if retention dropped that row since.
-		last := page[len(page)-1]
+	if len(page) > limit {
+		page = page[:limit]
+		last := page[len(page)-1].c
 		p.Next = sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay, Desc: q.Desc}.Encode()
+	}
+	p.Records = make([]sinks.Record, len(page))
+	for i := range page {
+		p.Records[i] = page[i].r
 	}
 	return p, nil
 }
@@ -208,52 +204,6 @@ func inChunks[T any](cs []cand, f func([]cand) ([]T, error)) ([]T, error) {
 	return out, nil
 }
 
-// keepWinners returns the candidates that are their identity's winning row.
-func (s *Store) keepWinners(ctx context.Context, cands []cand) ([]cand, error) {
-	return inChunks(cands, func(cs []cand) ([]cand, error) { return s.keepWinnersOf(ctx, cs) })
-}
-
-func (s *Store) keepWinnersOf(ctx context.Context, cands []cand) ([]cand, error) {
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	type win struct {
-		received int64
-		version  uint64
-	}
-	args := make([]any, 0, 3*len(cands))
-	for _, c := range cands {
-		args = append(args, c.id.source, c.id.id, c.id.replay)
-	}
-	st := "SELECT source, id, replay, received_ns, version FROM " + s.n.ids +
-		" WHERE (source, id, replay) IN (" + placeholders(len(cands), 3) + ")" +
-		" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay"
-	rows, err := s.conn.Query(ctx, st, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
-	}
-	defer func() { _ = rows.Close() }()
-	wins := make(map[identity]win, len(cands))
-	for rows.Next() {
-		var k identity
-		var w win
-		if err := rows.Scan(&k.source, &k.id, &k.replay, &w.received, &w.version); err != nil {
-			return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
-		}
-		wins[k] = w
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: query winners: %w", s.name, err)
-	}
-	out := cands[:0:0]
-	for _, c := range cands {
-		if w, ok := wins[c.id]; ok && w.received == c.received && w.version == c.version {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // placeholders is n parenthesised groups of k "?" each, comma-separated.
 func placeholders(n, k int) string {
 	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
@@ -262,34 +212,50 @@ func placeholders(n, k int) string {
 
 const recordColumns = "source, id, replay, received_ns, version, attrs, data, data_flags, transport, topic, `partition`, `offset`, route, outcome"
 
-// fetch reads the full rows of cs, in cs's order.
-func (s *Store) fetch(ctx context.Context, cs []cand) ([]sinks.Record, error) {
-	return inChunks(cs, func(part []cand) ([]sinks.Record, error) { return s.fetchRows(ctx, part) })
+// found is a candidate with its full record.
+type found struct {
+	c cand
+	r sinks.Record
 }
 
-func (s *Store) fetchRows(ctx context.Context, cs []cand) ([]sinks.Record, error) {
+// fetch reads the full rows of cs, in cs's order. With winnersOnly it
+// leaves out the candidates that are not their identity's winner.
+func (s *Store) fetch(ctx context.Context, cs []cand, winnersOnly bool) ([]found, error) {
+	return inChunks(cs, func(part []cand) ([]found, error) { return s.fetchRows(ctx, part, winnersOnly) })
+}
+
+func (s *Store) fetchRows(ctx context.Context, cs []cand, winnersOnly bool) ([]found, error) {
 	if len(cs) == 0 {
 		return nil, nil
 	}
 	hours, types := map[uint32]bool{}, map[string]bool{}
 	lo, hi := cs[0].timeNs, cs[0].timeNs
-	args := make([]any, 0, 5*len(cs))
+	keys := make([]any, 0, 5*len(cs))
 	for _, c := range cs {
 		hours[c.hour], types[c.typ] = true, true
 		lo, hi = min(lo, c.timeNs), max(hi, c.timeNs)
-		args = append(args, c.id.source, c.id.id, c.id.replay, c.received, c.version)
+		keys = append(keys, c.id.source, c.id.id, c.id.replay, c.received, c.version)
 	}
 	var f filter
 	f.add("hour IN ("+placeholders(len(hours), 1)+")", setArgs(hours)...)
 	f.add("type IN ("+placeholders(len(types), 1)+")", setArgs(types)...)
 	f.add("time_ns >= ? AND time_ns <= ?", lo, hi)
-	f.add("(source, id, replay, received_ns, version) IN ("+placeholders(len(cs), 5)+")", args...)
+	f.add("(source, id, replay, received_ns, version) IN ("+placeholders(len(cs), 5)+")", keys...)
+	if winnersOnly {
+		ids := make([]any, 0, 3*len(cs))
+		for _, c := range cs {
+			ids = append(ids, c.id.source, c.id.id, c.id.replay)
+		}
+		f.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.ids+
+			" WHERE (source, id, replay) IN ("+placeholders(len(cs), 3)+")"+
+			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)", ids...)
+	}
 	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+" FROM "+s.n.table+f.where(), f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
 	}
 	defer func() { _ = rows.Close() }()
-	got := make(map[identity]sinks.Record, len(cs))
+	got := make(map[rowKey]sinks.Record, len(cs))
 	for rows.Next() {
 		k, r, err := scanRecord(rows)
 		if err != nil {
@@ -300,11 +266,12 @@ func (s *Store) fetchRows(ctx context.Context, cs []cand) ([]sinks.Record, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
 	}
-	out := make([]sinks.Record, 0, len(cs))
+	out := make([]found, 0, len(cs))
 	for _, c := range cs {
-		// A row dropped since step 1 (retention) is left out.
-		if r, ok := got[c.id]; ok {
-			out = append(out, r)
+		// A candidate that lost, or a row dropped since (retention), is
+		// left out.
+		if r, ok := got[rowKey{c.id, c.received, c.version}]; ok {
+			out = append(out, found{c, r})
 		}
 	}
 	return out, nil
@@ -318,32 +285,37 @@ func setArgs[K comparable](m map[K]bool) []any {
 	return out
 }
 
-func scanRecord(rows driver.Rows) (identity, sinks.Record, error) {
+// rowKey tells one row of an identity from the others.
+type rowKey struct {
+	id       identity
+	received int64
+	version  uint64
+}
+
+func scanRecord(rows driver.Rows) (rowKey, sinks.Record, error) {
 	var (
-		k        identity
-		r        sinks.Record
-		received int64
-		version  uint64
-		attrs    string
-		data     string
-		flags    uint8
-		part     int64
+		k     rowKey
+		r     sinks.Record
+		attrs string
+		data  string
+		flags uint8
+		part  int64
 	)
-	if err := rows.Scan(&k.source, &k.id, &k.replay, &received, &version, &attrs, &data, &flags,
+	if err := rows.Scan(&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &attrs, &data, &flags,
 		&r.Transport, &r.Topic, &part, &r.Offset, &r.Route, &r.Outcome); err != nil {
 		return k, r, err
 	}
 	r.Event = event.New()
 	if err := r.Event.UnmarshalJSON([]byte(attrs)); err != nil {
-		return k, r, fmt.Errorf("decode stored event %q from %q: %w", k.id, k.source, err)
+		return k, r, fmt.Errorf("decode stored event %q from %q: %w", k.id.id, k.id.source, err)
 	}
 	if flags&flagHasData != 0 {
 		r.Event.DataEncoded = []byte(data)
 	}
 	r.Event.DataBase64 = flags&flagBase64 != 0
-	r.Partition, r.Replay = int(part), k.replay
-	if received != 0 {
-		r.Received = time.Unix(0, received).UTC()
+	r.Partition, r.Replay = int(part), k.id.replay
+	if k.received != 0 {
+		r.Received = time.Unix(0, k.received).UTC()
 	}
 	return k, r, nil
 }
@@ -360,9 +332,9 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 		" WHERE source = ? AND id = ? AND replay = '' ORDER BY received_ns DESC, version DESC LIMIT 1", source, id).
 		Scan(&c.hour, &c.typ, &c.timeNs, &c.received, &c.version)
 	if err == nil {
-		var rs []sinks.Record
-		if rs, err = s.fetch(ctx, []cand{c}); err == nil && len(rs) == 1 {
-			return rs[0], nil
+		var fs []found
+		if fs, err = s.fetch(ctx, []cand{c}, false); err == nil && len(fs) == 1 {
+			return fs[0].r, nil
 		}
 	}
 	if err == nil || isNoRows(err) {
