@@ -296,6 +296,7 @@ func TestRequestValidation(t *testing.T) {
 		{replay.Request{Destination: dest, Filter: sinks.Query{Cursor: "x"}}, "filter.cursor"},
 		{replay.Request{Destination: dest, Filter: sinks.Query{Desc: true}}, "filter.order"},
 		{replay.Request{Destination: dest, Filter: sinks.Query{TypePrefix: true}}, "filter.type"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Outcome: "lost"}}, "filter.outcome"},
 		{replay.Request{Destination: dest, Rate: -1}, "rate"},
 		{replay.Request{Destination: dest, DeadLetter: replay.WebhookTarget(nil)}, "deadletter"},
 		{replay.Request{Destination: dest, Name: strings.Repeat("n", replay.MaxNameLen+1)}, "name"},
@@ -316,9 +317,16 @@ func TestRequestValidation(t *testing.T) {
 	if err != nil || !r.Redrive || r.Filter.Route != "orders" || r.Filter.Outcome != sinks.OutcomeDeadLettered {
 		t.Errorf("redrive request: %+v, %v", r, err)
 	}
-	m := newManager(t, smallStore(t, 1), replay.Options{})
+	m := newManager(t, smallStore(t, 30), replay.Options{})
 	if _, err := m.Start(context.Background(), r); err == nil {
 		t.Error("a redrive started on a Manager without Audit")
+	}
+	if n, err := m.Count(context.Background(), sinks.Query{Type: "com.example.order.", TypePrefix: true}); err != nil || n != 20 {
+		t.Errorf("dry-run Count = %d, %v; want 20", n, err)
+	}
+	var fe *replay.FieldError
+	if _, err := m.Count(context.Background(), sinks.Query{From: t0, To: t0}); !errors.As(err, &fe) || fe.Field != "filter.to" {
+		t.Errorf("dry-run Count of an empty range: %v", err)
 	}
 	if _, err := replay.NewManager(replay.Options{Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "Store") {
 		t.Errorf("NewManager without a store: %v", err)

@@ -139,6 +139,12 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	if err := req.Validate(); err != nil {
 		return Job{}, err
 	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return Job{}, ErrClosed
+	}
 	if req.Redrive && m.o.Audit == nil {
 		return Job{}, fmt.Errorf("replay: start redrive: the Manager has no Options.Audit to record deliveries")
 	}
@@ -163,6 +169,15 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	m.jobs[js.job.ID] = js
 	m.launch(js)
 	return js.snapshot(), nil
+}
+
+// Count is how many records a replay with filter f would publish now,
+// for a dry run; a bad filter gives a *FieldError naming the field.
+func (m *Manager) Count(ctx context.Context, f sinks.Query) (int64, error) {
+	if err := ValidateFilter(f); err != nil {
+		return 0, err
+	}
+	return Count(ctx, m.o.Store, f)
 }
 
 // Redrive starts the replay of rr to target (see RedriveRequest.Request).

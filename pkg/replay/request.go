@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/router"
@@ -80,7 +82,32 @@ type Request struct {
 // Validate reports the first bad field as a *FieldError wrapping
 // ErrBadRequest.
 func (r Request) Validate() error {
-	f := r.Filter
+	if err := ValidateFilter(r.Filter); err != nil {
+		return err
+	}
+	switch {
+	case isNil(r.Destination):
+		return badField("destination", "required")
+	case r.Destination.String() == "":
+		return badField("destination", "has no name (Target.String)")
+	case r.DeadLetter != nil && (isNil(r.DeadLetter) || r.DeadLetter.String() == ""):
+		return badField("deadletter", "set but nil or without a name")
+	case math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) || r.Rate < 0:
+		return badField("rate", fmt.Sprintf("%v is not a number of events per second >= 0 (0 means no limit)", r.Rate))
+	case len(r.Name) > MaxNameLen:
+		return badField("name", fmt.Sprintf("%d bytes; at most %d", len(r.Name), MaxNameLen))
+	}
+	return nil
+}
+
+// outcomes are the values Filter.Outcome may take.
+var outcomes = []string{sinks.OutcomeDelivered, sinks.OutcomeDeadLettered, sinks.OutcomeFiltered,
+	sinks.OutcomeAccepted, sinks.OutcomePoison}
+
+// ValidateFilter checks a replay filter (Request.Filter) alone, as a dry
+// run needs: a *FieldError wrapping ErrBadRequest names the first bad
+// field.
+func ValidateFilter(f sinks.Query) error {
 	switch {
 	case f.Limit != 0:
 		return badField("filter.limit", "must not be set: a replay pages by itself")
@@ -94,16 +121,8 @@ func (r Request) Validate() error {
 		return badField("filter.to", "is before filter.from: the time range is inverted")
 	case f.TypePrefix && f.Type == "":
 		return badField("filter.type", "a type prefix must not be empty")
-	case isNil(r.Destination):
-		return badField("destination", "required")
-	case r.Destination.String() == "":
-		return badField("destination", "has no name (Target.String)")
-	case r.DeadLetter != nil && (isNil(r.DeadLetter) || r.DeadLetter.String() == ""):
-		return badField("deadletter", "set but nil or without a name")
-	case math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) || r.Rate < 0:
-		return badField("rate", fmt.Sprintf("%v is not a number of events per second >= 0 (0 means no limit)", r.Rate))
-	case len(r.Name) > MaxNameLen:
-		return badField("name", fmt.Sprintf("%d bytes; at most %d", len(r.Name), MaxNameLen))
+	case f.Outcome != "" && !slices.Contains(outcomes, f.Outcome):
+		return badField("filter.outcome", fmt.Sprintf("%q is not one of %s", f.Outcome, strings.Join(outcomes, ", ")))
 	}
 	if err := f.Validate(); err != nil {
 		return badField("filter", err.Error())

@@ -16,7 +16,7 @@ import (
 // Publishing in cursor order, one batch after the other, is what keeps the
 // order per partition key (and time order within a key) on transports
 // that keep order.
-func (m *Manager) run(ctx context.Context, js *jobState) error {
+func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	js.mu.Lock()
 	j := js.job.clone()
 	js.mu.Unlock()
@@ -29,13 +29,22 @@ func (m *Manager) run(ctx context.Context, js *jobState) error {
 	lim := newLimiter(req.Rate, size)
 
 	if j.Progress.Total < 0 {
+		// Count beside the replay; a job that stops early stops the count,
+		// one that finishes waits for it.
+		cctx, stopCount := context.WithCancel(ctx)
 		counted := make(chan struct{})
-		defer func() { <-counted }()
+		defer func() {
+			if err != nil {
+				stopCount()
+			}
+			<-counted
+			stopCount()
+		}()
 		go func() {
 			defer close(counted)
-			n, err := Count(ctx, m.o.Store, req.Filter)
+			n, err := Count(cctx, m.o.Store, req.Filter)
 			if err != nil {
-				if ctx.Err() == nil {
+				if cctx.Err() == nil {
 					m.o.Logger.Warn("replay job: counting the records failed", "job", j.ID, "err", err)
 				}
 				return
@@ -47,9 +56,13 @@ func (m *Manager) run(ctx context.Context, js *jobState) error {
 	}
 
 	rctx, stop := context.WithCancel(ctx)
-	defer stop()
 	pages := make(chan page, 1)
 	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
+	defer func() {
+		stop()
+		for range pages { // wait for the reader to leave the store
+		}
+	}()
 
 	stamp := j.Created.UTC().Format(time.RFC3339Nano)
 	giveUps := 0 // batches in a row whose every event exhausted its retries
@@ -238,6 +251,9 @@ func (m *Manager) finish(ctx context.Context, js *jobState, err error) {
 	switch {
 	case err == nil:
 		js.job.State = Done
+		if p := &js.job.Progress; p.Total < 0 {
+			p.Total = p.Done + p.Failed // the count failed; this is what there was
+		}
 	case errors.Is(cause, errCancelled):
 		js.job.State = Cancelled
 	case errors.Is(cause, errClosing):
