@@ -2,7 +2,8 @@ package httpapi
 
 import (
 	"bufio"
-	"encoding/json"
+	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 )
 
 // pageWriter streams audit records as JSON items onto a buffered writer,
-// reusing one scratch buffer for the audit part. Write errors stick in the
+// building each item in one reused scratch buffer. Write errors stick in the
 // bufio.Writer and surface at Flush.
 type pageWriter struct {
 	w       *bufio.Writer
@@ -41,14 +42,97 @@ func (p *pageWriter) page(pg sinks.Page) {
 
 // item writes {"event":...,"audit":...}.
 func (p *pageWriter) item(r *sinks.Record) {
-	_, _ = p.w.WriteString(`{"event":`)
-	// checkRecords made sure the event has a context, the one thing
-	// WriteJson can fail on; jsonSafe made sure its data writes as JSON.
-	_ = event.WriteJson(jsonSafe(&r.Event), p.w)
-	b := appendAudit(p.scratch[:0], r)
+	b := append(p.scratch[:0], `{"event":`...)
+	e := jsonSafe(&r.Event)
+	var ok bool
+	if b, ok = appendEvent(b, e); !ok {
+		// An event appendEvent leaves to the SDK: checkRecords made sure
+		// it has a context, the one thing WriteJson can fail on.
+		_, _ = p.w.Write(b)
+		_ = event.WriteJson(e, p.w)
+		b = b[:0]
+	}
+	b = appendAudit(b, r)
 	b = append(b, '}')
 	_, _ = p.w.Write(b)
 	p.scratch = b
+}
+
+// appendEvent appends e in the JSON event format, byte for byte as the
+// SDK's event.WriteJson writes it (which allocates as it goes), but
+// replacing bytes that are not UTF-8 in attribute values with U+FFFD so
+// the answer stays JSON. It leaves to the SDK (ok false, b unchanged) what
+// it does not write itself: contexts other than 1.0, and extension values
+// other than strings, booleans and integers, the types events read from
+// the stores have.
+func appendEvent(b []byte, e *event.Event) (_ []byte, ok bool) {
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return b, false
+	}
+	var namesBuf [8]string
+	names := namesBuf[:0]
+	for k, v := range ec.Extensions {
+		switch v.(type) {
+		case string, bool, int32:
+		default:
+			return b, false
+		}
+		names = append(names, k)
+	}
+	slices.Sort(names)
+
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendString(b, ec.ID)
+	b = append(b, `,"source":`...)
+	b = appendString(b, ec.Source.String())
+	b = append(b, `,"type":`...)
+	b = appendString(b, ec.Type)
+	if ec.Subject != nil {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, *ec.Subject)
+	}
+	if ec.DataContentType != nil {
+		b = append(b, `,"datacontenttype":`...)
+		b = appendString(b, *ec.DataContentType)
+	}
+	if ec.DataSchema != nil {
+		b = append(b, `,"dataschema":`...)
+		b = appendString(b, ec.DataSchema.String())
+	}
+	if ec.Time != nil {
+		b = append(b, `,"time":"`...)
+		b = ec.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if d := e.DataEncoded; d != nil {
+		switch writes, _ := sdkJSON(e.DataContentType()); {
+		case e.DataBase64:
+			b = append(b, `,"data_base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, d)
+			b = append(b, '"')
+		case writes:
+			b = append(b, `,"data":`...)
+			b = append(b, d...)
+		default:
+			b = append(b, `,"data":`...)
+			b = appendString(b, string(d))
+		}
+	}
+	for _, k := range names {
+		b = append(b, ',')
+		b = appendString(b, k)
+		b = append(b, ':')
+		switch v := ec.Extensions[k].(type) {
+		case string:
+			b = appendString(b, v)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case int32:
+			b = strconv.AppendInt(b, int64(v), 10)
+		}
+	}
+	return append(b, '}'), true
 }
 
 // appendAudit appends ,"audit":{...}.
@@ -84,31 +168,46 @@ func jsonSafe(e *event.Event) *event.Event {
 	if d == nil || e.DataBase64 {
 		return e
 	}
-	c := *e
 	if len(d) == 0 {
+		c := *e
 		c.DataEncoded = nil // the SDK would write "data": with no value
 		return &c
 	}
 	ok := utf8.Valid(d)
-	if ok && sdkJSON(e.DataContentType()) {
-		// A JSON reader hands back the value without the whitespace
-		// around it, so such data would not come back exactly.
-		ok = !isSpace(d[0]) && !isSpace(d[len(d)-1]) && json.Valid(d)
+	if ok {
+		switch writes, reads := sdkJSON(e.DataContentType()); {
+		case writes && !reads:
+			// The SDK would write JSON that it reads back as a string
+			// ("Application/JSON"): only base64 survives that.
+			ok = false
+		case writes:
+			// A JSON reader hands back the value without the whitespace
+			// around it, so such data would not come back exactly.
+			ok = !isSpace(d[0]) && !isSpace(d[len(d)-1]) && validJSON(d)
+		}
 	}
 	if ok {
 		return e
 	}
+	c := *e
 	c.DataBase64 = true
 	return &c
 }
 
 // sdkJSON reports whether the SDK writes data of content type ct as JSON
-// rather than as a string (its rule: these media types, and none).
-func sdkJSON(ct string) bool {
+// rather than as a string, and whether it reads it as JSON: its writer
+// ignores case and parameters, its reader only parameters, and only when
+// there are some.
+func sdkJSON(ct string) (writes, reads bool) {
+	mt := ct
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
+		mt = strings.TrimSpace(ct[:i])
 	}
-	switch strings.ToLower(strings.TrimSpace(ct)) {
+	return isSDKJSON(strings.ToLower(strings.TrimSpace(mt))), isSDKJSON(mt)
+}
+
+func isSDKJSON(mt string) bool {
+	switch mt {
 	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
 		return true
 	}
@@ -117,49 +216,43 @@ func sdkJSON(ct string) bool {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// and U+2028 and U+2029 are escaped, as encoding/json does.
+// appendString appends s as a JSON string, escaped as the SDK's JSON
+// writer escapes it: '"', '\\' and control characters only. Bytes that are
+// not UTF-8 become U+FFFD, which that writer would copy as they are.
 func appendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				start = i + 1
 			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
 			i += size
 			continue
 		}
-		i += size
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
 		start = i
 	}
 	b = append(b, s[start:]...)

@@ -81,7 +81,7 @@ func (c *collector) waitFor(t *testing.T, n int) []bus.Event {
 	}
 }
 
-func subscribe(t *testing.T, tr bus.Transport, topic string) *collector {
+func subscribe(t testing.TB, tr bus.Transport, topic string) *collector {
 	t.Helper()
 	c := &collector{}
 	sub, err := tr.Subscribe(context.Background(), topic, "test-"+topic, c.handle, bus.SubscribeConfig{})
@@ -126,7 +126,7 @@ func (s *syncBuffer) String() string {
 }
 
 // newEnv starts an env; edit changes the options before New.
-func newEnv(t *testing.T, edit ...func(*httpapi.Options)) *env {
+func newEnv(t testing.TB, edit ...func(*httpapi.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})

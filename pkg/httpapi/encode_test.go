@@ -1,0 +1,269 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// appendString writes what encoding/json reads back as the same string
+// (invalid UTF-8 read as U+FFFD, as encoding/json writes it).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote \" backslash \\", "\x00\x01\x1f\x7f", "\n\r\t\b\f", "héllo ☃ 𝄞",
+		"\u2028\u2029", "bad \xff\xfe utf-8 \xc3", "<script>&amp;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendString(nil, s)
+		if !json.Valid(b) {
+			t.Fatalf("%q wrote invalid JSON %s", s, b)
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		std, _ := json.Marshal(s)
+		var want string
+		_ = json.Unmarshal(std, &want)
+		if got != want {
+			t.Fatalf("%q: read back %q, want %q", s, got, want)
+		}
+	})
+}
+
+// appendEvent writes the bytes the SDK's WriteJson writes, for every
+// event whose strings are UTF-8.
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("id-1", "/src", "com.example.t", "subj", "application/json", `{"a": [1, "<b>"]}`, "ext \"v\"\n", true, int32(7), false)
+	f.Add("\x01", "urn:x", "t", "", "text/plain; charset=utf-8", "héllo\u2028\x7f", "", false, int32(-1), false)
+	f.Add("i", "https://example.com/a?b=c#d", "t", "s", "", "[1]", "x", true, int32(0), true)
+	f.Add("i", "/s", "t", "s", "application/octet-stream", "\x00\xff", "x", true, int32(0), true)
+	f.Fuzz(func(t *testing.T, id, source, typ, subject, ct, data, ext string, flag bool, n int32, b64 bool) {
+		e := event.New()
+		e.SetID(id)
+		if err := e.Context.SetSource(source); err != nil {
+			t.Skip()
+		}
+		e.SetType(typ)
+		if subject != "" {
+			e.SetSubject(subject)
+		}
+		if ct != "" {
+			e.SetDataContentType(ct)
+		}
+		e.SetTime(time.Unix(1700000000, int64(n)&0x3fffffff))
+		if err := e.Context.SetDataSchema("https://schemas.example.com/" + typ); err != nil {
+			t.Skip()
+		}
+		e.SetExtension("ext", ext)
+		e.SetExtension("flag", flag)
+		e.SetExtension("num", n)
+		if data != "" {
+			e.DataEncoded, e.DataBase64 = []byte(data), b64
+		}
+		if e.Validate() != nil {
+			t.Skip() // no store holds an invalid event
+		}
+		for _, s := range []string{id, source, typ, subject, ct, ext} {
+			if !utf8.ValidString(s) {
+				t.Skip() // the SDK writes such bytes as they are; appendEvent does not
+			}
+		}
+		safe := jsonSafe(&e)
+		var sdk bytes.Buffer
+		if err := event.WriteJson(safe, &sdk); err != nil {
+			t.Fatal(err)
+		}
+		ours, ok := appendEvent(nil, safe)
+		if !ok {
+			t.Fatal("appendEvent left a 1.0 event with string, bool and int32 extensions to the SDK")
+		}
+		if !bytes.Equal(ours, sdk.Bytes()) {
+			t.Fatalf("\nours %s\nsdk  %s", ours, sdk.Bytes())
+		}
+		if !json.Valid(ours) {
+			t.Fatalf("invalid JSON %s", ours)
+		}
+		back := event.New()
+		if err := json.Unmarshal(ours, &back); err != nil {
+			t.Fatalf("the SDK cannot read %s: %v", ours, err)
+		}
+		if !bytes.Equal(back.Data(), e.DataEncoded) {
+			t.Fatalf("data %q came back as %q", e.DataEncoded, back.Data())
+		}
+	})
+}
+
+// Events with other extension types go to the SDK, and come out the same.
+func TestAppendEventLeavesOthersToSDK(t *testing.T) {
+	e := event.New()
+	e.SetID("1")
+	e.SetSource("/s")
+	e.SetType("t")
+	e.SetExtension("when", time.Unix(0, 0))
+	if _, ok := appendEvent(nil, &e); ok {
+		t.Fatal("appendEvent wrote a timestamp extension itself")
+	}
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	pw := pageWriter{w: bw}
+	pw.item(&sinks.Record{Event: e, Transport: "mem", Received: time.Unix(1, 0)})
+	_ = bw.Flush()
+	var sdk bytes.Buffer
+	_ = event.WriteJson(&e, &sdk)
+	want := `{"event":` + sdk.String() + `,"audit":{"transport":"mem","topic":"","partition":0,"offset":0,"route":"","outcome":"","received":"1970-01-01T00:00:01Z"}}`
+	if b.String() != want {
+		t.Errorf("\ngot  %s\nwant %s", b.String(), want)
+	}
+}
+
+// validJSON agrees with encoding/json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{``, ` `, `0`, `-0`, `01`, `-`, `1.`, `1.5e`, `1.5E+3`, `-12.0e-07`, `"a\u00e9\n"`, `"\x"`, `"\u12g4"`,
+		"\"\x01\"", `true`, `tru`, `nullx`, `{}`, `[]`, ` { "a" : [ 1 , { } , [ ] , "b" ] } `, `{"a":1,}`, `[1,]`, `{"a"}`,
+		`{"a":1 "b":2}`, `[1 2]`, `{1:2}`, `]`, `[`, `[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+		`{"a":{"b":{"c":[{"d":null}]}}}`, `"unterminated`, `1 2`, "\ttrue\r\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		if got, want := validJSON(d), json.Valid(d); got != want {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", d, got, want)
+		}
+	})
+}
+
+// jsonSafe keeps data the JSON format carries exactly and moves the rest
+// to data_base64.
+func TestJSONSafe(t *testing.T) {
+	tests := []struct {
+		ct     string
+		data   string
+		base64 bool
+	}{
+		{"application/json", `{"a": 1}`, false},
+		{"", `[1,2]`, false},
+		{"application/json; charset=utf-8", `"s"`, false},
+		{"Application/JSON", `{}`, true},             // the SDK would not read it back
+		{"application/json", `{"a":`, true},          // not JSON
+		{"application/json", "{}\n", true},           // whitespace a reader drops
+		{"application/json", " 1", true},             // likewise
+		{"application/json", "\"\xff\"", true},       // not UTF-8
+		{"application/vnd.x+json", `{"a":1}`, false}, // written as a string by the SDK: fine
+		{"text/plain", "line\n", false},
+		{"text/plain", "\xff", true},
+		{"application/octet-stream", "\x00\x01", false}, // UTF-8 after all
+	}
+	for _, tt := range tests {
+		e := event.New()
+		e.SetID("1")
+		e.SetSource("/s")
+		e.SetType("t")
+		if tt.ct != "" {
+			e.SetDataContentType(tt.ct)
+		}
+		e.DataEncoded = []byte(tt.data)
+		got := jsonSafe(&e)
+		if got.DataBase64 != tt.base64 {
+			t.Errorf("%q %q: base64 %v, want %v", tt.ct, tt.data, got.DataBase64, tt.base64)
+		}
+		if e.DataBase64 {
+			t.Errorf("%q %q: the original was changed", tt.ct, tt.data)
+		}
+		var b bytes.Buffer
+		if err := event.WriteJson(got, &b); err != nil || !json.Valid(b.Bytes()) {
+			t.Fatalf("%q %q: %v %s", tt.ct, tt.data, err, b.Bytes())
+		}
+		back := event.New()
+		if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+			t.Fatal(err)
+		}
+		if string(back.Data()) != tt.data {
+			t.Errorf("%q %q: came back as %q from %s", tt.ct, tt.data, back.Data(), b.Bytes())
+		}
+	}
+	e := event.New()
+	e.DataEncoded = []byte{}
+	if got := jsonSafe(&e); got.DataEncoded != nil {
+		t.Error("empty data is kept; the SDK would write a member without a value")
+	}
+}
+
+// benchPage is a page of n records with 1 KiB of JSON data each.
+func benchPage(n int) sinks.Page {
+	data := []byte(`{"order":42,"items":[` + strings.Repeat(`{"sku":"ABC-123","qty":1},`, 38) + `{"sku":"END","qty":0}]}`)
+	recs := make([]sinks.Record, n)
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	for i := range recs {
+		e := event.New()
+		e.SetID(fmt.Sprintf("id-%06d", i))
+		e.SetSource("/bench/orders")
+		e.SetType("com.example.order.created")
+		e.SetSubject("orders/42")
+		e.SetTime(now)
+		e.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+		e.SetDataContentType("application/json")
+		e.DataEncoded = data // as the stores return it: raw JSON, not base64
+		recs[i] = sinks.Record{Event: e, Transport: "http", Topic: "events", Outcome: sinks.OutcomeAccepted, Received: now}
+	}
+	return sinks.Page{Records: recs, Next: "eyJ0IjoxfQ"}
+}
+
+// BenchmarkPageEncode streams a page of 1,000 records as GET /v1/events
+// writes it.
+func BenchmarkPageEncode(b *testing.B) {
+	p := benchPage(1000)
+	bw := bufio.NewWriterSize(io.Discard, 32<<10)
+	pw := pageWriter{w: bw}
+	b.ReportAllocs()
+	for b.Loop() {
+		pw.page(p)
+		_ = bw.Flush()
+	}
+	b.ReportMetric(float64(b.N*len(p.Records))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPageEncodeStdlib writes the same page with encoding/json, for
+// comparison.
+func BenchmarkPageEncodeStdlib(b *testing.B) {
+	type audit struct {
+		Transport string `json:"transport"`
+		Topic     string `json:"topic"`
+		Partition int    `json:"partition"`
+		Offset    int64  `json:"offset"`
+		Route     string `json:"route"`
+		Outcome   string `json:"outcome"`
+		Replay    string `json:"replay,omitempty"`
+		Received  string `json:"received"`
+	}
+	type item struct {
+		Event *event.Event `json:"event"`
+		Audit audit        `json:"audit"`
+	}
+	type page struct {
+		Items []item `json:"items"`
+		Next  string `json:"next,omitempty"`
+	}
+	p := benchPage(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		out := page{Items: make([]item, len(p.Records)), Next: p.Next}
+		for i := range p.Records {
+			r := &p.Records[i]
+			out.Items[i] = item{Event: &r.Event, Audit: audit{r.Transport, r.Topic, r.Partition, r.Offset, r.Route, r.Outcome, r.Replay,
+				r.Received.UTC().Format(time.RFC3339Nano)}}
+		}
+		if err := json.NewEncoder(io.Discard).Encode(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(p.Records))/b.Elapsed().Seconds(), "records/s")
+}
