@@ -19,7 +19,8 @@ type WriterOptions struct {
 	// Write blocks beyond it (default 4×MaxBatch).
 	MaxQueued int
 	// Retries is how many times a failed flush is retried before its
-	// callers get an error (default 5).
+	// callers get an error. 0 means the default, 5; to retry never, so the
+	// first failure is returned at once, set a negative value (-1).
 	Retries int
 	// Backoff is the first retry delay, doubled per retry with jitter up to
 	// MaxBackoff (defaults 50ms and 2s).

@@ -125,6 +125,26 @@ func TestWriterRetriesThenFailsNamingStore(t *testing.T) {
 	}
 }
 
+func TestWriterRetriesZeroIsDefaultNegativeIsNone(t *testing.T) {
+	for _, c := range []struct {
+		retries, attempts int
+	}{{-1, 1}, {0, 6}, {1, 2}} {
+		m := newMemStore()
+		m.fail = true
+		w := sinks.NewWriter(m, sinks.WriterOptions{Retries: c.retries, Backoff: time.Millisecond, MaxBackoff: time.Millisecond})
+		err := w.Write(context.Background(), records("x", 1))
+		_ = w.Close()
+		if !errors.Is(err, sinks.ErrUnavailable) || !strings.Contains(err.Error(), fmt.Sprintf("after %d attempts", c.attempts)) {
+			t.Errorf("Retries %d: %v, want ErrUnavailable after %d attempts", c.retries, err, c.attempts)
+		}
+		m.mu.Lock()
+		if m.appends != c.attempts {
+			t.Errorf("Retries %d: %d Append calls, want %d", c.retries, m.appends, c.attempts)
+		}
+		m.mu.Unlock()
+	}
+}
+
 func TestWriterBlocksWhenFull(t *testing.T) {
 	m := newMemStore()
 	gate := make(chan struct{})
