@@ -40,7 +40,7 @@ func (d *daemonFlags) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&d.url, "url", def, "base URL of the auditbus daemon (env "+envURL+")")
 	fs.StringVar(&d.token, "token", "", "JWT bearer token (default: env "+envToken+")")
-	fs.DurationVar(&d.timeout, "timeout", 30*time.Second, "how long one HTTP request may take")
+	fs.DurationVar(&d.timeout, "timeout", 30*time.Second, "how long one request to the daemon (or one publish to a transport) may take")
 }
 
 // client returns the HTTP client the flags describe. The error names the

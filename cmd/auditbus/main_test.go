@@ -133,6 +133,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"help", noEnv, []string{"--help"}, 0, "Commands:", ""},
 		{"help command", noEnv, []string{"help", "publish"}, 0, "--datacontenttype", ""},
+		{"help serve", noEnv, []string{"help", "serve"}, 0, "", "AUDITBUS_LISTEN"},
 		{"subcommand help", noEnv, []string{"query", "--help"}, 0, "Exit codes", ""},
 		{"version", noEnv, []string{"--version"}, 0, "auditbus ", ""},
 		{"no command", noEnv, nil, 2, "", "Usage:"},
