@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -197,30 +195,10 @@ func TestJSONSafe(t *testing.T) {
 	}
 }
 
-// benchPage is a page of n records with 1 KiB of JSON data each.
-func benchPage(n int) sinks.Page {
-	data := []byte(`{"order":42,"items":[` + strings.Repeat(`{"sku":"ABC-123","qty":1},`, 38) + `{"sku":"END","qty":0}]}`)
-	recs := make([]sinks.Record, n)
-	now := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
-	for i := range recs {
-		e := event.New()
-		e.SetID(fmt.Sprintf("id-%06d", i))
-		e.SetSource("/bench/orders")
-		e.SetType("com.example.order.created")
-		e.SetSubject("orders/42")
-		e.SetTime(now)
-		e.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-		e.SetDataContentType("application/json")
-		e.DataEncoded = data // as the stores return it: raw JSON, not base64
-		recs[i] = sinks.Record{Event: e, Transport: "http", Topic: "events", Outcome: sinks.OutcomeAccepted, Received: now}
-	}
-	return sinks.Page{Records: recs, Next: "eyJ0IjoxfQ"}
-}
-
 // BenchmarkPageEncode streams a page of 1,000 records as GET /v1/events
 // writes it.
 func BenchmarkPageEncode(b *testing.B) {
-	p := benchPage(1000)
+	p := sinks.Page{Records: BenchRecords(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)), Next: "eyJ0IjoxfQ"}
 	bw := bufio.NewWriterSize(io.Discard, 32<<10)
 	pw := pageWriter{w: bw}
 	b.ReportAllocs()
@@ -234,31 +212,21 @@ func BenchmarkPageEncode(b *testing.B) {
 // BenchmarkPageEncodeStdlib writes the same page with encoding/json, for
 // comparison.
 func BenchmarkPageEncodeStdlib(b *testing.B) {
-	type audit struct {
-		Transport string `json:"transport"`
-		Topic     string `json:"topic"`
-		Partition int    `json:"partition"`
-		Offset    int64  `json:"offset"`
-		Route     string `json:"route"`
-		Outcome   string `json:"outcome"`
-		Replay    string `json:"replay,omitempty"`
-		Received  string `json:"received"`
-	}
 	type item struct {
 		Event *event.Event `json:"event"`
-		Audit audit        `json:"audit"`
+		Audit ItemAudit    `json:"audit"`
 	}
 	type page struct {
 		Items []item `json:"items"`
 		Next  string `json:"next,omitempty"`
 	}
-	p := benchPage(1000)
+	p := sinks.Page{Records: BenchRecords(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)), Next: "eyJ0IjoxfQ"}
 	b.ReportAllocs()
 	for b.Loop() {
 		out := page{Items: make([]item, len(p.Records)), Next: p.Next}
 		for i := range p.Records {
 			r := &p.Records[i]
-			out.Items[i] = item{Event: &r.Event, Audit: audit{r.Transport, r.Topic, r.Partition, r.Offset, r.Route, r.Outcome, r.Replay,
+			out.Items[i] = item{Event: &r.Event, Audit: ItemAudit{r.Transport, r.Topic, r.Partition, r.Offset, r.Route, r.Outcome, r.Replay,
 				r.Received.UTC().Format(time.RFC3339Nano)}}
 		}
 		if err := json.NewEncoder(io.Discard).Encode(out); err != nil {

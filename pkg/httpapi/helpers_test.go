@@ -256,17 +256,8 @@ func (e *env) post(t *testing.T, r req, n int) {
 
 // item is one element of a query answer, the event kept raw.
 type item struct {
-	Event json.RawMessage `json:"event"`
-	Audit struct {
-		Transport string `json:"transport"`
-		Topic     string `json:"topic"`
-		Partition int    `json:"partition"`
-		Offset    int64  `json:"offset"`
-		Route     string `json:"route"`
-		Outcome   string `json:"outcome"`
-		Replay    string `json:"replay"`
-		Received  string `json:"received"`
-	} `json:"audit"`
+	Event json.RawMessage   `json:"event"`
+	Audit httpapi.ItemAudit `json:"audit"`
 }
 
 type page struct {
