@@ -73,6 +73,26 @@ func TestCurl(t *testing.T) {
 		ct: "application/json", time: "2025-06-07T08:09:10.5Z", ext: map[string]string{"region": "eu"}, data: data,
 	}.check(t, decodeEvent(t, p.Items[0].Event))
 
+	// The README's examples: a batch, a prefix query, one event by id.
+	code, body = curl("-X", "POST", e.srv.URL+"/v1/events?topic=events", "-H", "Authorization: Bearer "+e.write,
+		"-H", "content-type: application/cloudevents-batch+json",
+		"-d", `[{"specversion":"1.0","id":"1","source":"/shop","type":"com.example.order.created","data":{"total":3}}]`)
+	if code != 202 || string(body) != `{"accepted":1}`+"\n" {
+		t.Fatalf("curl POST batch: %d %s", code, body)
+	}
+	code, body = curl("-H", "Authorization: Bearer "+e.read, e.srv.URL+"/v1/events?type=com.example.order.*&limit=50")
+	if err := json.Unmarshal(body, &p); code != 200 || err != nil || len(p.Items) != 2 {
+		t.Fatalf("curl GET prefix: %d %s", code, body)
+	}
+	code, body = curl("-H", "Authorization: Bearer "+e.read, e.srv.URL+"/v1/events/1?source=/shop")
+	var it item
+	if err := json.Unmarshal(body, &it); code != 200 || err != nil {
+		t.Fatalf("curl GET by id: %d %s", code, body)
+	}
+	if ev := decodeEvent(t, it.Event); ev.ID() != "1" || string(ev.Data()) != `{"total":3}` {
+		t.Errorf("curl GET by id: %s", it.Event)
+	}
+
 	code, body = curl(e.srv.URL + "/v1/events")
 	if code != 401 || !strings.Contains(string(body), `"code":"unauthorized"`) {
 		t.Errorf("curl GET without a token: %d %s", code, body)
