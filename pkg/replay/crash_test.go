@@ -1,6 +1,7 @@
 package replay_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,9 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/sinks"
@@ -51,18 +55,34 @@ func crashChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	m, err := replay.NewManager(replay.Options{Dir: os.Getenv(childJobsEnv), Store: store,
-		CheckpointEvery: 20 * time.Millisecond, Logger: quiet()})
+	m, err := replay.NewManager(replay.Options{Dir: os.Getenv(childJobsEnv), Store: store, Logger: quiet()})
 	if err != nil {
 		return fail(err)
 	}
 	j, err := m.Start(context.Background(), replay.Request{Filter: crashFilter, Rate: 8000,
-		Destination: replay.TopicTarget("kafka", tr, crashTopic), Name: "crash test"})
+		Destination: &reporting{replay.TopicTarget("kafka", tr, crashTopic), 0}, Name: "crash test"})
 	if err != nil {
 		return fail(err)
 	}
 	j, err = m.Wait(context.Background(), j.ID)
 	return fail(fmt.Errorf("the replay ended (%s, %+v, %v) before the parent killed the process", j.State, j.Progress, err))
+}
+
+// reporting is a Target that writes "published N" to stdout after each
+// batch the broker accepted, so the parent can kill the child between
+// checkpoints, when it has published events its checkpoint does not cover.
+type reporting struct {
+	replay.Target
+	n int
+}
+
+func (r *reporting) Publish(ctx context.Context, events []bus.Event) error {
+	err := r.Target.Publish(ctx, events)
+	if err == nil {
+		r.n += len(events)
+		fmt.Printf("published %d\n", r.n)
+	}
+	return err
 }
 
 // jobFile is what the test reads of a job file.
@@ -100,21 +120,40 @@ func TestCrashResume(t *testing.T) {
 	brokers := newCluster(t)
 	jobs := t.TempDir()
 
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", childBrokersEnv+"="+strings.Join(brokers, ","),
 		childStoreEnv+"="+storeDir, childJobsEnv+"="+jobs)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stderr = &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var published atomic.Int64
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var n int64
+			if _, err := fmt.Sscanf(sc.Text(), "published %d", &n); err == nil {
+				published.Store(n)
+			} else {
+				_, _ = out.Write(append(sc.Bytes(), '\n'))
+			}
+		}
+	}()
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { <-read; exited <- cmd.Wait() }()
 
-	// Kill it once its checkpoint says a fifth of the events are out.
+	// Kill it once its checkpoint says a fifth of the events are out and
+	// it has published a batch or more past that checkpoint.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		if j, ok := readJobFile(t, jobs); ok && j.Progress.Done >= crashEvents/5 {
+		if j, ok := readJobFile(t, jobs); ok && j.Progress.Done >= crashEvents/5 && published.Load() > j.Progress.Done+800 {
 			break
 		}
 		select {
@@ -136,7 +175,7 @@ func TestCrashResume(t *testing.T) {
 	if before.State != replay.Running || before.Progress.Done >= crashEvents {
 		t.Fatalf("after the kill the job file says %s with %+v; want running, part done", before.State, before.Progress)
 	}
-	t.Logf("killed the child with %d of %d events checkpointed", before.Progress.Done, crashEvents)
+	t.Logf("killed the child with %d of %d events checkpointed and at least %d published", before.Progress.Done, crashEvents, published.Load())
 
 	tr := newKafka(t, brokers)
 	m := newManager(t, store, replay.Options{Dir: jobs, Resolve: func(name string) (replay.Target, error) {
@@ -166,5 +205,28 @@ func TestCrashResume(t *testing.T) {
 	if len(seen) != crashEvents {
 		t.Fatalf("%d distinct events on the topic, want %d", len(seen), crashEvents)
 	}
+	// What the child published past its last checkpoint was published
+	// again after the resume.
+	if past := published.Load() - before.Progress.Done; int64(len(got)-len(seen)) < past {
+		t.Errorf("%d duplicates; the child had published %d events past its checkpoint", len(got)-len(seen), past)
+	}
 	t.Logf("0 missing of %d; %d duplicates from the batches after the last checkpoint", crashEvents, len(got)-len(seen))
+}
+
+// syncBuffer is a bytes.Buffer safe for the writers of a child process.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
