@@ -54,6 +54,7 @@
 //	409 ambiguous_id                    several sources use the id: add ?source=
 //	413 too_large                       the body exceeds Options.MaxBodyBytes, or the transport's limit
 //	415 unsupported_media_type          neither binary mode nor a JSON event format
+//	500 internal                        a fault of this server, not of the request
 //	503 unavailable                     the transport or audit store failed; Retry-After says when to retry
 //	503 not_ready                       GET /readyz: the readiness check failed
 //
