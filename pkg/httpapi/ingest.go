@@ -113,9 +113,12 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, t, de.Status, d)
 		return
 	}
-	if t.route != "" {
+	switch {
+	case len(evs) == 0:
+		// An empty batch: nothing to publish or audit.
+	case t.route != "":
 		err = s.ingestRoute(r.Context(), t.route, evs)
-	} else {
+	default:
 		err = s.ingestTopic(r.Context(), t.topic, evs)
 	}
 	if err != nil {

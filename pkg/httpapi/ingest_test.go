@@ -117,6 +117,9 @@ func TestIngestAndQuery(t *testing.T) {
 	}
 	e.post(t, req{header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: "[" + strings.Join(elems, ",") + "]"}, 3)
 
+	// An empty batch is accepted and changes nothing.
+	e.post(t, req{header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: "[]"}, 0)
+
 	// Every event reached the topic, unchanged.
 	for _, ev := range e.events.waitFor(t, len(want)) {
 		want[ev.ID()].check(t, ev)
@@ -171,7 +174,7 @@ func TestIngestAndQuery(t *testing.T) {
 	}
 
 	// The accepted writes are logged with the token's subject.
-	if logs := e.logs.String(); strings.Count(logs, `"msg":"events accepted"`) != 4 || !strings.Contains(logs, `"subject":"svc-test"`) {
+	if logs := e.logs.String(); strings.Count(logs, `"msg":"events accepted"`) != 5 || !strings.Contains(logs, `"subject":"svc-test"`) {
 		t.Errorf("logs lack the accepted writes with their subject:\n%s", logs)
 	}
 }
