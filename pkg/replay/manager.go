@@ -197,9 +197,9 @@ func (m *Manager) launch(js *jobState) {
 	js.runStart, js.runHandled = time.Now(), js.job.Progress.Done+js.job.Progress.Failed
 	js.lastSave = time.Now()
 	done := js.done
+	id, dest, resumed := js.job.ID, js.job.Request.Destination.String(), js.job.Checkpoint != ""
 	js.mu.Unlock()
-	m.o.Logger.Info("replay job started", "job", js.job.ID, "destination", js.job.Request.Destination.String(),
-		"checkpoint", js.job.Checkpoint != "")
+	m.o.Logger.Info("replay job started", "job", id, "destination", dest, "from_checkpoint", resumed)
 	m.wg.Go(func() {
 		defer close(done)
 		defer cancel(nil)
@@ -370,6 +370,12 @@ func (m *Manager) Cancel(id string) (Job, error) {
 	js, err := m.job("cancel", id)
 	if err != nil {
 		return Job{}, err
+	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return js.snapshot(), fmt.Errorf("replay: cancel job %q: %w", id, ErrClosed)
 	}
 	js.mu.Lock()
 	state, cancel, done := js.job.State, js.cancel, js.done
