@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditbus/auditbus/pkg/cehttp"
 	"gopkg.in/yaml.v3"
 )
 
@@ -81,6 +82,15 @@ type WebhookConfig struct {
 	Headers http.Header
 	// TLS configures https connections.
 	TLS TLSConfig
+}
+
+// NewWebhook builds the client that delivers to this webhook; the TLS
+// files are read now.
+func (w *WebhookConfig) NewWebhook() (*cehttp.Webhook, error) {
+	return cehttp.NewWebhook(cehttp.WebhookConfig{
+		URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers,
+		TLS: cehttp.TLSConfig{CAFile: w.TLS.CAFile, CertFile: w.TLS.CertFile, KeyFile: w.TLS.KeyFile, InsecureSkipVerify: w.TLS.InsecureSkipVerify},
+	})
 }
 
 // TLSConfig names the files of a webhook's TLS settings; the daemon reads

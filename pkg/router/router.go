@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
-	"github.com/auditbus/auditbus/pkg/cehttp"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
@@ -157,11 +156,7 @@ func (r *Router) destination(cfg RouteConfig, dc DestinationConfig) (*destinatio
 		}
 	}}
 	if dc.Webhook != nil {
-		w := dc.Webhook
-		hook, err := cehttp.NewWebhook(cehttp.WebhookConfig{
-			URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers,
-			TLS: cehttp.TLSConfig{CAFile: w.TLS.CAFile, CertFile: w.TLS.CertFile, KeyFile: w.TLS.KeyFile, InsecureSkipVerify: w.TLS.InsecureSkipVerify},
-		})
+		hook, err := dc.Webhook.NewWebhook()
 		if err != nil {
 			return nil, err
 		}
@@ -256,6 +251,17 @@ func (r *Router) Ingest(ctx context.Context, name, topic string, events []bus.Ev
 		msgs[i] = bus.Message{Event: events[i], Topic: topic, Attempt: 1}
 	}
 	return rt.handle(ctx, msgs)
+}
+
+// Route returns the configuration of the route called name, as the routes
+// file gave it, and whether there is one. Replays look up a route's
+// destinations with it.
+func (r *Router) Route(name string) (RouteConfig, bool) {
+	rt, ok := r.byName[name]
+	if !ok {
+		return RouteConfig{}, false
+	}
+	return rt.cfg, true
 }
 
 // HTTPRoutes lists the names of the routes Ingest accepts.
