@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,9 @@ type Config struct {
 	Insecure bool
 	// DataDir holds the embedded store. AUDITBUS_DATA_DIR, default ./data.
 	DataDir string
+	// ReplayDir holds the replay jobs and their checkpoints.
+	// AUDITBUS_REPLAY_DIR, default DataDir/replays.
+	ReplayDir string
 	// Transports are the enabled transports. AUDITBUS_TRANSPORTS: a
 	// comma-separated list of mem, kafka, amqp; default mem.
 	Transports []string
@@ -69,6 +73,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		MaxBodyBytes:    r.Int("MAX_BODY_BYTES", 4<<20, 1024),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
+	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
 	var errs []error
 	for _, t := range c.Transports {
 		if !slices.Contains(transportNames, t) {

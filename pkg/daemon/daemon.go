@@ -21,6 +21,7 @@ import (
 	"github.com/auditbus/auditbus/bus/mem"
 	"github.com/auditbus/auditbus/pkg/auth"
 	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
@@ -37,9 +38,11 @@ type Daemon struct {
 	writer *sinks.Writer
 	trs    map[string]bus.Transport
 	router *router.Router
-	drains []bus.Subscription
-	srv    *http.Server
-	ln     net.Listener
+	// replays runs the replay jobs; nil until started.
+	replays *replay.Manager
+	drains  []bus.Subscription
+	srv     *http.Server
+	ln      net.Listener
 }
 
 // Start opens everything cfg names and starts serving. Close it to drain.
@@ -105,8 +108,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 
+	dests := newDestinations(d.trs, rt, cfg.ReplayDir)
+	if d.replays, err = replay.NewManager(replay.Options{
+		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("AUDITBUS_REPLAY_DIR %q: %w", cfg.ReplayDir, err)
+	}
+	d.resumeReplays()
+
 	api, err := httpapi.New(httpapi.Options{
-		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt,
+		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt, Replays: d.replays, Destinations: dests,
 		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
 		Gatherer: reg, Registerer: reg, Logger: log,
@@ -163,6 +174,11 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.srv != nil {
 		errs = append(errs, d.srv.Shutdown(ctx))
 	}
+	if d.replays != nil {
+		// Jobs stop at a batch boundary with their checkpoint saved, and
+		// stay running on disk: the next start resumes them.
+		errs = append(errs, d.replays.Close())
+	}
 	if d.router != nil {
 		errs = append(errs, d.router.Close())
 	}
@@ -181,6 +197,20 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		errs = append(errs, d.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// resumeReplays continues the replay jobs that were running when the
+// daemon last stopped, each from its checkpoint. A job whose destination
+// is gone is marked failed and logged; the daemon starts regardless.
+func (d *Daemon) resumeReplays() {
+	jobs, err := d.replays.Resume()
+	for _, j := range jobs {
+		d.log.Info("replay job resumed from its checkpoint", "job", j.ID, "name", j.Request.Name,
+			"destination", j.Request.Destination.String(), "done", j.Progress.Done, "total", j.Progress.Total)
+	}
+	if err != nil {
+		d.log.Error("replay jobs could not be resumed; they are marked failed", "error", err)
+	}
 }
 
 // ready checks that the store answers and every route runs.

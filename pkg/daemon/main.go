@@ -22,6 +22,7 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_INSECURE          allow a non-loopback address without auth keys
   AUDITBUS_AUTH_*            JWT keys (HS256 secret, PEM keys, JWKS file)
   AUDITBUS_DATA_DIR          embedded store directory (default ./data)
+  AUDITBUS_REPLAY_DIR        replay jobs and checkpoints (default $AUDITBUS_DATA_DIR/replays)
   AUDITBUS_STORE             sqlite (default) or clickhouse (AUDITBUS_CLICKHOUSE_*)
   AUDITBUS_TRANSPORTS        mem,kafka,amqp (default mem; AUDITBUS_KAFKA_*, AUDITBUS_AMQP_*)
   AUDITBUS_DEFAULT_TRANSPORT, AUDITBUS_DEFAULT_TOPIC   where POST /v1/events?topic= goes

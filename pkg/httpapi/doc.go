@@ -1,11 +1,17 @@
 // Package httpapi is the daemon's one HTTP server: CloudEvents ingest, the
-// audit query, health, readiness and Prometheus metrics.
+// audit query, replays, health, readiness and Prometheus metrics.
 //
 // Endpoints (scopes are checked only when the Verifier has keys):
 //
 //	POST /v1/events          scope events:write  ingest, binary, structured or batch content mode
 //	GET  /v1/events          scope audit:read    audit query, one page of records
 //	GET  /v1/events/{id}     scope audit:read    one audited event (?source= when ids collide)
+//	POST /v1/replays         scope replay:write  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
+//	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
+//	GET  /v1/replays/{id}    scope audit:read    one replay job
+//	DELETE /v1/replays/{id}  scope replay:write  cancel a running job (200 with the job)
+//	POST /v1/replays/{id}/retry  replay:write    continue a failed or cancelled job from its checkpoint
+//	POST /v1/redrives        scope replay:write  redrive a route's dead-lettered events (202 {"jobs":[...]})
 //	GET  /healthz            no token            200 {"status":"ok"} while the process serves
 //	GET  /readyz             no token            200 {"status":"ready"}, or 503 not_ready with the reason
 //	GET  /metrics            no token            Prometheus text format
@@ -35,6 +41,26 @@
 // next is omitted on the last page; pass it as cursor, with the same other
 // parameters, for the next page. GET /v1/events/{id} answers one such item.
 //
+// The replay endpoints exist when Options.Replays is set. POST /v1/replays
+// takes the JSON body of ReplayRequest,
+//
+//	{"filter": {"from": "2026-05-01T00:00:00Z", "to": "...", "type": "com.example.order.*",
+//	            "source": ..., "subject": ..., "id": ..., "route": ..., "outcome": ...},
+//	 "destination": {"transport": "kafka", "topic": "orders-replayed"},
+//	 "rate": 1000, "name": "orders for the new billing service"}
+//
+// where destination is a topic of an enabled transport, a webhook
+// ({"webhook": {"url": ..., "timeout": "5s", "headers": {...}}}) or a
+// destination of a route ({"route": "billing", "destination": "ledger"}),
+// resolved by Options.Destinations. Unknown members are refused. A job
+// (ReplayJob) is {"id", "name", "state", "request", "progress": {"done",
+// "failed", "total", "rate", "eta_seconds"}, "errors", "error_count",
+// "error", "created", "updated"}. POST /v1/redrives takes RedriveRequest,
+// {"route", "destination", "from", "to", "rate", "name"}: the route's
+// events audited as dead-lettered are published again to the destination,
+// or to each destination of the route, one job each, and those accepted
+// are audited as delivered.
+//
 // Every error is the JSON body of package apierror,
 // {"error":{"code":"...","message":"..."}}, with "attribute" and "index"
 // when the error concerns one attribute or batch element. Statuses and
@@ -45,6 +71,7 @@
 //	    unreadable_body                 the request's events are refused (package cehttp)
 //	400 invalid_event                   the transport refused an event
 //	400 bad_query                       a query parameter is unknown, repeated or malformed; the message names it
+//	400 bad_request                     a replay or redrive body field is unknown, missing or bad; the message names it
 //	401 unauthorized, malformed_token, bad_signature, token_expired, ...  (package auth)
 //	403 insufficient_scope              the token lacks the endpoint's scope
 //	404 not_found                       no such endpoint, or no such event
@@ -52,6 +79,7 @@
 //	404 no_route                        nothing consumes the topic on the transport
 //	405 method_not_allowed              with an Allow header
 //	409 ambiguous_id                    several sources use the id: add ?source=
+//	409 not_running                     cancel of a job that stopped, retry of one that is not failed or cancelled
 //	413 too_large                       the body exceeds Options.MaxBodyBytes, or the transport's limit
 //	415 unsupported_media_type          neither binary mode nor a JSON event format
 //	500 internal                        a fault of this server, not of the request

@@ -13,6 +13,7 @@ import (
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/apierror"
 	"github.com/auditbus/auditbus/pkg/auth"
+	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,12 @@ type Options struct {
 	DefaultTopic string
 	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// Replays runs replay jobs: with it the server answers POST, GET and
+	// DELETE /v1/replays and POST /v1/redrives; nil leaves them out.
+	Replays *replay.Manager
+	// Destinations resolves the destinations of replay requests; required
+	// with Replays.
+	Destinations Destinations
 	// Ready reports whether the transports and the store are reachable; nil
 	// means always ready. It is given ReadyTimeout.
 	Ready func(ctx context.Context) error
@@ -104,6 +111,8 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("httpapi: Options.Transport is nil: ingest needs the default transport")
 	case o.TransportName == "":
 		return nil, errors.New("httpapi: Options.TransportName is empty: name the default transport (mem, kafka or amqp)")
+	case o.Replays != nil && o.Destinations == nil:
+		return nil, errors.New("httpapi: Options.Destinations is nil: the replay endpoints need it to resolve a request's destination")
 	case o.MaxBodyBytes < 0:
 		return nil, fmt.Errorf("httpapi: Options.MaxBodyBytes is %d: want the largest request body in bytes, or 0 for %d", o.MaxBodyBytes, DefaultMaxBodyBytes)
 	}
@@ -154,6 +163,9 @@ func New(o Options) (*Server, error) {
 		{"/readyz", notAllowed("GET, HEAD")},
 		{"/metrics", notAllowed("GET, HEAD")},
 		{"/", http.HandlerFunc(notFound)},
+	}
+	if o.Replays != nil {
+		routes = append(routes, s.replayRoutes()...)
 	}
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern, m.instrument(rt.pattern, rt.h))
