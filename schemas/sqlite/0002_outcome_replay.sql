@@ -12,3 +12,8 @@ CREATE UNIQUE INDEX events_identity ON events (source, id, replay);
 -- The sort key of every query and its cursor, now with replay last.
 DROP INDEX events_time;
 CREATE INDEX events_time ON events (time_ns, source, id, replay);
+
+-- Type filters (exact or prefix) read the sort key from the index itself,
+-- so a page streams in order instead of sorting its matches.
+DROP INDEX events_type_time;
+CREATE INDEX events_type_time ON events (type, time_ns, source, id, replay);

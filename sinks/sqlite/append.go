@@ -132,7 +132,11 @@ func encodeChunks(recs []sinks.Record, out chan<- chunk, quit <-chan struct{}) {
 		c := chunk{first: start, args: make([]any, 0, (end-start)*insertCols)}
 		for i := start; i < end && c.err == nil; i++ {
 			var n int
-			c.args, n, c.err = appendRow(c.args, &recs[i])
+			var err error
+			c.args, n, err = appendRow(c.args, &recs[i])
+			if err != nil {
+				c.err = fmt.Errorf("record %d of %d: %w", i+1, len(recs), err)
+			}
 			c.bytes += n
 		}
 		select {

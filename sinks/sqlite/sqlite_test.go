@@ -2,11 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sinktest"
 	"github.com/auditbus/auditbus/sinks/sqlite"
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 func open(t testing.TB, dir string) *sqlite.Store {
@@ -28,4 +32,33 @@ func TestConformance(t *testing.T) {
 			return open(t, dir)
 		},
 	}, func(t *testing.T) sinks.Store { return open(t, t.TempDir()) })
+}
+
+// TestAppendIsAtomic: a record that cannot be encoded, past the first
+// chunk of a batch, fails the whole Append with an error naming it, and
+// none of the batch is stored.
+func TestAppendIsAtomic(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	recs := make([]sinks.Record, 300)
+	for i := range recs {
+		e := event.New()
+		e.SetID(fmt.Sprintf("a-%d", i))
+		e.SetSource("urn:atomic")
+		e.SetType("t")
+		e.SetTime(time.Unix(int64(i), 0))
+		recs[i] = sinks.Record{Event: e}
+	}
+	recs[250].Event = event.Event{} // no context: the event cannot be encoded
+	err := s.Append(context.Background(), recs)
+	if err == nil || !strings.Contains(err.Error(), "record 251 of 300") || !strings.Contains(err.Error(), s.String()) {
+		t.Fatalf("Append with an unencodable record: %v", err)
+	}
+	p, err := s.Query(context.Background(), sinks.Query{Source: "urn:atomic"})
+	if err != nil || len(p.Records) != 0 {
+		t.Fatalf("after the failed Append: %d records stored, %v", len(p.Records), err)
+	}
+	if err := s.Append(context.Background(), recs[:250]); err != nil {
+		t.Fatalf("the good records alone: %v", err)
+	}
 }
