@@ -1,6 +1,6 @@
 // Command auditbus is the one auditbus binary: the router daemon (serve)
-// and the client commands that publish events, tail a topic and query the
-// audit store from the command line.
+// and the client commands that publish events, tail a topic, query the
+// audit store and replay or redrive stored events from the command line.
 //
 // Exit codes, the same for every command, so that scripts can rely on them:
 //
@@ -8,7 +8,7 @@
 //	1  runtime error: the server or broker refused or failed, or a
 //	   connection broke
 //	2  usage error: a bad flag, argument or AUDITBUS_* variable
-//	3  not found (auditbus query get ID)
+//	3  not found (auditbus query get ID, auditbus replay status ID)
 package main
 
 import (
@@ -52,6 +52,8 @@ var commands = []command{
 	{"publish", "publish events to a daemon over HTTP or straight to a transport", runPublish},
 	{"tail", "print the events of a transport topic as they arrive", runTail},
 	{"query", "search the audit store of a daemon, or fetch one event", runQuery},
+	{"replay", "publish stored events again, follow, list and cancel replays", runReplay},
+	{"redrive", "deliver a route's dead-lettered events again after a fix", runRedrive},
 	{"version", "print the version", func(_ context.Context, _ []string, s stdio) int {
 		fmt.Fprintln(s.out, "auditbus", versionString())
 		return exitOK
@@ -68,7 +70,7 @@ Usage:
 Commands:
 %s
 Exit codes: 0 success, 1 runtime or server error, 2 usage error,
-3 not found (query get).
+3 not found (query get, replay status).
 `
 
 func main() {
@@ -103,7 +105,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 			return c.run(ctx, rest, s)
 		}
 	}
-	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query and version (auditbus --help)\n", name)
+	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query, replay, redrive and version (auditbus --help)\n", name)
 	return exitUsage
 }
 

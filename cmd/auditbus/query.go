@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,13 +53,30 @@ or failed (its error is shown) or could not be reached, 2 usage error,
 `,
 }
 
+// filterFlags select audit records, in auditbus query and auditbus replay.
+type filterFlags struct {
+	from, to, typ, source, subject, id, route, outcome string
+}
+
+// register adds the filter flags to fs.
+func (f *filterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.from, "from", "", "events at or after this time (RFC 3339, a date, now, or relative: -1h)")
+	fs.StringVar(&f.to, "to", "", "events before this time (same forms as --from)")
+	fs.StringVar(&f.typ, "type", "", "event type; a trailing * matches a prefix (com.example.*)")
+	fs.StringVar(&f.source, "source", "", "event source")
+	fs.StringVar(&f.subject, "subject", "", "event subject")
+	fs.StringVar(&f.id, "id", "", "event id")
+	fs.StringVar(&f.route, "route", "", "route that handled the event")
+	fs.StringVar(&f.outcome, "outcome", "", "what became of the event: delivered, deadlettered, filtered, accepted, poison")
+}
+
 // queryFlags are auditbus query's flags.
 type queryFlags struct {
-	daemon                                daemonFlags
-	from, to, typ, source, subject, id    string
-	route, outcome, order, cursor, output string
-	limit                                 int
-	all                                   bool
+	daemon daemonFlags
+	filterFlags
+	order, cursor, output string
+	limit                 int
+	all                   bool
 }
 
 // getFlags are the query flags that go with "query get".
@@ -68,14 +86,7 @@ func runQuery(ctx context.Context, args []string, s stdio) int {
 	var f queryFlags
 	fs := newFlagSet("query", s.errOut)
 	f.daemon.register(fs)
-	fs.StringVar(&f.from, "from", "", "events at or after this time (RFC 3339, a date, now, or relative: -1h)")
-	fs.StringVar(&f.to, "to", "", "events before this time (same forms as --from)")
-	fs.StringVar(&f.typ, "type", "", "event type; a trailing * matches a prefix (com.example.*)")
-	fs.StringVar(&f.source, "source", "", "event source")
-	fs.StringVar(&f.subject, "subject", "", "event subject")
-	fs.StringVar(&f.id, "id", "", "event id")
-	fs.StringVar(&f.route, "route", "", "route that handled the event")
-	fs.StringVar(&f.outcome, "outcome", "", "what became of the event: delivered, deadlettered, filtered, accepted, poison")
+	f.filterFlags.register(fs)
 	fs.IntVar(&f.limit, "limit", 0, "events per page (0: the daemon's default, 100)")
 	fs.StringVar(&f.order, "order", "", "asc (oldest first) or desc (newest first); default: the daemon's")
 	fs.StringVar(&f.cursor, "cursor", "", "continue from this cursor (the \"next\" of an earlier page)")

@@ -105,8 +105,8 @@ func TestQueryGet(t *testing.T) {
 
 func TestQueryParams(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	f := queryFlags{from: "-1h30m", to: "now", typ: "a.*", source: "/s", subject: "42", id: "i", route: "r",
-		outcome: "delivered", order: "desc", cursor: "c", limit: 10}
+	f := queryFlags{filterFlags: filterFlags{from: "-1h30m", to: "now", typ: "a.*", source: "/s", subject: "42", id: "i", route: "r",
+		outcome: "delivered"}, order: "desc", cursor: "c", limit: 10}
 	q, err := f.params(now)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,8 @@ func TestQueryParams(t *testing.T) {
 	if got := q.Encode(); got != want {
 		t.Errorf("params %s\nwant %s", got, want)
 	}
-	for _, bad := range []queryFlags{{order: "up"}, {limit: -1}, {from: "-1x"}, {to: "-ad"}, {from: "2026-13-01"}} {
+	for _, bad := range []queryFlags{{order: "up"}, {limit: -1}, {filterFlags: filterFlags{from: "-1x"}}, {filterFlags: filterFlags{to: "-ad"}},
+		{filterFlags: filterFlags{from: "2026-13-01"}}} {
 		if _, err := bad.params(now); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
