@@ -3,19 +3,45 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sqlite"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
+// benchWorkload is what benchWriter writes.
+type benchWorkload struct {
+	opts sqlite.Options
+	// randomIDs gives events random ids, as UUIDs would be, instead of ids
+	// that grow with each caller's sequence.
+	randomIDs bool
+}
+
 // BenchmarkWriterSQLite measures rows/s of 1 KiB events through the
 // batching writer into the SQLite store with its default durability
-// (WAL, synchronous=FULL), written by 16 callers in batches of 100.
+// (WAL, synchronous=FULL), written by 16 callers in batches of 100. Event
+// times grow with the write order, 1µs apart, as a stream's do.
 func BenchmarkWriterSQLite(b *testing.B) {
-	s := open(b, b.TempDir())
+	benchWriter(b, benchWorkload{})
+}
+
+// BenchmarkWriterSQLiteVariants runs the same workload with
+// synchronous=NORMAL (no fsync per commit) and with random event ids, for
+// comparison with the default.
+func BenchmarkWriterSQLiteVariants(b *testing.B) {
+	b.Run("sync=NORMAL", func(b *testing.B) { benchWriter(b, benchWorkload{opts: sqlite.Options{Synchronous: "NORMAL"}}) })
+	b.Run("random-ids", func(b *testing.B) { benchWriter(b, benchWorkload{randomIDs: true}) })
+}
+
+func benchWriter(b *testing.B, wl benchWorkload) {
+	s, err := sqlite.Open(context.Background(), b.TempDir(), wl.opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer s.Close()
 	w := sinks.NewWriter(s, sinks.WriterOptions{})
 	defer w.Close()
@@ -29,13 +55,18 @@ func BenchmarkWriterSQLite(b *testing.B) {
 		recs := make([]sinks.Record, batch)
 		for i := range recs {
 			e := event.New()
-			e.SetID(fmt.Sprintf("%d-%d-%d", c, n, i))
+			if wl.randomIDs {
+				e.SetID(fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64()))
+			} else {
+				e.SetID(fmt.Sprintf("%d-%d-%d", c, n, i))
+			}
 			e.SetSource("urn:bench")
 			e.SetType("com.example.bench")
-			e.SetTime(now)
+			t := now.Add(time.Duration((n*callers+c)*batch+i) * time.Microsecond)
+			e.SetTime(t)
 			e.SetDataContentType("application/octet-stream")
 			e.DataEncoded = payload
-			recs[i] = sinks.Record{Event: e, Transport: "mem", Topic: "bench", Received: now}
+			recs[i] = sinks.Record{Event: e, Transport: "mem", Topic: "bench", Received: t}
 		}
 		return recs
 	}
