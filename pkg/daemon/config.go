@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/sinks"
 )
 
 // Config is the daemon's configuration, read from AUDITBUS_* variables by
@@ -28,6 +29,11 @@ type Config struct {
 	// ReplayDir holds the replay jobs and their checkpoints.
 	// AUDITBUS_REPLAY_DIR, default DataDir/replays.
 	ReplayDir string
+	// ReplayBatchSize is how many events a replay reads and publishes at
+	// once. AUDITBUS_REPLAY_BATCH_SIZE, default 1000, at most 10000:
+	// stores whose page reads cost much whatever their size (ClickHouse
+	// before 19.x) replay faster with larger batches.
+	ReplayBatchSize int
 	// Transports are the enabled transports. AUDITBUS_TRANSPORTS: a
 	// comma-separated list of mem, kafka, amqp; default mem.
 	Transports []string
@@ -74,7 +80,11 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 	}
 	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
+	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
 	var errs []error
+	if c.ReplayBatchSize > sinks.MaxLimit {
+		errs = append(errs, fmt.Errorf("%s: %d is more than the audit store's largest page, %d", r.Name("REPLAY_BATCH_SIZE"), c.ReplayBatchSize, sinks.MaxLimit))
+	}
 	for _, t := range c.Transports {
 		if !slices.Contains(transportNames, t) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a transport (accepted: %s)", r.Name("TRANSPORTS"), t, strings.Join(transportNames, ", ")))

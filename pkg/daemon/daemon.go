@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 
 	dests := newDestinations(d.trs, rt, cfg.ReplayDir)
 	if d.replays, err = replay.NewManager(replay.Options{
-		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, Logger: log,
+		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log,
 	}); err != nil {
 		return nil, fmt.Errorf("AUDITBUS_REPLAY_DIR %q: %w", cfg.ReplayDir, err)
 	}

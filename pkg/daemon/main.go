@@ -23,6 +23,7 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_AUTH_*            JWT keys (HS256 secret, PEM keys, JWKS file)
   AUDITBUS_DATA_DIR          embedded store directory (default ./data)
   AUDITBUS_REPLAY_DIR        replay jobs and checkpoints (default $AUDITBUS_DATA_DIR/replays)
+  AUDITBUS_REPLAY_BATCH_SIZE events a replay reads and publishes at once (default 1000, at most 10000)
   AUDITBUS_STORE             sqlite (default) or clickhouse (AUDITBUS_CLICKHOUSE_*)
   AUDITBUS_TRANSPORTS        mem,kafka,amqp (default mem; AUDITBUS_KAFKA_*, AUDITBUS_AMQP_*)
   AUDITBUS_DEFAULT_TRANSPORT, AUDITBUS_DEFAULT_TOPIC   where POST /v1/events?topic= goes

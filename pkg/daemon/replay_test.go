@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/mem"
+	"github.com/auditbus/auditbus/pkg/envconf"
 	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
@@ -157,6 +158,23 @@ func TestReplayDestinationErrors(t *testing.T) {
 	for _, name := range []string{"nothing", "kafka:x", "route:billing", "route:billing/nope", "webhook:http://x", "webhook:http://x#0123456789abcdef"} {
 		if _, err := d.Resolve(name); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("Resolve(%q) = %v, want an error naming it", name, err)
+		}
+	}
+}
+
+func TestReplayConfig(t *testing.T) {
+	c, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_DATA_DIR": "/var/lib/auditbus"})))
+	if err != nil || c.ReplayDir != "/var/lib/auditbus/replays" || c.ReplayBatchSize != 1000 {
+		t.Fatalf("defaults: dir %q, batch %d, %v", c.ReplayDir, c.ReplayBatchSize, err)
+	}
+	c, err = configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_REPLAY_DIR": "/r", "AUDITBUS_REPLAY_BATCH_SIZE": "10000"})))
+	if err != nil || c.ReplayDir != "/r" || c.ReplayBatchSize != 10000 {
+		t.Fatalf("set: dir %q, batch %d, %v", c.ReplayDir, c.ReplayBatchSize, err)
+	}
+	for _, v := range []string{"0", "10001", "many"} {
+		_, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_REPLAY_BATCH_SIZE": v})))
+		if err == nil || !strings.Contains(err.Error(), "AUDITBUS_REPLAY_BATCH_SIZE") {
+			t.Errorf("AUDITBUS_REPLAY_BATCH_SIZE=%s: %v", v, err)
 		}
 	}
 }

@@ -1,0 +1,313 @@
+// Command bench-replay measures replay throughput: a pkg/replay job that
+// reads N stored events from the audit store (ClickHouse by default, the
+// local server of AUDITBUS_CLICKHOUSE_*; or SQLite with -store sqlite) and
+// publishes them to a Kafka topic with no rate limit, against raw kafka-go
+// publishing the same N events, already in memory, in the same run.
+//
+// The broker is kfake, an in-process Kafka wire-protocol broker with 4
+// partitions per topic. The replay publishes through bus/kafka in binary
+// mode (pages of -page events, 1,000 by default as in the daemon, with the
+// total counted beside it as every job does). The raw side is a
+// kafka.Writer with bus/kafka's producer settings (batch size 1,000, 1 MiB,
+// linger 200µs, acks=all, Murmur2 partitioner) writing calls of -page
+// messages built before
+// timing with exactly the headers and bytes the replay's copies carry
+// (the stored attributes and extensions, the replay extensions, the data
+// as the value). Each round times the replay and then the raw publish,
+// each to a topic of its own created beforehand; the medians of the rounds
+// are printed, and last "ratio: X.XX", the replay's events/s divided by
+// the raw publish's.
+//
+// Usage:
+//
+//	go run ./cmd/bench-replay [-store clickhouse|sqlite] [-events 100000]
+//	    [-size 256] [-keys 100] [-rounds 3] [-page 1000]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/kafka"
+	"github.com/auditbus/auditbus/pkg/replay"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/clickhouse"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+const partitions = 4
+
+func main() {
+	store := flag.String("store", "clickhouse", "the audit store replayed from: clickhouse (AUDITBUS_CLICKHOUSE_*) or sqlite")
+	events := flag.Int("events", 100000, "events stored and replayed per round")
+	size := flag.Int("size", 256, "bytes of JSON data per event")
+	keys := flag.Int("keys", 100, "partition keys the events spread over")
+	rounds := flag.Int("rounds", 3, "measured rounds; each runs the replay, then the raw publish")
+	page := flag.Int("page", 1000, "events the replay reads and publishes at once (the daemon's AUDITBUS_REPLAY_BATCH_SIZE), and the raw side's call size")
+	flag.Parse()
+	if err := run(*store, *events, *size, *keys, *rounds, *page); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-replay:", err)
+		os.Exit(1)
+	}
+}
+
+func run(storeName string, n, size, keys, rounds, page int) error {
+	switch {
+	case n <= 0 || size < 16 || keys <= 0 || rounds <= 0:
+		return errors.New("-events, -keys and -rounds must be positive and -size at least 16")
+	case page <= 0 || page > sinks.MaxLimit:
+		return fmt.Errorf("-page %d: want 1 to %d", page, sinks.MaxLimit)
+	}
+	ctx := context.Background()
+	store, drop, err := openStore(ctx, storeName)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-replay: clean up:", err)
+		}
+	}()
+	fmt.Printf("bench-replay: %d events of %d data bytes over %d keys, from %s, pages of %d; kfake in-process, 1 broker, %d partitions; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
+		n, size, keys, store, page, partitions, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+
+	loadStart := time.Now()
+	if err := load(ctx, store, n, size, keys); err != nil {
+		return err
+	}
+	fmt.Printf("stored %d events in %.2fs\n", n, time.Since(loadStart).Seconds())
+	stored, err := readAll(ctx, store)
+	if err != nil {
+		return err
+	}
+	if len(stored) != n {
+		return fmt.Errorf("the store returns %d events, want %d", len(stored), n)
+	}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(partitions))
+	if err != nil {
+		return fmt.Errorf("start kfake: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	tr, err := kafka.New(kafka.Config{Brokers: brokers, Partitions: partitions, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	raw := &kafkago.Writer{
+		Addr: kafkago.TCP(brokers...), Balancer: &kafkago.Murmur2Balancer{}, BatchSize: 1000, BatchBytes: 1 << 20,
+		BatchTimeout: 200 * time.Microsecond, RequiredAcks: kafkago.RequireAll, MaxAttempts: 3,
+		Transport: &kafkago.Transport{ClientID: "auditbus"},
+	}
+	defer raw.Close()
+	admin := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
+
+	dir, err := os.MkdirTemp("", "bench-replay-jobs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	m, err := replay.NewManager(replay.Options{Dir: dir, Store: store, BatchSize: page})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	// Every round's topics exist before the first: a producer that cached
+	// the cluster's metadata would not see a topic created later at once.
+	var topics []string
+	for r := 1; r <= rounds; r++ {
+		topics = append(topics, fmt.Sprintf("replay-%d", r), fmt.Sprintf("raw-%d", r))
+	}
+	if err := createTopics(ctx, admin, topics...); err != nil {
+		return err
+	}
+	var ours, theirs []float64
+	for r := 1; r <= rounds; r++ {
+		replayTopic, rawTopic := fmt.Sprintf("replay-%d", r), fmt.Sprintf("raw-%d", r)
+		start := time.Now()
+		j, err := m.Start(ctx, replay.Request{Destination: replay.TopicTarget("kafka", tr, replayTopic)})
+		if err != nil {
+			return err
+		}
+		if j, err = m.Wait(ctx, j.ID); err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if j.State != replay.Done || j.Progress.Done != int64(n) {
+			return fmt.Errorf("round %d: the replay ended %s with %d of %d events done: %s", r, j.State, j.Progress.Done, n, j.Error)
+		}
+		ours = append(ours, float64(n)/took.Seconds())
+
+		// The raw side's messages carry what this round's copies carry.
+		msgs, err := rawMessages(stored, rawTopic, j)
+		if err != nil {
+			return err
+		}
+		start = time.Now()
+		for lo := 0; lo < n; lo += page {
+			if err := raw.WriteMessages(ctx, msgs[lo:min(lo+page, n)]...); err != nil {
+				return fmt.Errorf("raw kafka-go publish: %w", err)
+			}
+		}
+		theirs = append(theirs, float64(n)/time.Since(start).Seconds())
+		fmt.Printf("round %d: replay %.0f events/s (%.2fs), raw kafka-go publish %.0f events/s\n", r, ours[r-1], took.Seconds(), theirs[r-1])
+	}
+	slices.Sort(ours)
+	slices.Sort(theirs)
+	a, b := ours[len(ours)/2], theirs[len(theirs)/2]
+	fmt.Printf("replay from %s: %.0f events/s (median)\n", storeName, a)
+	fmt.Printf("raw kafka-go publish: %.0f events/s (median)\n", b)
+	fmt.Printf("ratio: %.2f\n", a/b)
+	return nil
+}
+
+// openStore opens the store to replay from, in a table (ClickHouse) or
+// directory (SQLite) of its own; drop removes it.
+func openStore(ctx context.Context, name string) (sinks.Store, func() error, error) {
+	switch name {
+	case "clickhouse":
+		cfg, err := clickhouse.ConfigFromEnv()
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.Database == "" {
+			cfg.Database = "auditbus"
+		}
+		cfg.Table = fmt.Sprintf("bench_replay_%d", time.Now().UnixNano())
+		s, err := clickhouse.Open(ctx, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (is ClickHouse running? make services starts it; AUDITBUS_CLICKHOUSE_* say where)", err)
+		}
+		return s, func() error {
+			var errs []error
+			// The view first: it writes into the ids table.
+			for _, t := range []string{"_ids_mv", "_ids", "_schema_version", ""} {
+				errs = append(errs, s.Conn().Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s%s`", cfg.Database, cfg.Table, t)))
+			}
+			return errors.Join(append(errs, s.Close())...)
+		}, nil
+	case "sqlite":
+		dir, err := os.MkdirTemp("", "bench-replay-sqlite-")
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		if err != nil {
+			return nil, nil, errors.Join(err, os.RemoveAll(dir))
+		}
+		return s, func() error { return errors.Join(s.Close(), os.RemoveAll(dir)) }, nil
+	}
+	return nil, nil, fmt.Errorf("-store %q: want clickhouse or sqlite", name)
+}
+
+// load stores n events through sinks.Writer, as the daemon does: one a
+// millisecond, spread over keys partition keys, JSON data of size bytes.
+func load(ctx context.Context, store sinks.Store, n, size, keys int) error {
+	w := sinks.NewWriter(store, sinks.WriterOptions{})
+	base := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	pad := strings.Repeat("x", size-16)
+	for lo := 0; lo < n; lo += 10000 {
+		recs := make([]sinks.Record, min(10000, n-lo))
+		for k := range recs {
+			i := lo + k
+			e := event.New()
+			e.SetID(fmt.Sprintf("ev-%08d", i))
+			e.SetSource("/bench/replay")
+			e.SetType("com.example.order.created")
+			e.SetTime(base.Add(time.Duration(i) * time.Millisecond))
+			e.SetExtension(bus.ExtPartitionKey, fmt.Sprintf("key-%03d", i%keys))
+			_ = e.SetData(event.ApplicationJSON, []byte(fmt.Sprintf(`{"n":%8d,"p":"%s"}`, i, pad)))
+			recs[k] = sinks.Record{Event: e, Transport: "kafka", Topic: "orders", Partition: i % partitions, Offset: int64(i),
+				Outcome: sinks.OutcomeAccepted, Received: e.Time().Add(time.Millisecond)}
+		}
+		if err := w.Write(ctx, recs); err != nil {
+			return errors.Join(fmt.Errorf("store events: %w", err), w.Close())
+		}
+	}
+	return w.Close()
+}
+
+// readAll reads every stored event back, in the store's order.
+func readAll(ctx context.Context, store sinks.Store) ([]bus.Event, error) {
+	var out []bus.Event
+	q := sinks.Query{Limit: sinks.MaxLimit}
+	for {
+		p, err := store.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("read the stored events: %w", err)
+		}
+		for _, r := range p.Records {
+			out = append(out, r.Event)
+		}
+		if p.Next == "" {
+			return out, nil
+		}
+		q.Cursor = p.Next
+	}
+}
+
+// rawMessages builds, for every event, the message bus/kafka writes in
+// binary mode for the copy job j publishes: the partition key as the
+// message key, the ce_ headers of its attributes and extensions (the
+// replay ones included), content-type, and the data as the value.
+func rawMessages(events []bus.Event, topic string, j replay.Job) ([]kafkago.Message, error) {
+	stamp := j.Created.UTC().Format(time.RFC3339Nano)
+	out := make([]kafkago.Message, len(events))
+	for i := range events {
+		e := &events[i]
+		h := []kafkago.Header{
+			{Key: "ce_specversion", Value: []byte(e.SpecVersion())},
+			{Key: "ce_id", Value: []byte(e.ID())},
+			{Key: "ce_source", Value: []byte(e.Source())},
+			{Key: "ce_type", Value: []byte(e.Type())},
+			{Key: "ce_time", Value: []byte(e.Time().UTC().Format(time.RFC3339Nano))},
+		}
+		for name, v := range e.Extensions() {
+			s, err := types.Format(v)
+			if err != nil {
+				return nil, fmt.Errorf("event %s: extension %s: %w", e.ID(), name, err)
+			}
+			h = append(h, kafkago.Header{Key: "ce_" + name, Value: []byte(s)})
+		}
+		h = append(h,
+			kafkago.Header{Key: "ce_" + replay.ExtReplay, Value: []byte(j.ID)},
+			kafkago.Header{Key: "ce_" + replay.ExtReplayTime, Value: []byte(stamp)},
+			kafkago.Header{Key: "content-type", Value: []byte(e.DataContentType())})
+		key, _ := types.ToString(e.Extensions()[bus.ExtPartitionKey])
+		out[i] = kafkago.Message{Topic: topic, Key: []byte(key), Headers: h, Value: e.Data()}
+	}
+	return out, nil
+}
+
+// createTopics creates the round's topics before anything is timed.
+func createTopics(ctx context.Context, c *kafkago.Client, topics ...string) error {
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafkago.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1})
+	}
+	resp, err := c.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics %v: %w", topics, err)
+	}
+	for t, err := range resp.Errors {
+		if err != nil {
+			return fmt.Errorf("create topic %q: %w", t, err)
+		}
+	}
+	return nil
+}
