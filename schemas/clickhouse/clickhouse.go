@@ -6,12 +6,18 @@
 // are only known at start-up. Each file holds statements separated by lines
 // that are exactly ";" and every statement must be safe to run again (IF NOT
 // EXISTS), since ClickHouse has no transactional DDL: a migration cut short
-// is simply run again. The data they see:
+// is simply run again. One statement is not SQL: "SWAP {{.Table}} WITH
+// {{.Next}}" has sinks/clickhouse copy the events table's rows into
+// {{.Next}} and rename that into the table's place, in steps that are
+// likewise safe to run again. The data they see:
 //
 //	{{.DB}}            the database, quoted
 //	{{.Table}}         the events table, database-qualified and quoted
 //	{{.IDs}}           the identity table, likewise
 //	{{.IDsView}}       the materialized view feeding it, likewise
+//	{{.Next}}          the events table's rebuild (<table>_v2), likewise
+//	{{.Prev}}          the events table's name while a rebuild replaces it
+//	                   (<table>_v1), likewise
 //	{{.OnCluster}}     " ON CLUSTER `name`", or "" without a cluster
 //	{{.Engine "t"}}    the ReplacingMergeTree engine clause for table t
 //	                   (Replicated on a cluster), versioned by `version`

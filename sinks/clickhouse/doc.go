@@ -7,9 +7,13 @@
 //
 // The events table (Config.Table) is a ReplacingMergeTree partitioned by
 // day and ordered by (hour, type, time_ns, source, id, replay, received_ns):
-// a time window prunes by hour through the primary index and a type (exact
-// or prefix) narrows it, and the identity is in the key so merges drop a
-// repeated append of the same record. Its version column orders rows with
+// a time window prunes by hour through the primary index, (hour, type,
+// time_ns), and a type (exact or prefix) narrows it, and the identity is in
+// the sorting key so merges drop a repeated append of the same record. Its
+// granules are of 256 rows, not the engine's 8,192: a page reads its 100
+// full rows (1 KiB or more each) a granule at a time, so small granules
+// keep that to a few hundred rows (schema 2 rebuilt tables of schema 1 in
+// place; see schemas/clickhouse). Its version column orders rows with
 // the same key so the one stored first survives merges, which is the
 // contract's "ties keep the stored one".
 //

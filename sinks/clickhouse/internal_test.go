@@ -115,6 +115,9 @@ func TestMigrationsFor(t *testing.T) {
 		"type        LowCardinality(String)", "DateTime64(9, 'UTC') MATERIALIZED fromUnixTimestamp64Nano(time_ns)",
 		"`audit`.`ev` ON CLUSTER `main`", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev', '{replica}', version)",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_ids', '{replica}', version)",
+		"CREATE TABLE IF NOT EXISTS `audit`.`ev_v2` ON CLUSTER `main` AS `audit`.`ev`",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_v2', '{replica}', version)",
+		"SWAP `audit`.`ev` WITH `audit`.`ev_v2`",
 	} {
 		if !strings.Contains(modern, want) {
 			t.Errorf("24.8 DDL lacks %q:\n%s", want, modern)

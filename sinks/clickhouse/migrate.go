@@ -56,6 +56,7 @@ func featuresOf(v serverVersion) features {
 // names are the store's quoted, qualified object names.
 type names struct {
 	db, table, ids, idsView, versions string
+	next, prev                        string // the events table's rebuild and its predecessor during 0002
 	cluster                           string // raw cluster name, "" for none
 	dbRaw, tableRaw                   string
 }
@@ -65,6 +66,7 @@ func namesOf(c Config) names {
 	return names{
 		db: "`" + c.Database + "`", table: q(c.Table), ids: q(c.Table + "_ids"),
 		idsView: q(c.Table + "_ids_mv"), versions: q(c.Table + "_schema_version"),
+		next: q(c.Table + "_v2"), prev: q(c.Table + "_v1"),
 		cluster: c.Cluster, dbRaw: c.Database, tableRaw: c.Table,
 	}
 }
@@ -92,6 +94,7 @@ func (n names) engine(which string) string {
 // templateData is what migration templates see; see schemas/clickhouse.
 type templateData struct {
 	DB, Table, IDs, IDsView, OnCluster string
+	Next, Prev                         string
 	LowCardinality                     string
 	DateTime64                         bool
 	n                                  names
@@ -115,7 +118,7 @@ func loadMigrations(fsys fs.FS, n names, f features) ([]migration, error) {
 		return nil, err
 	}
 	data := templateData{
-		DB: n.db, Table: n.table, IDs: n.ids, IDsView: n.idsView, OnCluster: n.onCluster(),
+		DB: n.db, Table: n.table, IDs: n.ids, IDsView: n.idsView, OnCluster: n.onCluster(), Next: n.next, Prev: n.prev,
 		LowCardinality: "String", DateTime64: f.dateTime64, n: n,
 	}
 	if f.lowCardinality {
@@ -194,12 +197,88 @@ func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, whe
 	}
 	for _, m := range ms[have:] {
 		for _, st := range m.stmts {
+			if strings.HasPrefix(st, swapStmt) {
+				if err := swapEvents(ctx, conn, n); err != nil {
+					return fmt.Errorf("%s: migration %s: %w", where, m.name, err)
+				}
+				continue
+			}
 			if err := conn.Exec(ctx, st); err != nil {
 				return fmt.Errorf("%s: migration %s: %w", where, m.name, err)
 			}
 		}
 		if err := conn.Exec(ctx, "INSERT INTO "+n.versions+" (version, name, applied) SELECT ?, ?, now()", m.version, m.name); err != nil {
 			return fmt.Errorf("%s: record migration %s: %w", where, m.name, err)
+		}
+	}
+	return nil
+}
+
+// swapStmt begins the pseudo-statement "SWAP <table> WITH <next>" of a
+// migration that rebuilds the events table: swapEvents runs it.
+const swapStmt = "SWAP "
+
+// swapEvents copies the events table's rows into its rebuild n.next and
+// renames the rebuild into its place, dropping the old table. Each step
+// can fail or be cut short and the whole run again, as migrations are:
+//
+//   - while the events table exists and n.prev does not, the copy is not
+//     known to be complete: n.next is emptied, filled from the events
+//     table, and the events table renamed to n.prev;
+//   - while the events table is missing, n.next holds the complete copy
+//     and is renamed into its place;
+//   - then n.prev, and an n.next the migration re-created after an
+//     earlier run had already swapped, are dropped.
+func swapEvents(ctx context.Context, conn driver.Conn, n names) error {
+	exists := func(quoted string) (bool, error) {
+		var c uint64
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", n.dbRaw, tableName(quoted)).Scan(&c)
+		if err != nil {
+			return false, fmt.Errorf("look up table %s: %w", quoted, err)
+		}
+		return c > 0, nil
+	}
+	exec := func(st string) error {
+		if err := conn.Exec(ctx, st); err != nil {
+			return fmt.Errorf("rebuild %s: %w", n.table, err)
+		}
+		return nil
+	}
+	table, err := exists(n.table)
+	if err != nil {
+		return err
+	}
+	prev, err := exists(n.prev)
+	if err != nil {
+		return err
+	}
+	if table && !prev {
+		for _, st := range []string{
+			"TRUNCATE TABLE " + n.next + n.onCluster(),
+			"INSERT INTO " + n.next + " SELECT * FROM " + n.table,
+			"RENAME TABLE " + n.table + " TO " + n.prev + n.onCluster(),
+		} {
+			if err := exec(st); err != nil {
+				return err
+			}
+		}
+		table = false
+	}
+	if !table {
+		next, err := exists(n.next)
+		if err != nil {
+			return err
+		}
+		if !next {
+			return fmt.Errorf("rebuild %s: neither it nor its rebuild %s exists; its rows are in %s", n.table, n.next, n.prev)
+		}
+		if err := exec("RENAME TABLE " + n.next + " TO " + n.table + n.onCluster()); err != nil {
+			return err
+		}
+	}
+	for _, t := range []string{n.prev, n.next} {
+		if err := exec("DROP TABLE IF EXISTS " + t + n.onCluster()); err != nil {
+			return err
 		}
 	}
 	return nil

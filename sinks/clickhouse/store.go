@@ -43,6 +43,12 @@ var _ sinks.Store = (*Store)(nil)
 // written by a newer build) and applies the retention. Errors name the
 // store and its addresses.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	return openAt(ctx, cfg, 0)
+}
+
+// openAt is Open applying the migrations up to schema version upTo only,
+// or all of them for 0: tests build older databases with it.
+func openAt(ctx context.Context, cfg Config, upTo int) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -53,6 +59,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	ms, err := loadMigrations(schema.Migrations, s.n, s.feat)
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
+	}
 	if err == nil {
 		err = migrate(ctx, s.conn, s.n, ms, s.name)
 	}

@@ -33,8 +33,8 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	var v uint32
 	err := s.Conn().QueryRow(context.Background(),
 		"SELECT count(), toUInt32(max(version)) FROM `"+cfg.Database+"`.events_schema_version").Scan(&n, &v)
-	if err != nil || n != 1 || v != 1 {
-		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 1 row of version 1", n, v, err)
+	if err != nil || n != 2 || v != 2 {
+		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 2 rows, up to version 2", n, v, err)
 	}
 	if !s.Legacy() || s.ServerVersion() == "" {
 		t.Logf("server %s, legacy wire %v", s.ServerVersion(), s.Legacy())
@@ -83,12 +83,10 @@ func TestPayloadWithRewrittenText(t *testing.T) {
 // checks every read still sees each identity's winner: a later record with
 // another time and type, a tie that must keep the stored record, and a
 // retried append.
-func TestWinnersSurviveMerges(t *testing.T) {
-	cfg := testConfig(t)
-	s := open(t, cfg)
-	defer s.Close()
-	ctx := context.Background()
-	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// winnerBatches are appends, in order, where the later record of one
+// identity moves it to another time and type ("moved"), a tie keeps the
+// stored record ("tie") and a repeated append changes nothing ("retried").
+func winnerBatches(at time.Time) [][]sinks.Record {
 	first := record("urn:m", "moved", "com.a", at, []byte("1"))
 	later := record("urn:m", "moved", "com.b", at.Add(48*time.Hour), []byte("2"))
 	later.Received = first.Received.Add(time.Second)
@@ -99,40 +97,54 @@ func TestWinnersSurviveMerges(t *testing.T) {
 	tie.Event.DataEncoded = []byte("tie")
 	tie.Outcome = sinks.OutcomeDelivered
 	retried := record("urn:m", "retried", "com.a", at, []byte("r"))
-	for _, batch := range [][]sinks.Record{{first, stored, retried}, {retried}, {later, tie}, {retried}} {
+	return [][]sinks.Record{{first, stored, retried}, {retried}, {later, tie}, {retried}}
+}
+
+// checkWinners checks that Get, Query and Counts see exactly the winners
+// of winnerBatches(at).
+func checkWinners(t *testing.T, s *clickhouse.Store, at time.Time, when string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range []struct {
+		id, data string
+	}{{"moved", "2"}, {"tie", "stored"}, {"retried", "r"}} {
+		got, err := s.Get(ctx, "urn:m", c.id)
+		if err != nil || string(got.Event.Data()) != c.data {
+			t.Errorf("%s: Get %s: %q, %v; want data %q", when, c.id, got.Event.Data(), err, c.data)
+		}
+	}
+	p, err := s.Query(ctx, sinks.Query{Source: "urn:m"})
+	if err != nil || len(p.Records) != 3 {
+		t.Fatalf("%s: Query: %d records, %v; want 3", when, len(p.Records), err)
+	}
+	if p.Records[2].Event.ID() != "moved" || p.Records[2].Event.Type() != "com.b" {
+		t.Errorf("%s: last record %s of type %s; want moved of type com.b", when, p.Records[2].Event.ID(), p.Records[2].Event.Type())
+	}
+	cs, err := s.Counts(ctx, sinks.CountQuery{From: at.Add(-time.Hour), To: at.Add(72 * time.Hour), Bucket: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range cs {
+		n += c.N
+	}
+	if n != 3 {
+		t.Errorf("%s: Counts total %d, want 3: %+v", when, n, cs)
+	}
+}
+
+func TestWinnersSurviveMerges(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, batch := range winnerBatches(at) {
 		if err := s.Append(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	check := func(when string) {
-		t.Helper()
-		for _, c := range []struct {
-			id, data string
-		}{{"moved", "2"}, {"tie", "stored"}, {"retried", "r"}} {
-			got, err := s.Get(ctx, "urn:m", c.id)
-			if err != nil || string(got.Event.Data()) != c.data {
-				t.Errorf("%s: Get %s: %q, %v; want data %q", when, c.id, got.Event.Data(), err, c.data)
-			}
-		}
-		p, err := s.Query(ctx, sinks.Query{Source: "urn:m"})
-		if err != nil || len(p.Records) != 3 {
-			t.Fatalf("%s: Query: %d records, %v; want 3", when, len(p.Records), err)
-		}
-		if p.Records[2].Event.ID() != "moved" || p.Records[2].Event.Type() != "com.b" {
-			t.Errorf("%s: last record %s of type %s; want moved of type com.b", when, p.Records[2].Event.ID(), p.Records[2].Event.Type())
-		}
-		cs, err := s.Counts(ctx, sinks.CountQuery{From: at.Add(-time.Hour), To: at.Add(72 * time.Hour), Bucket: 24 * time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, c := range cs {
-			n += c.N
-		}
-		if n != 3 {
-			t.Errorf("%s: Counts total %d, want 3: %+v", when, n, cs)
-		}
-	}
+	check := func(when string) { t.Helper(); checkWinners(t, s, at, when) }
 	check("before merges")
 	for _, tbl := range []string{"events", "events_ids"} {
 		if err := s.Conn().Exec(ctx, "OPTIMIZE TABLE `"+cfg.Database+"`."+tbl+" FINAL"); err != nil {
