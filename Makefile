@@ -83,3 +83,8 @@ bench-audit-query: services
 	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkQueryLatency$$' -benchtime 1000x -timeout 30m ./sinks/clickhouse/) || { echo "$$out"; exit 1; }; \
 	echo "$$out"; echo "$$out" | awk '/^BenchmarkQueryLatency/ { for (i = 2; i <= NF; i++) { if ($$i == "p50-ms") p50 = $$(i-1); if ($$i == "p99-ms") p99 = $$(i-1) } } \
 		END { if (p99 == "") exit 1; print "p50: " p50 " ms"; print "p99: " p99 " ms" }'
+
+.PHONY: bench-replay
+## bench-replay: replay throughput from ClickHouse to a Kafka topic (kfake), no rate limit, vs raw kafka-go publishing the same events in the same run; ends with `ratio: X` (BENCH_REPLAY_FLAGS='-store sqlite' replays from SQLite)
+bench-replay: services
+	@cd benchmarks && $(GO) run ./cmd/bench-replay $(BENCH_REPLAY_FLAGS)
