@@ -3,6 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync"
 	"sync/atomic"
 )
 
@@ -17,6 +20,11 @@ const (
 	// would then never see a fully copied log, and the file would grow
 	// without bound.
 	restartFrames = 16384
+	// behindBytes is how far appends may run ahead of the last finished
+	// checkpoint (about restartFrames pages) before an Append waits for
+	// the checkpointer: when it cannot keep up, the appends slow down
+	// instead of the log growing.
+	behindBytes = 64 << 20
 )
 
 // checkpointer copies the write-ahead log into the database on its own
@@ -25,16 +33,28 @@ const (
 // commits. Its errors only delay the copy: the log stays valid and the
 // next attempt copies what is left.
 type checkpointer struct {
+	db      *sql.DB
 	conn    *sql.Conn
 	kick    chan struct{}
 	quit    chan struct{}
 	stopped chan struct{}
-	frames  atomic.Int64 // log size in frames at the last checkpoint
+
+	every, restart, behind int // checkpointBytes, restartFrames, behindBytes
+
 	pending int          // bytes appended since the last kick; the writer's, under Store.wmu
+	ahead   atomic.Int64 // bytes appended since the last finished checkpoint began
+	frames  int          // log size in frames at the last checkpoint; the goroutine's
+
+	mu   sync.Mutex
+	done chan struct{} // closed when the checkpoint in progress or next ends
 }
 
-func startCheckpointer(conn *sql.Conn) *checkpointer {
-	c := &checkpointer{conn: conn, kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{})}
+// startCheckpointer starts one on conn that checkpoints after every bytes
+// appended, restarts the log past restart frames and holds appends that
+// run behind bytes ahead.
+func startCheckpointer(db *sql.DB, conn *sql.Conn, every, restart, behind int) *checkpointer {
+	c := &checkpointer{db: db, conn: conn, kick: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		every: every, restart: restart, behind: behind, done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -42,14 +62,39 @@ func startCheckpointer(conn *sql.Conn) *checkpointer {
 // appended records that a commit wrote about n bytes to the log and asks
 // for a checkpoint once enough have gathered. It never blocks.
 func (c *checkpointer) appended(n int) {
+	c.ahead.Add(int64(n))
 	c.pending += n
-	if c.pending < checkpointBytes {
+	if c.pending < c.every {
 		return
 	}
 	c.pending = 0
+	c.poke()
+}
+
+func (c *checkpointer) poke() {
 	select {
 	case c.kick <- struct{}{}:
 	default: // one is already due
+	}
+}
+
+// keepUp waits for one checkpoint to end when the appends have run too far
+// ahead of the last one. The writer calls it before a transaction.
+func (c *checkpointer) keepUp(ctx context.Context) error {
+	if c.ahead.Load() < int64(c.behind) {
+		return nil
+	}
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	c.poke()
+	select {
+	case <-done:
+		return nil
+	case <-c.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -61,20 +106,44 @@ func (c *checkpointer) run() {
 			return
 		case <-c.kick:
 		}
-		mode := "PASSIVE"
-		if c.frames.Load() >= restartFrames {
-			mode = "RESTART"
-		}
-		var busy, log, copied int64
-		err := c.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &copied)
-		switch {
-		case err != nil:
-		case mode == "RESTART" && busy == 0:
-			c.frames.Store(0) // the next commit starts the log over
-		default:
-			c.frames.Store(log)
-		}
+		c.checkpoint()
+		c.mu.Lock()
+		close(c.done)
+		c.done = make(chan struct{})
+		c.mu.Unlock()
 	}
+}
+
+func (c *checkpointer) checkpoint() {
+	mode := "PASSIVE"
+	if c.frames >= c.restart {
+		mode = "RESTART"
+	}
+	// What is appended from here on may not be in this checkpoint.
+	began := c.ahead.Load()
+	var busy, log, copied int64
+	err := c.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &copied)
+	switch {
+	case errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn):
+		// The connection broke; the next kick uses a new one.
+		_ = c.conn.Close()
+		if conn, err := c.db.Conn(context.Background()); err == nil {
+			c.conn = conn
+		}
+		return
+	case err != nil: // a later checkpoint copies what this one did not
+		return
+	case busy != 0 || copied < log:
+		// Another connection was checkpointing, or readers still use
+		// frames this one could not copy: try again at the next kick.
+		c.frames = int(log)
+		return
+	case mode == "RESTART":
+		c.frames = 0 // the next commit starts the log over
+	default:
+		c.frames = int(log)
+	}
+	c.ahead.Add(-began)
 }
 
 // stop ends the goroutine after the checkpoint in progress, if any.

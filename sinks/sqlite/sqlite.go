@@ -42,7 +42,7 @@ type Options struct {
 type Store struct {
 	path string
 	db   *sql.DB
-	ins  inserts
+	w    *writer
 
 	wmu    sync.Mutex // SQLite has one writer; queueing here beats lock retries
 	closed atomic.Bool
@@ -102,14 +102,15 @@ func (s *Store) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.ins, err = prepareInserts(ctx, s.db); err != nil {
+	if s.w, err = openWriter(ctx, s.db); err != nil {
 		return fmt.Errorf("%s: prepare insert: %w", s, err)
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
+		s.w.close()
 		return fmt.Errorf("%s: checkpoint connection: %w", s, err)
 	}
-	s.ckpt = startCheckpointer(conn)
+	s.ckpt = startCheckpointer(s.db, conn, checkpointBytes, restartFrames, behindBytes)
 	return nil
 }
 
@@ -132,6 +133,8 @@ func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.ckpt.stop()
-	s.ins.close()
+	if s.w != nil {
+		s.w.close()
+	}
 	return s.db.Close()
 }
