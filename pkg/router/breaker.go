@@ -28,24 +28,43 @@ type breaker struct {
 
 // allow reports whether an attempt may go to the destination now, and if
 // not, how long until the next trial may.
+// An allowed attempt must be followed by done or release.
 func (b *breaker) allow() (bool, time.Duration) {
 	if b.policy.Failures <= 0 {
 		return true, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	wait := b.waitLocked()
+	if wait == 0 && !b.openedAt.IsZero() {
+		b.trial = true
+	}
+	return wait == 0, wait
+}
+
+// retryIn is how long until an attempt may be allowed, without taking the
+// half-open trial as allow does.
+func (b *breaker) retryIn() time.Duration {
+	if b.policy.Failures <= 0 {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waitLocked()
+}
+
+func (b *breaker) waitLocked() time.Duration {
 	if b.openedAt.IsZero() {
-		return true, 0
+		return 0
 	}
 	if wait := b.openedAt.Add(b.policy.OpenFor).Sub(b.now()); wait > 0 {
-		return false, wait
+		return wait
 	}
 	if b.trial {
 		// Someone else's trial is in flight; check again shortly.
-		return false, min(b.policy.OpenFor, 100*time.Millisecond)
+		return min(b.policy.OpenFor, 100*time.Millisecond)
 	}
-	b.trial = true
-	return true, 0
+	return 0
 }
 
 // release ends an attempt without counting it either way (the event was

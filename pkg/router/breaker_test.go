@@ -28,9 +28,23 @@ func TestBreaker(t *testing.T) {
 	if ok, _ := b.allow(); ok {
 		t.Fatal("a second trial while the first is in flight")
 	}
+	if wait := b.retryIn(); wait <= 0 {
+		t.Fatalf("retryIn %v while a trial is in flight, want a pause", wait)
+	}
 	b.release() // a refused event: neither success nor failure
 	if ok, _ := b.allow(); !ok {
 		t.Fatal("no trial after a released one")
+	}
+	b.release()
+	// Asking how long to wait does not take the trial: a waiter that asked
+	// and then found the trial gone would leave the breaker open for good.
+	for range 2 {
+		if wait := b.retryIn(); wait != 0 {
+			t.Fatalf("retryIn %v with no trial in flight, want 0", wait)
+		}
+	}
+	if ok, _ := b.allow(); !ok {
+		t.Fatal("no trial after retryIn")
 	}
 	b.done(nil)
 	if ok, _ := b.allow(); !ok {

@@ -149,8 +149,7 @@ func (d *destination) wait(ctx context.Context, attempt int, start time.Time, er
 	}
 	pause := d.retry.backoff(attempt)
 	if errors.Is(err, errCircuitOpen) {
-		_, until := d.breaker.allow()
-		pause = max(until, 10*time.Millisecond)
+		pause = max(d.breaker.retryIn(), 10*time.Millisecond)
 	} else if ra, ok := cehttp.RetryAfter(err); ok {
 		pause = max(pause, ra)
 	}
