@@ -142,3 +142,11 @@ type Store interface {
 	// Close releases the store; later calls fail with ErrClosed.
 	Close() error
 }
+
+// OriginalsCounter is a Store that counts the original records (Replay "")
+// matching a Query's filters, one per identity, without paging through
+// them; a Query's cursor, limit and order do not change the count. Both
+// stores of this module implement it; replays use it for their totals.
+type OriginalsCounter interface {
+	CountOriginals(ctx context.Context, q Query) (int64, error)
+}

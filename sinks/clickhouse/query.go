@@ -13,46 +13,15 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// Reading a page is two queries, each bound with the driver's "?"
-// placeholders (never user input in the SQL text):
-//
-//  1. candidates: the sort keys of matching rows from the events table, in
-//     page order, one row per identity and position (the latest Received
-//     there), pruned by hour and type through the primary index;
-//  2. winners' rows: the full rows of those candidates that are their
-//     identity's winner, which a subquery on the identity table decides
-//     over all of the identity's rows. A candidate that is not (a later
-//     record of the identity sits elsewhere, with another time or type, or
-//     does not match the filters) is dropped, and more candidates are read
-//     if the page came up short.
-//
-// So queries see exactly one record per identity, the winner, whatever the
-// state of background merges.
-
-// cand is one row's sort key and version, enough to find it again.
-type cand struct {
-	hour     uint32
-	typ      string
-	timeNs   int64
-	id       identity
-	received int64
-	version  uint64
-}
-
-const candColumns = "hour, type, time_ns, source, id, replay, received_ns, version"
-
-func scanCands(rows driver.Rows) ([]cand, error) {
-	defer func() { _ = rows.Close() }()
-	var out []cand
-	for rows.Next() {
-		var c cand
-		if err := rows.Scan(&c.hour, &c.typ, &c.timeNs, &c.id.source, &c.id.id, &c.id.replay, &c.received, &c.version); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
+// Every statement is bound with the driver's "?" placeholders (never user
+// input in the SQL text). A page is read in rounds of two statements (see
+// Query): the time bound of the next want matching rows, then the rows up
+// to it that are their identity's winner, which a subquery on the identity
+// table decides over all of the identity's rows. A row that is not (a
+// later record of the identity sits elsewhere, with another time or type,
+// or does not match the filters) is left out, and another round reads on
+// if the page came up short. So queries see exactly one record per
+// identity, the winner, whatever the state of background merges.
 
 // filter accumulates WHERE conditions and their bound arguments.
 type filter struct {
@@ -63,6 +32,11 @@ type filter struct {
 func (f *filter) add(cond string, args ...any) {
 	f.conds = append(f.conds, cond)
 	f.args = append(f.args, args...)
+}
+
+// and is a new filter with the conditions of f, then of g.
+func (f filter) and(g filter) filter {
+	return filter{append(append([]string(nil), f.conds...), g.conds...), append(append([]any(nil), f.args...), g.args...)}
 }
 
 func (f *filter) where() string {
@@ -112,6 +86,20 @@ func prefixEnd(p string) (string, bool) {
 	return "", false
 }
 
+// queryFilter is the WHERE of q's filters, without its cursor.
+func queryFilter(q sinks.Query) filter {
+	var f filter
+	f.window(q.From, q.To, q.Type, q.TypePrefix)
+	for _, c := range []struct{ col, v string }{
+		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
+	} {
+		if c.v != "" {
+			f.add(c.col+" = ?", c.v)
+		}
+	}
+	return f
+}
+
 // Query returns one page of records matching q.
 func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	if err := q.Validate(); err != nil {
@@ -122,168 +110,92 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		return sinks.Page{}, err
 	}
 	defer done()
-	var base filter
-	base.window(q.From, q.To, q.Type, q.TypePrefix)
-	for _, f := range []struct{ col, v string }{
-		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
-	} {
-		if f.v != "" {
-			base.add(f.col+" = ?", f.v)
-		}
-	}
-	dir, cmp, hourCmp := "ASC", ">", ">="
+	base := queryFilter(q)
+	dir, cmp, hourCmp, boundCmp, boundHourCmp := "ASC", ">", ">=", "<=", "<="
 	if q.Desc {
-		dir, cmp, hourCmp = "DESC", "<", "<="
+		dir, cmp, hourCmp, boundCmp, boundHourCmp = "DESC", "<", "<=", ">=", ">="
 	}
-	var after *sinks.Cursor
+	// Each round reads up to want winners after the position reached:
+	//  1. bound: the time of the want-th matching row, a top-N of one
+	//     column (no row: fewer than want remain, and this round is the
+	//     last);
+	//  2. the rows up to the bound that are their identity's winner, judged
+	//     over all of the identity's rows by the identity table, sorted and
+	//     cut to want. The sort (18.16 sorts in full for LIMIT BY) and the
+	//     winner check cover about a page, not the rest of the window.
+	// Several rows of one position, or losers, can leave a round short of
+	// want; the next round starts past the bound.
+	var pos filter // where the round starts
 	if q.Cursor != "" {
 		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
-		after = &c
+		// The time alone lets the primary index skip what lies before; the
+		// tuple decides within the cursor's instant.
+		pos.add("hour "+hourCmp+" ?", hourOf(c.TimeNs))
+		pos.add("time_ns "+cmp+"= ?", c.TimeNs)
+		pos.add("(time_ns, source, id, replay) "+cmp+" (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Replay)
 	}
 	limit := q.PageSize()
-	var page []found
+	// The records and, beside them, their times, for the cursor.
+	page, times := make([]sinks.Record, 0, limit+1), make([]int64, 0, limit+1)
 	for len(page) <= limit {
-		f := base
-		f.conds, f.args = append([]string(nil), base.conds...), append([]any(nil), base.args...)
-		if after != nil {
-			f.add("hour "+hourCmp+" ?", hourOf(after.TimeNs))
-			f.add("(time_ns, source, id, replay) "+cmp+" (?, ?, ?, ?)", after.TimeNs, after.Source, after.ID, after.Replay)
-		}
 		want := limit + 1 - len(page)
-		st := fmt.Sprintf("SELECT %s FROM %s%s ORDER BY time_ns %[4]s, source %[4]s, id %[4]s, replay %[4]s, received_ns DESC, version DESC"+
-			" LIMIT 1 BY time_ns, source, id, replay LIMIT %d", candColumns, s.n.table, f.where(), dir, want)
-		rows, err := s.conn.Query(ctx, st, f.args...)
+		f := base.and(pos)
+		var bound int64
+		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
+			s.n.table, f.where(), dir, want-1), f.args...).Scan(&bound)
+		bounded := err == nil
+		if err != nil && !isNoRows(err) {
+			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
+		}
+		if bounded {
+			f.add("hour "+boundHourCmp+" ?", hourOf(bound))
+			f.add("time_ns "+boundCmp+" ?", bound)
+		}
+		w := f.and(filter{})
+		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.ids+
+			" WHERE (source, id, replay) IN (SELECT source, id, replay FROM "+s.n.table+f.where()+")"+
+			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)", f.args...)
+		st := "SELECT " + recordColumns + ", time_ns FROM " + s.n.table + w.where() +
+			fmt.Sprintf(" ORDER BY time_ns %[1]s, source %[1]s, id %[1]s, replay %[1]s LIMIT 1 BY time_ns, source, id, replay LIMIT %d", dir, want)
+		rows, err := s.conn.Query(ctx, st, w.args...)
 		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
-		cands, err := scanCands(rows)
-		if err != nil {
+		if page, times, err = scanPage(rows, page, times); err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
-		won, err := s.fetch(ctx, cands, true)
-		if err != nil {
-			return sinks.Page{}, err
-		}
-		page = append(page, won...)
-		if len(cands) < want {
+		if !bounded {
 			break
 		}
-		last := cands[len(cands)-1]
-		after = &sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay}
+		pos = filter{}
+		pos.add("hour "+hourCmp+" ?", hourOf(bound))
+		pos.add("time_ns "+cmp+" ?", bound)
 	}
-	var p sinks.Page
+	p := sinks.Page{Records: page}
 	if len(page) > limit {
-		page = page[:limit]
-		last := page[len(page)-1].c
-		p.Next = sinks.Cursor{TimeNs: last.timeNs, Source: last.id.source, ID: last.id.id, Replay: last.id.replay, Desc: q.Desc}.Encode()
-	}
-	p.Records = make([]sinks.Record, len(page))
-	for i := range page {
-		p.Records[i] = page[i].r
+		p.Records = page[:limit]
+		last := &page[limit-1]
+		p.Next = sinks.Cursor{TimeNs: times[limit-1], Source: last.Event.Source(), ID: last.Event.ID(), Replay: last.Replay, Desc: q.Desc}.Encode()
 	}
 	return p, nil
 }
 
-// chunk bounds the keys in one query's IN list, keeping its text well
-// under the server's max_query_size (256 KiB by default).
-const chunk = 1000
-
-// inChunks applies f to cs a chunk at a time and joins the results.
-func inChunks[T any](cs []cand, f func([]cand) ([]T, error)) ([]T, error) {
-	if len(cs) <= chunk {
-		return f(cs)
-	}
-	var out []T
-	for i := 0; i < len(cs); i += chunk {
-		part, err := f(cs[i:min(i+chunk, len(cs))])
+// scanPage appends the records of rows of recordColumns and time_ns to
+// page, and their times to times.
+func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var t int64
+		_, r, err := scanRecord(rows, &t)
 		if err != nil {
-			return nil, err
+			return page, times, err
 		}
-		out = append(out, part...)
+		page, times = append(page, r), append(times, t)
 	}
-	return out, nil
-}
-
-// placeholders is n parenthesised groups of k "?" each, comma-separated.
-func placeholders(n, k int) string {
-	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
-	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
+	return page, times, rows.Err()
 }
 
 const recordColumns = "source, id, replay, received_ns, version, attrs, data, data_flags, transport, topic, `partition`, `offset`, route, outcome"
-
-// found is a candidate with its full record.
-type found struct {
-	c cand
-	r sinks.Record
-}
-
-// fetch reads the full rows of cs, in cs's order. With winnersOnly it
-// leaves out the candidates that are not their identity's winner.
-func (s *Store) fetch(ctx context.Context, cs []cand, winnersOnly bool) ([]found, error) {
-	return inChunks(cs, func(part []cand) ([]found, error) { return s.fetchRows(ctx, part, winnersOnly) })
-}
-
-func (s *Store) fetchRows(ctx context.Context, cs []cand, winnersOnly bool) ([]found, error) {
-	if len(cs) == 0 {
-		return nil, nil
-	}
-	hours, types := map[uint32]bool{}, map[string]bool{}
-	lo, hi := cs[0].timeNs, cs[0].timeNs
-	keys := make([]any, 0, 5*len(cs))
-	for _, c := range cs {
-		hours[c.hour], types[c.typ] = true, true
-		lo, hi = min(lo, c.timeNs), max(hi, c.timeNs)
-		keys = append(keys, c.id.source, c.id.id, c.id.replay, c.received, c.version)
-	}
-	var f filter
-	f.add("hour IN ("+placeholders(len(hours), 1)+")", setArgs(hours)...)
-	f.add("type IN ("+placeholders(len(types), 1)+")", setArgs(types)...)
-	f.add("time_ns >= ? AND time_ns <= ?", lo, hi)
-	f.add("(source, id, replay, received_ns, version) IN ("+placeholders(len(cs), 5)+")", keys...)
-	if winnersOnly {
-		ids := make([]any, 0, 3*len(cs))
-		for _, c := range cs {
-			ids = append(ids, c.id.source, c.id.id, c.id.replay)
-		}
-		f.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.ids+
-			" WHERE (source, id, replay) IN ("+placeholders(len(cs), 3)+")"+
-			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)", ids...)
-	}
-	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+" FROM "+s.n.table+f.where(), f.args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
-	}
-	defer func() { _ = rows.Close() }()
-	got := make(map[rowKey]sinks.Record, len(cs))
-	for rows.Next() {
-		k, r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
-		}
-		got[k] = r
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: fetch %d records: %w", s.name, len(cs), err)
-	}
-	out := make([]found, 0, len(cs))
-	for _, c := range cs {
-		// A candidate that lost, or a row dropped since (retention), is
-		// left out.
-		if r, ok := got[rowKey{c.id, c.received, c.version}]; ok {
-			out = append(out, found{c, r})
-		}
-	}
-	return out, nil
-}
-
-func setArgs[K comparable](m map[K]bool) []any {
-	out := make([]any, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
 
 // rowKey tells one row of an identity from the others.
 type rowKey struct {
@@ -292,7 +204,8 @@ type rowKey struct {
 	version  uint64
 }
 
-func scanRecord(rows driver.Rows) (rowKey, sinks.Record, error) {
+// scanRecord scans a row of recordColumns, then the columns of extra.
+func scanRecord(rows driver.Rows, extra ...any) (rowKey, sinks.Record, error) {
 	var (
 		k     rowKey
 		r     sinks.Record
@@ -301,8 +214,8 @@ func scanRecord(rows driver.Rows) (rowKey, sinks.Record, error) {
 		flags uint8
 		part  int64
 	)
-	if err := rows.Scan(&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &attrs, &data, &flags,
-		&r.Transport, &r.Topic, &part, &r.Offset, &r.Route, &r.Outcome); err != nil {
+	if err := rows.Scan(append([]any{&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &attrs, &data, &flags,
+		&r.Transport, &r.Topic, &part, &r.Offset, &r.Route, &r.Outcome}, extra...)...); err != nil {
 		return k, r, err
 	}
 	r.Event = event.New()
@@ -327,14 +240,34 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 		return sinks.Record{}, err
 	}
 	defer done()
-	c := cand{id: identity{source, id, ""}}
+	// The winner's position from the identity table, then its row, found by
+	// the events table's primary index.
+	var (
+		hour     uint32
+		typ      string
+		timeNs   int64
+		received int64
+		version  uint64
+	)
 	err = s.conn.QueryRow(ctx, "SELECT hour, type, time_ns, received_ns, version FROM "+s.n.ids+
 		" WHERE source = ? AND id = ? AND replay = '' ORDER BY received_ns DESC, version DESC LIMIT 1", source, id).
-		Scan(&c.hour, &c.typ, &c.timeNs, &c.received, &c.version)
+		Scan(&hour, &typ, &timeNs, &received, &version)
 	if err == nil {
-		var fs []found
-		if fs, err = s.fetch(ctx, []cand{c}, false); err == nil && len(fs) == 1 {
-			return fs[0].r, nil
+		var rows driver.Rows
+		rows, err = s.conn.Query(ctx, "SELECT "+recordColumns+" FROM "+s.n.table+
+			" WHERE hour = ? AND type = ? AND time_ns = ? AND source = ? AND id = ? AND replay = '' AND received_ns = ? AND version = ? LIMIT 1",
+			hour, typ, timeNs, source, id, received, version)
+		if err == nil {
+			defer func() { _ = rows.Close() }()
+			if rows.Next() {
+				_, r, err := scanRecord(rows)
+				if err != nil {
+					return sinks.Record{}, fmt.Errorf("%s: get event %q from %q: %w", s.name, id, source, err)
+				}
+				return r, nil
+			}
+			// The row was dropped since (retention): not found.
+			err = rows.Err()
 		}
 	}
 	if err == nil || isNoRows(err) {
@@ -384,6 +317,34 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 		return nil, fmt.Errorf("%s: counts: %w", s.name, err)
 	}
 	return out, nil
+}
+
+// CountOriginals returns how many original records (Replay "") match q's
+// filters, one per identity as Query pages them; q's cursor, limit and
+// order are ignored. Replays count with it what they will publish.
+func (s *Store) CountOriginals(ctx context.Context, q sinks.Query) (int64, error) {
+	q.Cursor, q.Limit = "", 0
+	if err := q.Validate(); err != nil {
+		return 0, err
+	}
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	f := queryFilter(q)
+	f.add("replay = ''")
+	// Rows that match and are their identity's winner, judged over all of
+	// the identity's rows; an unmerged copy of a row counts once.
+	st := "SELECT uniqExact(source, id) FROM " + s.n.table + f.where() +
+		" AND (source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM " + s.n.ids +
+		" WHERE (source, id, replay) IN (SELECT source, id, replay FROM " + s.n.table + f.where() + ")" +
+		" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)"
+	var n uint64
+	if err := s.conn.QueryRow(ctx, st, append(append([]any(nil), f.args...), f.args...)...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: count: %w", s.name, err)
+	}
+	return int64(n), nil
 }
 
 // isNoRows reports the driver's "no rows" from QueryRow's Scan.

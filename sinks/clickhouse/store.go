@@ -36,7 +36,10 @@ type Store struct {
 	done   chan struct{}
 }
 
-var _ sinks.Store = (*Store)(nil)
+var (
+	_ sinks.Store            = (*Store)(nil)
+	_ sinks.OriginalsCounter = (*Store)(nil)
+)
 
 // Open connects to ClickHouse, creates the database and tables or migrates
 // them (refusing, with an error wrapping sinks.ErrSchemaTooNew, a schema

@@ -272,7 +272,7 @@ func testPagingWhileAppending(t *testing.T, e *env) {
 	})
 	for _, desc := range []bool{false, true} {
 		seen := make(map[string]bool, stored+late)
-		for _, k := range e.all(t, sinks.Query{Limit: 500, Desc: desc, Type: "com.example.page"}) {
+		for _, k := range e.pageAll(t, sinks.Query{Limit: 500, Desc: desc, Type: "com.example.page"}) {
 			if seen[k] {
 				t.Fatalf("desc=%v: %s returned twice", desc, k)
 			}

@@ -107,8 +107,31 @@ func (e *env) append(t *testing.T, recs []sinks.Record) {
 	}
 }
 
-// all pages through q and returns every record's key.
+// all pages through q and returns every record's key. For a store that is
+// a sinks.OriginalsCounter it also checks CountOriginals against the
+// originals paged.
 func (e *env) all(t *testing.T, q sinks.Query) []string {
+	t.Helper()
+	keys := e.pageAll(t, q)
+	c, ok := e.s.(sinks.OriginalsCounter)
+	if !ok {
+		return keys
+	}
+	originals := 0
+	for _, k := range keys {
+		if !strings.Contains(k, "@") {
+			originals++
+		}
+	}
+	n, err := c.CountOriginals(e.ctx, q)
+	if err != nil || n != int64(originals) {
+		t.Errorf("CountOriginals(%+v) = %d, %v; paging found %d originals", q, n, err, originals)
+	}
+	return keys
+}
+
+// pageAll pages through q and returns every record's key.
+func (e *env) pageAll(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	var keys []string
 	for pages := 0; ; pages++ {

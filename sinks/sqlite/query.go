@@ -60,14 +60,8 @@ func where(from, to time.Time, typ string, prefix bool) ([]string, []any) {
 	return conds, args
 }
 
-// Query returns one page of records matching q.
-func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
-	if s.closed.Load() {
-		return sinks.Page{}, sinks.ErrClosed
-	}
-	if err := q.Validate(); err != nil {
-		return sinks.Page{}, err
-	}
+// queryWhere is the filter of q's fields, without its cursor.
+func queryWhere(q sinks.Query) ([]string, []any) {
 	conds, args := where(q.From, q.To, q.Type, q.TypePrefix)
 	for _, f := range []struct{ col, v string }{
 		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
@@ -76,6 +70,38 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 			conds, args = append(conds, f.col+" = ?"), append(args, f.v)
 		}
 	}
+	return conds, args
+}
+
+// CountOriginals returns how many original records (Replay "") match q's
+// filters; q's cursor, limit and order are ignored. Replays count with it
+// what they will publish.
+func (s *Store) CountOriginals(ctx context.Context, q sinks.Query) (int64, error) {
+	if s.closed.Load() {
+		return 0, sinks.ErrClosed
+	}
+	q.Cursor, q.Limit = "", 0
+	if err := q.Validate(); err != nil {
+		return 0, err
+	}
+	conds, args := queryWhere(q)
+	conds = append(conds, "replay = ''")
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE "+strings.Join(conds, " AND "), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: count: %w", s, err)
+	}
+	return n, nil
+}
+
+// Query returns one page of records matching q.
+func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
+	if s.closed.Load() {
+		return sinks.Page{}, sinks.ErrClosed
+	}
+	if err := q.Validate(); err != nil {
+		return sinks.Page{}, err
+	}
+	conds, args := queryWhere(q)
 	dir, cmp := "ASC", ">"
 	if q.Desc {
 		dir, cmp = "DESC", "<"

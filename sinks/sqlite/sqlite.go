@@ -50,7 +50,10 @@ type Store struct {
 	ckpt *checkpointer
 }
 
-var _ sinks.Store = (*Store)(nil)
+var (
+	_ sinks.Store            = (*Store)(nil)
+	_ sinks.OriginalsCounter = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store in dir and applies pending
 // migrations. It fails with an error wrapping sinks.ErrSchemaTooNew when
