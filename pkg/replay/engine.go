@@ -20,11 +20,13 @@ type page struct {
 	err  error
 }
 
-// read pages through the store from cursor and sends every page on out,
-// closing it after the last. It runs a page ahead of the publisher.
+// read pages through the store from cursor and sends every batch of up to
+// size records on out, closing it after the last. It reads the store in
+// pages of readPage(size) records, and runs up to a page ahead of the
+// publisher.
 func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
 	defer close(out)
-	q.Limit = size
+	q.Limit = readPage(size)
 	for {
 		q.Cursor = cursor
 		p, err := store.Query(ctx, q)
@@ -35,20 +37,21 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 			}
 			return
 		}
-		if len(p.Records) == 0 {
-			return
-		}
-		cursor = sinks.CursorAfter(&p.Records[len(p.Records)-1], false)
-		recs := p.Records[:0]
-		for _, r := range p.Records {
-			if r.Replay == "" {
-				recs = append(recs, r)
+		for lo := 0; lo < len(p.Records); lo += size {
+			chunk := p.Records[lo:min(lo+size, len(p.Records))]
+			// The checkpoint goes past the replays' copies left out, too.
+			cursor = sinks.CursorAfter(&chunk[len(chunk)-1], false)
+			recs := make([]sinks.Record, 0, len(chunk))
+			for _, r := range chunk {
+				if r.Replay == "" {
+					recs = append(recs, r)
+				}
 			}
-		}
-		select {
-		case out <- page{recs: recs, next: cursor}:
-		case <-ctx.Done():
-			return
+			select {
+			case out <- page{recs: recs, next: cursor}:
+			case <-ctx.Done():
+				return
+			}
 		}
 		if p.Next == "" {
 			return
@@ -56,15 +59,24 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 	}
 }
 
+// readPage is the store page size for publish batches of size: ten
+// batches a page, since a store's cost is mostly per query (ClickHouse's
+// especially), up to sinks.MaxLimit. A rate-limited job's small batches
+// keep its pages small too.
+func readPage(size int) int {
+	return max(size, min(10*size, sinks.MaxLimit))
+}
+
 // Count returns how many records a replay with filter f would publish:
-// the matching records that are not copies made by earlier replays. A store
-// with a Count method of the same signature answers directly; otherwise the
-// records are paged through.
+// the matching records that are not copies made by earlier replays. A
+// sinks.OriginalsCounter answers directly; other stores are paged through.
 func Count(ctx context.Context, store sinks.Store, f sinks.Query) (int64, error) {
-	if c, ok := store.(interface {
-		Count(ctx context.Context, q sinks.Query) (int64, error)
-	}); ok {
-		return c.Count(ctx, f)
+	if c, ok := store.(sinks.OriginalsCounter); ok {
+		n, err := c.CountOriginals(ctx, f)
+		if err != nil {
+			return 0, fmt.Errorf("replay: count matching records: %w", err)
+		}
+		return n, nil
 	}
 	f.Limit, f.Cursor, f.Desc = sinks.MaxLimit, "", false
 	var n int64

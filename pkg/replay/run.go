@@ -56,7 +56,9 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	}
 
 	rctx, stop := context.WithCancel(ctx)
-	pages := make(chan page, 1)
+	// Room for a whole store page of batches, so the reader reads the next
+	// page while the publisher sends this one.
+	pages := make(chan page, readPage(size)/size)
 	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
 	defer func() {
 		stop()

@@ -22,7 +22,7 @@
 // Usage:
 //
 //	go run ./cmd/bench-replay [-store clickhouse|sqlite] [-events 100000]
-//	    [-size 256] [-keys 100] [-rounds 3] [-page 1000]
+//	    [-size 256] [-keys 100] [-rounds 3] [-page 1000] [-cpuprofile file]
 package main
 
 import (
@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -58,9 +59,22 @@ func main() {
 	keys := flag.Int("keys", 100, "partition keys the events spread over")
 	rounds := flag.Int("rounds", 3, "measured rounds; each runs the replay, then the raw publish")
 	page := flag.Int("page", 1000, "events the replay reads and publishes at once (the daemon's AUDITBUS_REPLAY_BATCH_SIZE), and the raw side's call size")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-replay:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*store, *events, *size, *keys, *rounds, *page); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-replay:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
