@@ -28,12 +28,19 @@ type WriterOptions struct {
 	// Name names the store in errors (default: the store's String method,
 	// else "store").
 	Name string
+	// Flushers is how many Appends may run at once (default 2). Full
+	// batches go to any idle flusher, so the next batch is encoded and
+	// sent while the store still writes the last one; a batch that is
+	// flushed for its age waits until no other flush runs, so a slow store
+	// gets fewer, fuller batches, not more small ones. 1 flushes strictly
+	// one batch at a time.
+	Flushers int
 	// Metrics receives flush observations; nil drops them.
 	Metrics Metrics
 }
 
-// Metrics observes a Writer. Methods are called from the flusher goroutine
-// and must not block.
+// Metrics observes a Writer. Methods are called from the flusher
+// goroutines and from Write, concurrently, and must not block.
 type Metrics interface {
 	// Flushed reports one Append attempt: rows in it, how long it took and
 	// its error (nil on success).
@@ -51,19 +58,21 @@ type batch struct {
 	err     error
 }
 
-// Writer batches records in front of a Store. One goroutine flushes;
-// callers block in Write until the flush holding their records succeeded,
-// and block earlier when MaxQueued records are already held.
+// Writer batches records in front of a Store. Flusher goroutines
+// (WriterOptions.Flushers) append the batches; callers block in Write until
+// the flush holding their records succeeded, and block earlier when
+// MaxQueued records are already held.
 type Writer struct {
 	store Store
 	o     WriterOptions
 
-	mu     sync.Mutex
-	cur    *batch   // open batch, filling
-	sealed []*batch // full batches waiting for the flusher, oldest first
-	queued int      // records in cur, sealed and the batch being flushed
-	space  chan struct{}
-	closed bool
+	mu       sync.Mutex
+	cur      *batch   // open batch, filling
+	sealed   []*batch // full batches waiting for a flusher, oldest first
+	queued   int      // records in cur, sealed and the batches being flushed
+	flushing int      // flushes in progress
+	space    chan struct{}
+	closed   bool
 
 	kick    chan struct{}
 	stop    chan struct{}
@@ -93,6 +102,9 @@ func NewWriter(store Store, o WriterOptions) *Writer {
 	if o.MaxBackoff < o.Backoff {
 		o.MaxBackoff = 2 * time.Second
 	}
+	if o.Flushers <= 0 {
+		o.Flushers = 2
+	}
 	if o.Name == "" {
 		o.Name = "store"
 		if s, ok := store.(fmt.Stringer); ok {
@@ -106,7 +118,14 @@ func NewWriter(store Store, o WriterOptions) *Writer {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	go w.run()
+	var flushers sync.WaitGroup
+	for range o.Flushers {
+		flushers.Go(w.run)
+	}
+	go func() {
+		flushers.Wait()
+		close(w.stopped)
+	}()
 	return w
 }
 
@@ -176,8 +195,9 @@ func (w *Writer) poke() {
 }
 
 // next blocks until a batch is due: a sealed one, the open one once it is
-// MaxAge old, or whatever is left when the writer closes. It returns nil
-// when the writer is closed and empty.
+// MaxAge old and no other flush runs, or whatever is left when the writer
+// closes. It returns nil when the writer is closed and empty. The caller
+// flushes the batch and then calls flushed.
 func (w *Writer) next() *batch {
 	var timer *time.Timer
 	defer func() {
@@ -190,18 +210,23 @@ func (w *Writer) next() *batch {
 		if len(w.sealed) > 0 {
 			b := w.sealed[0]
 			w.sealed = w.sealed[1:]
+			w.flushing++
+			if len(w.sealed) > 0 {
+				w.poke() // for another idle flusher
+			}
 			w.mu.Unlock()
 			return b
 		}
 		var wait time.Duration
-		if b := w.cur; b != nil {
+		if b := w.cur; b != nil && (w.flushing == 0 || w.closed) {
 			wait = w.o.MaxAge - time.Since(b.started)
 			if wait <= 0 || w.closed {
 				w.cur = nil
+				w.flushing++
 				w.mu.Unlock()
 				return b
 			}
-		} else if w.closed {
+		} else if b == nil && w.closed {
 			w.mu.Unlock()
 			return nil
 		}
@@ -224,7 +249,6 @@ func (w *Writer) next() *batch {
 }
 
 func (w *Writer) run() {
-	defer close(w.stopped)
 	for {
 		b := w.next()
 		if b == nil {
@@ -234,6 +258,8 @@ func (w *Writer) run() {
 		close(b.done)
 		w.mu.Lock()
 		w.queued -= len(b.recs)
+		w.flushing--
+		w.poke() // the open batch may flush now that this one is done
 		q := w.queued
 		close(w.space) // wake every blocked writer; they recheck the bound
 		w.space = make(chan struct{})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ type memStore struct {
 	fail    bool
 	appends int
 	gate    chan struct{} // when non-nil, Append waits for a value
+	waiting int           // Appends waiting at the gate
+	sizes   []int         // records per Append, in the order they passed the gate
 }
 
 func newMemStore() *memStore { return &memStore{recs: map[string]sinks.Record{}} }
@@ -30,13 +33,20 @@ func (m *memStore) String() string { return "mem store" }
 func (m *memStore) Append(ctx context.Context, recs []sinks.Record) error {
 	m.mu.Lock()
 	gate := m.gate
+	if gate != nil {
+		m.waiting++
+	}
 	m.mu.Unlock()
 	if gate != nil {
 		<-gate
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if gate != nil {
+		m.waiting--
+	}
 	m.appends++
+	m.sizes = append(m.sizes, len(recs))
 	if m.fail {
 		return errors.New("disk on fire")
 	}
@@ -215,5 +225,56 @@ func TestWriterMetrics(t *testing.T) {
 	defer cm.mu.Unlock()
 	if cm.rows != 250 || cm.fails != 0 || cm.maxQueued == 0 || cm.maxQueued > 400 {
 		t.Errorf("metrics: %+v", cm)
+	}
+}
+
+// TestWriterFlushesFullBatchesAtOnce: two full batches are appended side by
+// side by the two default flushers, while a batch that is due for its age
+// waits until no other flush runs.
+func TestWriterFlushesFullBatchesAtOnce(t *testing.T) {
+	m := newMemStore()
+	gate := make(chan struct{})
+	m.gate = gate
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 10, MaxAge: time.Microsecond})
+	var writers sync.WaitGroup
+	write := func(name string, n int) {
+		writers.Go(func() {
+			if err := w.Write(context.Background(), records(name, n)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waiting := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			m.mu.Lock()
+			n := m.waiting
+			m.mu.Unlock()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d Appends at the gate, want %d", n, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	write("full", 20) // two full batches
+	waiting(2)
+	write("small", 3) // aged at once, but both flushers are busy
+	time.Sleep(20 * time.Millisecond)
+	waiting(2)
+	gate <- struct{}{}
+	waiting(2) // one full batch done: the small one goes now
+	close(gate)
+	writers.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Equal(m.sizes, []int{10, 10, 3}) && !slices.Equal(m.sizes, []int{10, 3, 10}) {
+		t.Errorf("Append sizes %v, want two batches of 10 and one of 3", m.sizes)
 	}
 }
