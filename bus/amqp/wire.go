@@ -132,7 +132,8 @@ func decode(d *Delivery) (bus.Event, error) {
 		case "type":
 			ec.Type = s
 		case "subject":
-			ec.Subject = &s
+			subject := s // only this header's value needs a pointer
+			ec.Subject = &subject
 		case "time":
 			t, err := types.ParseTime(s)
 			if err != nil {
@@ -175,7 +176,8 @@ func decode(d *Delivery) (bus.Event, error) {
 		ct := d.ContentType
 		ec.DataContentType = &ct
 	} else if ctHeader != "" {
-		ec.DataContentType = &ctHeader
+		ct := ctHeader
+		ec.DataContentType = &ct
 	}
 	e := bus.Event{Context: ec, DataEncoded: d.Body}
 	if err := bus.Validate(&e); err != nil {

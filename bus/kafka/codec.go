@@ -175,27 +175,28 @@ func decode(msg *kafkago.Message) (bus.Event, error) {
 
 // decode is the package-level decode, reusing d's parsed source.
 func (d *decoder) decode(msg *kafkago.Message) (bus.Event, error) {
-	var ct []byte
-	var sv string
+	var ct, sv []byte
 	binary := false
 	for _, h := range msg.Headers {
 		switch {
 		case strings.EqualFold(h.Key, headerContentType):
 			ct = h.Value
 		case strings.EqualFold(h.Key, keySpecVersion):
-			sv, binary = string(h.Value), true
+			sv, binary = h.Value, true
 		}
 	}
-	var e bus.Event
+	var e bus.Event // kept off the heap: nothing takes its address but decodeBinary
 	switch {
 	case hasMediaPrefix(ct, "application/cloudevents+json"):
-		if err := json.Unmarshal(msg.Value, &e); err != nil {
+		var se bus.Event
+		if err := json.Unmarshal(msg.Value, &se); err != nil {
 			return e, fmt.Errorf("structured mode: bad application/cloudevents+json value: %w", err)
 		}
+		e = se
 	case hasMediaPrefix(ct, "application/cloudevents"):
 		return e, fmt.Errorf("content-type %q: only the application/cloudevents+json event format is read (batch mode is not part of the Kafka binding)", ct)
 	case binary:
-		if sv != event.CloudEventsVersionV1 {
+		if string(sv) != event.CloudEventsVersionV1 {
 			return e, fmt.Errorf("header ce_specversion is %q; this transport reads CloudEvents 1.0", sv)
 		}
 		if err := d.decodeBinary(msg, &e); err != nil {
@@ -221,7 +222,9 @@ func hasMediaPrefix(ct []byte, p string) bool {
 }
 
 // decodeBinary fills e from binary-mode headers and value. The attribute
-// strings share one allocation: the header values copied once.
+// strings share one allocation: the header values copied once. Only the
+// values that need a pointer (subject, content type) get one, so the loop's
+// value does not move to the heap for every header.
 func (d *decoder) decodeBinary(msg *kafkago.Message, e *bus.Event) error {
 	n := 0
 	for _, h := range msg.Headers {
@@ -233,7 +236,7 @@ func (d *decoder) decodeBinary(msg *kafkago.Message, e *bus.Event) error {
 	}
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	ec := &event.EventContextV1{}
-	var ct string
+	ct := ""
 	off := 0
 	for _, h := range msg.Headers {
 		v := all[off : off+len(h.Value)]
@@ -261,7 +264,8 @@ func (d *decoder) decodeBinary(msg *kafkago.Message, e *bus.Event) error {
 		case "type":
 			ec.Type = v
 		case "subject":
-			ec.Subject = &v
+			subject := v
+			ec.Subject = &subject
 		case "time":
 			t, err := types.ParseTimestamp(v)
 			if err != nil {
@@ -289,7 +293,8 @@ func (d *decoder) decodeBinary(msg *kafkago.Message, e *bus.Event) error {
 		}
 	}
 	if ct != "" {
-		ec.DataContentType = &ct
+		dct := ct
+		ec.DataContentType = &dct
 	}
 	e.Context = ec
 	e.DataEncoded = msg.Value
