@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -341,6 +342,9 @@ func (s *Store) CountOriginals(ctx context.Context, q sinks.Query) (int64, error
 		" WHERE (source, id, replay) IN (SELECT source, id, replay FROM " + s.n.table + f.where() + ")" +
 		" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)"
 	var n uint64
+	// A count runs beside the reads it counts for (a replay's pages): at a
+	// lower priority the server gives those the cores first.
+	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"priority": 10}))
 	if err := s.conn.QueryRow(ctx, st, append(append([]any(nil), f.args...), f.args...)...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("%s: count: %w", s.name, err)
 	}
