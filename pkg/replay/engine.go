@@ -22,11 +22,11 @@ type page struct {
 
 // read pages through the store from cursor and sends every batch of up to
 // size records on out, closing it after the last. It reads the store in
-// pages of readPage(size) records, and runs up to a page ahead of the
+// pages of ReadPage(size) records, and runs up to a page ahead of the
 // publisher.
 func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
 	defer close(out)
-	q.Limit = readPage(size)
+	q.Limit = ReadPage(size)
 	for {
 		q.Cursor = cursor
 		p, err := store.Query(ctx, q)
@@ -59,11 +59,11 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 	}
 }
 
-// readPage is the store page size for publish batches of size: ten
+// ReadPage is the store page size a job reads for publish batches of size: ten
 // batches a page, since a store's cost is mostly per query (ClickHouse's
 // especially), up to sinks.MaxLimit. A rate-limited job's small batches
 // keep its pages small too.
-func readPage(size int) int {
+func ReadPage(size int) int {
 	return max(size, min(10*size, sinks.MaxLimit))
 }
 

@@ -58,7 +58,7 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	rctx, stop := context.WithCancel(ctx)
 	// Room for a whole store page of batches, so the reader reads the next
 	// page while the publisher sends this one.
-	pages := make(chan page, readPage(size)/size)
+	pages := make(chan page, ReadPage(size)/size)
 	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
 	defer func() {
 		stop()

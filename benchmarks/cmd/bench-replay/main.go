@@ -6,8 +6,9 @@
 //
 // The broker is kfake, an in-process Kafka wire-protocol broker with 4
 // partitions per topic. The replay publishes through bus/kafka in binary
-// mode (pages of -page events, 1,000 by default as in the daemon, with the
-// total counted beside it as every job does). The raw side is a
+// mode (batches of -page events, 1,000 by default as in the daemon, read
+// from the store ten batches a page, with the total counted beside it as
+// every job does). The raw side is a
 // kafka.Writer with bus/kafka's producer settings (batch size 1,000, 1 MiB,
 // linger 200µs, acks=all, Murmur2 partitioner) writing calls of -page
 // messages built before
@@ -15,8 +16,8 @@
 // (the stored attributes and extensions, the replay extensions, the data
 // as the value). Each round times the replay and then the raw publish,
 // each to a topic of its own created beforehand; the medians of the rounds
-// are printed, with the rate of reading the same pages from the store
-// alone (the ceiling the store sets), and last "ratio: X.XX", the
+// are printed, with the rate of reading the same store pages as the
+// replay from the store alone (the ceiling the store sets), and last "ratio: X.XX", the
 // replay's events/s divided by the raw publish's.
 //
 // Usage:
@@ -180,10 +181,11 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 			}
 		}
 		theirs = append(theirs, float64(n)/time.Since(start).Seconds())
-		// The ceiling the store sets: reading the same pages, nothing else.
+		// The ceiling the store sets: reading the replay's store pages,
+		// nothing else.
 		start = time.Now()
-		if got, err := readPages(ctx, store, page, nil); err != nil || got != n {
-			return fmt.Errorf("read the store in pages of %d: %d events, %v", page, got, err)
+		if got, err := readPages(ctx, store, replay.ReadPage(page), nil); err != nil || got != n {
+			return fmt.Errorf("read the store in pages of %d: %d events, %v", replay.ReadPage(page), got, err)
 		}
 		reads = append(reads, float64(n)/time.Since(start).Seconds())
 		fmt.Printf("round %d: replay %.0f events/s (%.2fs), raw kafka-go publish %.0f events/s, store read alone %.0f events/s\n",
@@ -195,7 +197,7 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 	fmt.Printf("replay from %s: %.0f events/s (median)\n", storeName, a)
 	fmt.Printf("raw kafka-go publish: %.0f events/s (median)\n", b)
 	slices.Sort(reads)
-	fmt.Printf("%s read alone, pages of %d: %.0f events/s (median)\n", storeName, page, reads[len(reads)/2])
+	fmt.Printf("%s read alone, pages of %d: %.0f events/s (median)\n", storeName, replay.ReadPage(page), reads[len(reads)/2])
 	fmt.Printf("ratio: %.2f\n", a/b)
 	return nil
 }
