@@ -49,14 +49,18 @@ func roundTripRecords() []sinks.Record {
 	nodata := rec("urn:test:rt", "nodata", "com.example.empty", "", 3*time.Second)
 	nodata.Event.DataEncoded = nil
 	nodata.Event.SetDataContentType("")
-	return []sinks.Record{b, j, x, nodata}
+	// Data that is there but empty is not the same as none.
+	empty := rec("urn:test:rt", "emptydata", "com.example.empty", "", 4*time.Second)
+	empty.Event.SetDataContentType("application/octet-stream")
+	empty.Event.DataEncoded = []byte{}
+	return []sinks.Record{b, j, x, nodata, empty}
 }
 
 // sameRecord fails unless got holds exactly what want holds.
 func sameRecord(t *testing.T, want, got *sinks.Record) {
 	t.Helper()
-	if !bytes.Equal(want.Event.Data(), got.Event.Data()) {
-		t.Errorf("%s: data\n got %q\nwant %q", key(want), got.Event.Data(), want.Event.Data())
+	if !bytes.Equal(want.Event.Data(), got.Event.Data()) || (want.Event.Data() == nil) != (got.Event.Data() == nil) {
+		t.Errorf("%s: data\n got %q (nil %v)\nwant %q (nil %v)", key(want), got.Event.Data(), got.Event.Data() == nil, want.Event.Data(), want.Event.Data() == nil)
 	}
 	// Extension maps marshal in no fixed order, so compare decoded JSON.
 	var wm, gm map[string]any

@@ -13,22 +13,26 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-const columns = `attrs, data, data_base64, transport, topic, partition, "offset", route, outcome, replay, received_ns`
+const columns = `attrs, data, data IS NULL, data_base64, transport, topic, partition, "offset", route, outcome, replay, received_ns`
 
 func scanRecord(sc interface{ Scan(...any) error }) (sinks.Record, error) {
 	var (
 		r     sinks.Record
 		attrs []byte
 		data  []byte
+		none  bool
 		b64   bool
 		recv  int64
 	)
-	if err := sc.Scan(&attrs, &data, &b64, &r.Transport, &r.Topic, &r.Partition, &r.Offset, &r.Route, &r.Outcome, &r.Replay, &recv); err != nil {
+	if err := sc.Scan(&attrs, &data, &none, &b64, &r.Transport, &r.Topic, &r.Partition, &r.Offset, &r.Route, &r.Outcome, &r.Replay, &recv); err != nil {
 		return r, err
 	}
 	r.Event = event.New()
 	if err := r.Event.UnmarshalJSON(attrs); err != nil {
 		return r, fmt.Errorf("decode stored event: %w", err)
+	}
+	if data == nil && !none {
+		data = []byte{} // the driver scans an empty blob as nil; it is data, though empty
 	}
 	r.Event.DataEncoded, r.Event.DataBase64 = data, b64
 	if recv != 0 {
