@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -182,18 +185,58 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 }
 
 // scanPage appends the records of rows of recordColumns and time_ns to
-// page, and their times to times.
+// page, and their times to times. A large page's events are decoded from
+// their stored JSON by several goroutines once the rows are read.
 func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
 	defer func() { _ = rows.Close() }()
+	var raws []rawRow
 	for rows.Next() {
 		var t int64
-		_, r, err := scanRecord(rows, &t)
+		rr, err := scanRaw(rows, &t)
 		if err != nil {
 			return page, times, err
 		}
-		page, times = append(page, r), append(times, t)
+		raws, times = append(raws, rr), append(times, t)
 	}
-	return page, times, rows.Err()
+	if err := rows.Err(); err != nil {
+		return page, times, err
+	}
+	first := len(page)
+	page = append(page, make([]sinks.Record, len(raws))...)
+	return page, times, decodeAll(raws, page[first:])
+}
+
+// decodeChunk is the fewest records a decoding goroutine takes.
+const decodeChunk = 512
+
+// decodeAll decodes raws into out (of the same length), in parallel when
+// there are many.
+func decodeAll(raws []rawRow, out []sinks.Record) error {
+	workers := min(runtime.GOMAXPROCS(0), (len(raws)+decodeChunk-1)/decodeChunk)
+	if workers <= 1 {
+		for i := range raws {
+			if err := raws[i].decode(&out[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	per := (len(raws) + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(raws))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if err := raws[i].decode(&out[i]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 const recordColumns = "source, id, replay, received_ns, version, attrs, data, data_flags, transport, topic, `partition`, `offset`, route, outcome"
@@ -205,33 +248,51 @@ type rowKey struct {
 	version  uint64
 }
 
-// scanRecord scans a row of recordColumns, then the columns of extra.
-func scanRecord(rows driver.Rows, extra ...any) (rowKey, sinks.Record, error) {
+// rawRow is a row of recordColumns as scanned, its event not yet decoded.
+type rawRow struct {
+	k     rowKey
+	r     sinks.Record // all but the event
+	attrs string
+	data  string
+	flags uint8
+}
+
+// scanRaw scans a row of recordColumns, then the columns of extra.
+func scanRaw(rows driver.Rows, extra ...any) (rawRow, error) {
 	var (
-		k     rowKey
-		r     sinks.Record
-		attrs string
-		data  string
-		flags uint8
-		part  int64
+		rr   rawRow
+		part int64
 	)
-	if err := rows.Scan(append([]any{&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &attrs, &data, &flags,
-		&r.Transport, &r.Topic, &part, &r.Offset, &r.Route, &r.Outcome}, extra...)...); err != nil {
-		return k, r, err
+	if err := rows.Scan(append([]any{&rr.k.id.source, &rr.k.id.id, &rr.k.id.replay, &rr.k.received, &rr.k.version, &rr.attrs, &rr.data, &rr.flags,
+		&rr.r.Transport, &rr.r.Topic, &part, &rr.r.Offset, &rr.r.Route, &rr.r.Outcome}, extra...)...); err != nil {
+		return rr, err
 	}
-	r.Event = event.New()
-	if err := r.Event.UnmarshalJSON([]byte(attrs)); err != nil {
-		return k, r, fmt.Errorf("decode stored event %q from %q: %w", k.id.id, k.id.source, err)
+	rr.r.Partition, rr.r.Replay = int(part), rr.k.id.replay
+	if rr.k.received != 0 {
+		rr.r.Received = time.Unix(0, rr.k.received).UTC()
 	}
-	if flags&flagHasData != 0 {
-		r.Event.DataEncoded = []byte(data)
+	return rr, nil
+}
+
+// decode sets *out to the record with its event decoded.
+func (rr *rawRow) decode(out *sinks.Record) error {
+	*out = rr.r
+	out.Event = event.New()
+	// The JSON decoder only reads its input, so it may read the string's
+	// bytes in place.
+	if err := out.Event.UnmarshalJSON(unsafe.Slice(unsafe.StringData(rr.attrs), len(rr.attrs))); err != nil {
+		return fmt.Errorf("decode stored event %q from %q: %w", rr.k.id.id, rr.k.id.source, err)
 	}
-	r.Event.DataBase64 = flags&flagBase64 != 0
-	r.Partition, r.Replay = int(part), k.id.replay
-	if k.received != 0 {
-		r.Received = time.Unix(0, k.received).UTC()
+	if rr.flags&flagHasData != 0 {
+		// The string the driver made for this row has no other holder, so
+		// its bytes become the event's data without another copy.
+		out.Event.DataEncoded = []byte{} // empty, which is not none
+		if rr.data != "" {
+			out.Event.DataEncoded = unsafe.Slice(unsafe.StringData(rr.data), len(rr.data))
+		}
 	}
-	return k, r, nil
+	out.Event.DataBase64 = rr.flags&flagBase64 != 0
+	return nil
 }
 
 // Get returns the original (not replayed) record with this source and id.
@@ -261,7 +322,11 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 		if err == nil {
 			defer func() { _ = rows.Close() }()
 			if rows.Next() {
-				_, r, err := scanRecord(rows)
+				var r sinks.Record
+				rr, err := scanRaw(rows)
+				if err == nil {
+					err = rr.decode(&r)
+				}
 				if err != nil {
 					return sinks.Record{}, fmt.Errorf("%s: get event %q from %q: %w", s.name, id, source, err)
 				}
