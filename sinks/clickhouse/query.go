@@ -130,8 +130,19 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	// Several rows of one position, or losers, can leave a round short of
 	// want; the next round starts past the bound.
 	var pos filter // where the round starts
+	var at *int64  // the time it starts at, when known
+	switch {
+	case q.Cursor != "":
+	case !q.Desc && !q.From.IsZero():
+		ns := q.From.UnixNano()
+		at = &ns
+	case q.Desc && !q.To.IsZero():
+		ns := q.To.UnixNano() - 1
+		at = &ns
+	}
 	if q.Cursor != "" {
 		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
+		at = &c.TimeNs
 		// The time alone lets the primary index skip what lies before; the
 		// tuple decides within the cursor's instant.
 		pos.add("hour "+hourCmp+" ?", hourOf(c.TimeNs))
@@ -144,11 +155,8 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	for len(page) <= limit {
 		want := limit + 1 - len(page)
 		f := base.and(pos)
-		var bound int64
-		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
-			s.n.table, f.where(), dir, want-1), f.args...).Scan(&bound)
-		bounded := err == nil
-		if err != nil && !isNoRows(err) {
+		bound, bounded, err := s.pageBound(ctx, f, q, at, want)
+		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
 		if bounded {
@@ -174,6 +182,7 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		pos = filter{}
 		pos.add("hour "+hourCmp+" ?", hourOf(bound))
 		pos.add("time_ns "+cmp+" ?", bound)
+		at = &bound
 	}
 	p := sinks.Page{Records: page}
 	if len(page) > limit {
@@ -182,6 +191,63 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		p.Next = sinks.Cursor{TimeNs: times[limit-1], Source: last.Event.Source(), ID: last.Event.ID(), Replay: last.Replay, Desc: q.Desc}.Encode()
 	}
 	return p, nil
+}
+
+// boundProbes are the hours a page's time bound is first looked for in,
+// from the hour the round starts at: a top-N over those hours reads their
+// rows only, where one over the rest of the window would read every
+// remaining row's time (18.16 cannot read in key order). When fewer than
+// want rows lie there, the rest of the window is searched.
+var boundProbes = []uint32{1, 8}
+
+// pageBound returns the time of the want-th row f matches in q's order
+// after the round's start (at, when known), or false when fewer remain.
+func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int64, want int) (int64, bool, error) {
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	// The window's last hour in q's order, when it has one.
+	var edge *uint32
+	if !q.Desc && !q.To.IsZero() {
+		h := hourOf(q.To.UnixNano() - 1)
+		edge = &h
+	} else if q.Desc && !q.From.IsZero() {
+		h := hourOf(q.From.UnixNano())
+		edge = &h
+	}
+	probe := func(extra filter) (int64, bool, error) {
+		g := f.and(extra)
+		var bound int64
+		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
+			s.n.table, g.where(), dir, want-1), g.args...).Scan(&bound)
+		if isNoRows(err) {
+			return 0, false, nil
+		}
+		return bound, err == nil, err
+	}
+	if at != nil {
+		start := hourOf(*at)
+		for _, n := range boundProbes {
+			var lim filter
+			if !q.Desc {
+				hi := start + n - 1
+				if hi < start || (edge != nil && hi >= *edge) {
+					break // the probe would cover the rest of the window
+				}
+				lim.add("hour <= ?", hi)
+			} else {
+				if n-1 > start || (edge != nil && start-(n-1) <= *edge) {
+					break
+				}
+				lim.add("hour >= ?", start-(n-1))
+			}
+			if bound, ok, err := probe(lim); err != nil || ok {
+				return bound, ok, err
+			}
+		}
+	}
+	return probe(filter{})
 }
 
 // scanPage appends the records of rows of recordColumns and time_ns to
