@@ -41,7 +41,8 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 			chunk := p.Records[lo:min(lo+size, len(p.Records))]
 			// The checkpoint goes past the replays' copies left out, too.
 			cursor = sinks.CursorAfter(&chunk[len(chunk)-1], false)
-			recs := make([]sinks.Record, 0, len(chunk))
+			// Filtered in place: the batch keeps the chunk's own slots.
+			recs := chunk[:0]
 			for _, r := range chunk {
 				if r.Replay == "" {
 					recs = append(recs, r)

@@ -115,9 +115,9 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	}
 	defer done()
 	base := queryFilter(q)
-	dir, cmp, hourCmp, boundCmp, boundHourCmp := "ASC", ">", ">=", "<=", "<="
+	dir, cmp, hourCmp, boundCmp := "ASC", ">", ">=", "<="
 	if q.Desc {
-		dir, cmp, hourCmp, boundCmp, boundHourCmp = "DESC", "<", "<=", ">=", ">="
+		dir, cmp, hourCmp, boundCmp = "DESC", "<", "<=", ">="
 	}
 	// Each round reads up to want winners after the position reached:
 	//  1. bound: the time of the want-th matching row, a top-N of one
@@ -133,14 +133,6 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	var at *int64  // the time it starts at, when known
 	switch {
 	case q.Cursor != "":
-	case !q.Desc && !q.From.IsZero():
-		ns := q.From.UnixNano()
-		at = &ns
-	case q.Desc && !q.To.IsZero():
-		ns := q.To.UnixNano() - 1
-		at = &ns
-	}
-	if q.Cursor != "" {
 		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
 		at = &c.TimeNs
 		// The time alone lets the primary index skip what lies before; the
@@ -148,6 +140,12 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		pos.add("hour "+hourCmp+" ?", hourOf(c.TimeNs))
 		pos.add("time_ns "+cmp+"= ?", c.TimeNs)
 		pos.add("(time_ns, source, id, replay) "+cmp+" (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Replay)
+	case !q.Desc && !q.From.IsZero():
+		ns := q.From.UnixNano()
+		at = &ns
+	case q.Desc && !q.To.IsZero():
+		ns := q.To.UnixNano() - 1
+		at = &ns
 	}
 	limit := q.PageSize()
 	// The records and, beside them, their times, for the cursor.
@@ -160,10 +158,10 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
 		if bounded {
-			f.add("hour "+boundHourCmp+" ?", hourOf(bound))
+			f.add("hour "+boundCmp+" ?", hourOf(bound))
 			f.add("time_ns "+boundCmp+" ?", bound)
 		}
-		w := f.and(filter{})
+		w := f.and(filter{}) // a copy, with the winner check
 		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.ids+
 			" WHERE (source, id, replay) IN (SELECT source, id, replay FROM "+s.n.table+f.where()+")"+
 			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY source, id, replay)", f.args...)
