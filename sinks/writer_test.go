@@ -244,29 +244,37 @@ func TestWriterFlushesFullBatchesAtOnce(t *testing.T) {
 			}
 		})
 	}
-	waiting := func(want int) {
+	// until polls count (under m.mu) until it says want.
+	until := func(what string, count func() int, want int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			m.mu.Lock()
-			n := m.waiting
+			n := count()
 			m.mu.Unlock()
 			if n == want {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%d Appends at the gate, want %d", n, want)
+				t.Fatalf("%d Appends %s, want %d", n, what, want)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-	write("full", 20) // two full batches
+	waiting := func(want int) { t.Helper(); until("at the gate", func() int { return m.waiting }, want) }
+	passed := func(want int) { t.Helper(); until("past the gate", func() int { return len(m.sizes) }, want) }
+	write("full", 20) // two full batches, side by side
 	waiting(2)
-	write("small", 3) // aged at once, but both flushers are busy
+	write("small", 3) // aged at once, but flushes run
 	time.Sleep(20 * time.Millisecond)
 	waiting(2)
 	gate <- struct{}{}
-	waiting(2) // one full batch done: the small one goes now
+	passed(1)
+	time.Sleep(20 * time.Millisecond)
+	waiting(1) // the other full batch still runs, so the small one waits
+	gate <- struct{}{}
+	passed(2)
+	waiting(1) // no flush runs: the small one goes
 	close(gate)
 	writers.Wait()
 	if err := w.Close(); err != nil {
@@ -274,7 +282,7 @@ func TestWriterFlushesFullBatchesAtOnce(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !slices.Equal(m.sizes, []int{10, 10, 3}) && !slices.Equal(m.sizes, []int{10, 3, 10}) {
-		t.Errorf("Append sizes %v, want two batches of 10 and one of 3", m.sizes)
+	if !slices.Equal(m.sizes, []int{10, 10, 3}) {
+		t.Errorf("Append sizes %v, want two batches of 10, then one of 3", m.sizes)
 	}
 }

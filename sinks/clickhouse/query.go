@@ -14,7 +14,6 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/auditbus/auditbus/sinks"
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // Every statement is bound with the driver's "?" placeholders (never user
@@ -278,8 +277,9 @@ const decodeChunk = 512
 func decodeAll(raws []rawRow, out []sinks.Record) error {
 	workers := min(runtime.GOMAXPROCS(0), (len(raws)+decodeChunk-1)/decodeChunk)
 	if workers <= 1 {
+		var d attrDecoder
 		for i := range raws {
-			if err := raws[i].decode(&out[i]); err != nil {
+			if err := raws[i].decode(&out[i], &d); err != nil {
 				return err
 			}
 		}
@@ -291,8 +291,9 @@ func decodeAll(raws []rawRow, out []sinks.Record) error {
 	for w := range workers {
 		lo, hi := w*per, min((w+1)*per, len(raws))
 		wg.Go(func() {
+			var d attrDecoder
 			for i := lo; i < hi; i++ {
-				if err := raws[i].decode(&out[i]); err != nil {
+				if err := raws[i].decode(&out[i], &d); err != nil {
 					errs[w] = err
 					return
 				}
@@ -338,13 +339,11 @@ func scanRaw(rows driver.Rows, extra ...any) (rawRow, error) {
 	return rr, nil
 }
 
-// decode sets *out to the record with its event decoded.
-func (rr *rawRow) decode(out *sinks.Record) error {
+// decode sets *out to the record with its event decoded by d.
+func (rr *rawRow) decode(out *sinks.Record, d *attrDecoder) error {
 	*out = rr.r
-	out.Event = event.New()
-	// The JSON decoder only reads its input, so it may read the string's
-	// bytes in place.
-	if err := out.Event.UnmarshalJSON(unsafe.Slice(unsafe.StringData(rr.attrs), len(rr.attrs))); err != nil {
+	var err error
+	if out.Event, err = d.decode(rr.attrs); err != nil {
 		return fmt.Errorf("decode stored event %q from %q: %w", rr.k.id.id, rr.k.id.source, err)
 	}
 	if rr.flags&flagHasData != 0 {
@@ -389,7 +388,7 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 				var r sinks.Record
 				rr, err := scanRaw(rows)
 				if err == nil {
-					err = rr.decode(&r)
+					err = rr.decode(&r, &attrDecoder{})
 				}
 				if err != nil {
 					return sinks.Record{}, fmt.Errorf("%s: get event %q from %q: %w", s.name, id, source, err)
