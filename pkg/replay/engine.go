@@ -20,42 +20,38 @@ type page struct {
 	err  error
 }
 
-// read pages through the store from cursor and sends every batch of up to
+// read reads the store from cursor (through sinks.Scan, so a
+// sinks.Scanner plans many pages at once) and sends every batch of up to
 // size records on out, closing it after the last. It reads the store in
 // pages of ReadPage(size) records, and runs up to a page ahead of the
 // publisher.
 func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
 	defer close(out)
-	q.Limit = ReadPage(size)
-	for {
-		q.Cursor = cursor
-		p, err := store.Query(ctx, q)
-		if err != nil {
-			select {
-			case out <- page{err: fmt.Errorf("read the audit store after cursor %q: %w", cursor, err)}:
-			case <-ctx.Done():
-			}
-			return
-		}
-		for lo := 0; lo < len(p.Records); lo += size {
-			chunk := p.Records[lo:min(lo+size, len(p.Records))]
+	q.Limit, q.Cursor, q.Desc = ReadPage(size), cursor, false
+	err := sinks.Scan(ctx, store, q, func(recs []sinks.Record) error {
+		for lo := 0; lo < len(recs); lo += size {
+			chunk := recs[lo:min(lo+size, len(recs))]
 			// The checkpoint goes past the replays' copies left out, too.
 			cursor = sinks.CursorAfter(&chunk[len(chunk)-1], false)
 			// Filtered in place: the batch keeps the chunk's own slots.
-			recs := chunk[:0]
+			kept := chunk[:0]
 			for _, r := range chunk {
 				if r.Replay == "" {
-					recs = append(recs, r)
+					kept = append(kept, r)
 				}
 			}
 			select {
-			case out <- page{recs: recs, next: cursor}:
+			case out <- page{recs: kept, next: cursor}:
 			case <-ctx.Done():
-				return
+				return ctx.Err()
 			}
 		}
-		if p.Next == "" {
-			return
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		select {
+		case out <- page{err: fmt.Errorf("read the audit store after cursor %q: %w", cursor, err)}:
+		case <-ctx.Done():
 		}
 	}
 }

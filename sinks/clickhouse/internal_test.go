@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 
@@ -165,5 +166,24 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := (Config{Database: "1abc"}).withDefaults(); err == nil || !strings.Contains(err.Error(), "Database") {
 		t.Errorf("bad database name: %v", err)
+	}
+}
+
+func TestPageEnds(t *testing.T) {
+	for _, c := range []struct {
+		times []int64
+		limit int
+		want  []int
+	}{
+		{[]int64{1}, 3, []int{0}},
+		{[]int64{1, 2, 3, 4, 5, 6, 7}, 3, []int{2, 5, 6}},
+		{[]int64{1, 2, 3, 4, 5, 6}, 3, []int{2, 5}},
+		{[]int64{1, 2, 2, 2, 2, 3, 4}, 2, []int{4, 6}},    // an instant is never cut
+		{[]int64{5, 5, 5, 5}, 1, []int{3}},                // one instant, one page
+		{[]int64{1, 2, 3, 3, 3, 3, 4, 5}, 3, []int{5, 7}}, // a page ending inside an instant runs to its end
+	} {
+		if got := pageEnds(c.times, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("pageEnds(%v, %d) = %v, want %v", c.times, c.limit, got, c.want)
+		}
 	}
 }

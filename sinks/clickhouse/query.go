@@ -91,11 +91,23 @@ func prefixEnd(p string) (string, bool) {
 
 // queryFilter is the WHERE of q's filters, without its cursor.
 func queryFilter(q sinks.Query) filter {
+	f := positionFilter(q)
+	for _, c := range []struct{ col, v string }{{"subject", q.Subject}, {"route", q.Route}, {"outcome", q.Outcome}} {
+		if c.v != "" {
+			f.add(c.col+" = ?", c.v)
+		}
+	}
+	return f
+}
+
+// positionFilter is the WHERE of those of q's filters that every row of
+// an identity at one position (type and time) matches alike: the time
+// window, the type, the source and the id. Subject, route and outcome are
+// a record's own.
+func positionFilter(q sinks.Query) filter {
 	var f filter
 	f.window(q.From, q.To, q.Type, q.TypePrefix)
-	for _, c := range []struct{ col, v string }{
-		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
-	} {
+	for _, c := range []struct{ col, v string }{{"source", q.Source}, {"id", q.ID}} {
 		if c.v != "" {
 			f.add(c.col+" = ?", c.v)
 		}
@@ -204,6 +216,27 @@ func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int6
 	if q.Desc {
 		dir = "DESC"
 	}
+	var bound int64
+	found := false
+	err := probeHours(q, at, func(extra filter) (bool, error) {
+		g := f.and(extra)
+		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
+			s.n.table, g.where(), dir, want-1), g.args...).Scan(&bound)
+		if isNoRows(err) {
+			return false, nil
+		}
+		found = err == nil
+		return found, err
+	})
+	return bound, found, err
+}
+
+// probeHours calls probe with a condition limiting a round's search to
+// the hours of boundProbes from the hour the round starts at (at, when
+// known) in q's order, one after the other until probe says it found
+// what it looks for, and then, if it did not, with none: the rest of the
+// window.
+func probeHours(q sinks.Query, at *int64, probe func(extra filter) (bool, error)) error {
 	// The window's last hour in q's order, when it has one.
 	var edge *uint32
 	if !q.Desc && !q.To.IsZero() {
@@ -212,16 +245,6 @@ func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int6
 	} else if q.Desc && !q.From.IsZero() {
 		h := hourOf(q.From.UnixNano())
 		edge = &h
-	}
-	probe := func(extra filter) (int64, bool, error) {
-		g := f.and(extra)
-		var bound int64
-		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
-			s.n.table, g.where(), dir, want-1), g.args...).Scan(&bound)
-		if isNoRows(err) {
-			return 0, false, nil
-		}
-		return bound, err == nil, err
 	}
 	if at != nil {
 		start := hourOf(*at)
@@ -239,12 +262,13 @@ func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int6
 				}
 				lim.add("hour >= ?", start-(n-1))
 			}
-			if bound, ok, err := probe(lim); err != nil || ok {
-				return bound, ok, err
+			if found, err := probe(lim); err != nil || found {
+				return err
 			}
 		}
 	}
-	return probe(filter{})
+	_, err := probe(filter{})
+	return err
 }
 
 // scanPage appends the records of rows of recordColumns and time_ns to
@@ -253,13 +277,13 @@ func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int6
 func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
 	defer func() { _ = rows.Close() }()
 	var raws []rawRow
+	rd := newRowReader(true)
 	for rows.Next() {
-		var t int64
-		rr, err := scanRaw(rows, &t)
+		rr, err := rd.scan(rows)
 		if err != nil {
 			return page, times, err
 		}
-		raws, times = append(raws, rr), append(times, t)
+		raws, times = append(raws, rr), append(times, rd.time)
 	}
 	if err := rows.Err(); err != nil {
 		return page, times, err
@@ -322,17 +346,32 @@ type rawRow struct {
 	flags uint8
 }
 
-// scanRaw scans a row of recordColumns, then the columns of extra.
-func scanRaw(rows driver.Rows, extra ...any) (rawRow, error) {
-	var (
-		rr   rawRow
-		part int64
-	)
-	if err := rows.Scan(append([]any{&rr.k.id.source, &rr.k.id.id, &rr.k.id.replay, &rr.k.received, &rr.k.version, &rr.attrs, &rr.data, &rr.flags,
-		&rr.r.Transport, &rr.r.Topic, &part, &rr.r.Offset, &rr.r.Route, &rr.r.Outcome}, extra...)...); err != nil {
-		return rr, err
+// rowReader scans rows of recordColumns, and then time_ns if asked to,
+// through one set of destinations.
+type rowReader struct {
+	rr         rawRow
+	part, time int64
+	dest       []any
+}
+
+func newRowReader(withTime bool) *rowReader {
+	r := &rowReader{}
+	k, rec := &r.rr.k, &r.rr.r
+	r.dest = []any{&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &r.rr.attrs, &r.rr.data, &r.rr.flags,
+		&rec.Transport, &rec.Topic, &r.part, &rec.Offset, &rec.Route, &rec.Outcome}
+	if withTime {
+		r.dest = append(r.dest, &r.time)
 	}
-	rr.r.Partition, rr.r.Replay = int(part), rr.k.id.replay
+	return r
+}
+
+// scan returns the current row.
+func (r *rowReader) scan(rows driver.Rows) (rawRow, error) {
+	if err := rows.Scan(r.dest...); err != nil {
+		return rawRow{}, err
+	}
+	rr := r.rr
+	rr.r.Partition, rr.r.Replay = int(r.part), rr.k.id.replay
 	if rr.k.received != 0 {
 		rr.r.Received = time.Unix(0, rr.k.received).UTC()
 	}
@@ -386,7 +425,7 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 			defer func() { _ = rows.Close() }()
 			if rows.Next() {
 				var r sinks.Record
-				rr, err := scanRaw(rows)
+				rr, err := newRowReader(false).scan(rows)
 				if err == nil {
 					err = rr.decode(&r, &attrDecoder{})
 				}

@@ -109,10 +109,29 @@ func (e *env) append(t *testing.T, recs []sinks.Record) {
 
 // all pages through q and returns every record's key. For a store that is
 // a sinks.OriginalsCounter it also checks CountOriginals against the
-// originals paged.
+// originals paged, and for a sinks.Scanner, Scan against the records
+// paged, in pages of q's size and of two records.
 func (e *env) all(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	keys := e.pageAll(t, q)
+	if sc, ok := e.s.(sinks.Scanner); ok && !q.Desc {
+		var paged []string
+		e.page(t, q, func(r *sinks.Record) { paged = append(paged, fingerprint(r)) })
+		for _, limit := range []int{q.Limit, 2} {
+			sq := q
+			sq.Limit = limit
+			var scanned []string
+			err := sc.Scan(e.ctx, sq, func(recs []sinks.Record) error {
+				for i := range recs {
+					scanned = append(scanned, fingerprint(&recs[i]))
+				}
+				return nil
+			})
+			if err != nil || !slices.Equal(scanned, paged) {
+				t.Errorf("Scan(%+v): %v\n%q\npaging found\n%q", sq, err, scanned, paged)
+			}
+		}
+	}
 	c, ok := e.s.(sinks.OriginalsCounter)
 	if !ok {
 		return keys
@@ -134,6 +153,13 @@ func (e *env) all(t *testing.T, q sinks.Query) []string {
 func (e *env) pageAll(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	var keys []string
+	e.page(t, q, func(r *sinks.Record) { keys = append(keys, key(r)) })
+	return keys
+}
+
+// page pages through q and hands every record to use.
+func (e *env) page(t *testing.T, q sinks.Query, use func(*sinks.Record)) {
+	t.Helper()
 	for pages := 0; ; pages++ {
 		if pages > 1_000_000 {
 			t.Fatal("paging does not end")
@@ -143,13 +169,19 @@ func (e *env) pageAll(t *testing.T, q sinks.Query) []string {
 			t.Fatalf("Query(%+v): %v", q, err)
 		}
 		for i := range p.Records {
-			keys = append(keys, key(&p.Records[i]))
+			use(&p.Records[i])
 		}
 		if p.Next == "" {
-			return keys
+			return
 		}
 		q.Cursor = p.Next
 	}
+}
+
+// fingerprint is a record's key with the fields that tell which of an
+// identity's records it is, and its payload.
+func fingerprint(r *sinks.Record) string {
+	return fmt.Sprintf("%s %s %s %s %d %q", key(r), r.Outcome, r.Route, r.Event.Subject(), r.Received.UnixNano(), r.Event.Data())
 }
 
 // key is "source/id", with "@replay" after it for a replayed copy.

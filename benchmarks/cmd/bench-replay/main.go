@@ -277,27 +277,21 @@ func readAll(ctx context.Context, store sinks.Store) ([]bus.Event, error) {
 	return out, nil
 }
 
-// readPages pages through every record as a replay reads them, hands
-// each to use (if not nil), and counts them.
+// readPages reads every record as a replay reads them, in store pages of
+// page records through sinks.Scan, hands each to use (if not nil), and
+// counts them.
 func readPages(ctx context.Context, store sinks.Store, page int, use func(*sinks.Record)) (int, error) {
 	n := 0
-	q := sinks.Query{Limit: page}
-	for {
-		p, err := store.Query(ctx, q)
-		if err != nil {
-			return n, err
-		}
-		n += len(p.Records)
+	err := sinks.Scan(ctx, store, sinks.Query{Limit: page}, func(recs []sinks.Record) error {
+		n += len(recs)
 		if use != nil {
-			for i := range p.Records {
-				use(&p.Records[i])
+			for i := range recs {
+				use(&recs[i])
 			}
 		}
-		if p.Next == "" {
-			return n, nil
-		}
-		q.Cursor = p.Next
-	}
+		return nil
+	})
+	return n, err
 }
 
 // rawMessages builds, for every event, the message bus/kafka writes in

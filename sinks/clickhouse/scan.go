@@ -1,0 +1,275 @@
+package clickhouse
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/auditbus/auditbus/sinks"
+)
+
+// A scan reads in rounds of up to scanPages pages. Each round costs three
+// kinds of statement:
+//
+//  1. the times of the round's rows, sorted (one Int64 column, a top-N),
+//     which cut the round into pages at instants, never inside one;
+//  2. the identities of the round's rows recorded at more than one
+//     position (another type or time), with all their rows, from the
+//     identity table: only for those is the winner decided away from the
+//     row, and they are rare;
+//  3. per page, the page's rows, unsorted: the server reads them by the
+//     primary index and the client sorts them and keeps, of each
+//     identity's rows at one instant, the one with the latest (received,
+//     version), which is the identity's winner unless (2) says otherwise.
+//     When a filter is on a record's own field (subject, route, outcome),
+//     the rows that do not match it are not read, so the page's statement
+//     keeps only rows that are the winner among all of the identity's rows
+//     at the position, matching or not.
+//
+// Against Query's rounds (a top-N bound, then a page statement that sorts
+// and checks every row against the identity table) this moves the sort to
+// the client and the identity table lookup to once a round, for the few
+// identities that need it.
+const scanPages = 10
+
+// Scan implements sinks.Scanner.
+func (s *Store) Scan(ctx context.Context, q sinks.Query, fn func(recs []sinks.Record) error) error {
+	if q.Desc {
+		return sinks.Scan(ctx, s, q, fn) // refused there
+	}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	at, where := positionFilter(q), queryFilter(q)
+	own := q.Subject != "" || q.Route != "" || q.Outcome != ""
+	// pos is where the round starts; start its time, when known.
+	var pos filter
+	var start *int64
+	switch {
+	case q.Cursor != "":
+		c, _ := sinks.DecodeCursor(q.Cursor, false) // checked by Validate
+		start = &c.TimeNs
+		pos.add("hour >= ?", hourOf(c.TimeNs))
+		pos.add("time_ns >= ?", c.TimeNs)
+		pos.add("(time_ns, source, id, replay) > (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Replay)
+	case !q.From.IsZero():
+		ns := q.From.UnixNano()
+		start = &ns
+	}
+	limit := q.PageSize()
+	for {
+		var (
+			times []int64
+			multi map[identity]rowKey
+		)
+		err := s.call(ctx, func(ctx context.Context) (err error) {
+			if times, err = s.scanTimes(ctx, where.and(pos), q, start, limit*scanPages); err != nil || len(times) == 0 {
+				return err
+			}
+			var upTo filter
+			upTo.add("hour <= ?", hourOf(times[len(times)-1]))
+			upTo.add("time_ns <= ?", times[len(times)-1])
+			multi, err = s.multiPosition(ctx, where.and(pos).and(upTo))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(times) == 0 {
+			return nil
+		}
+		from, first := pos, 0
+		for _, end := range pageEnds(times, limit) {
+			b := times[end]
+			var to filter
+			to.add("hour <= ?", hourOf(b))
+			to.add("time_ns <= ?", b)
+			var recs []sinks.Record
+			err := s.call(ctx, func(ctx context.Context) (err error) {
+				recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, multi, end+1-first)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if len(recs) > 0 {
+				if err := fn(recs); err != nil {
+					return err
+				}
+			}
+			from, first = filter{}, end+1
+			from.add("hour >= ?", hourOf(b))
+			from.add("time_ns > ?", b)
+		}
+		// A short round read the rest; the next one finds what was stored
+		// after it, usually nothing.
+		pos, start = from, &times[len(times)-1]
+	}
+}
+
+// call runs one step of a scan as a call of its own: within the store's
+// timeout, and not in the way of Close while the scan's caller works on
+// what it read.
+func (s *Store) call(ctx context.Context, step func(ctx context.Context) error) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := step(ctx); err != nil {
+		return fmt.Errorf("%s: scan: %w", s.name, err)
+	}
+	return nil
+}
+
+// scanTimes returns the times of the first n rows f matches, ascending,
+// looked for in the hours after start first.
+func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *int64, n int) ([]int64, error) {
+	var times []int64
+	err := probeHours(q, start, func(extra filter) (bool, error) {
+		g := f.and(extra)
+		rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns LIMIT %d", s.n.table, g.where(), n), g.args...)
+		if err != nil {
+			return false, err
+		}
+		defer func() { _ = rows.Close() }()
+		times = times[:0]
+		for rows.Next() {
+			var t int64
+			if err := rows.Scan(&t); err != nil {
+				return false, err
+			}
+			times = append(times, t)
+		}
+		return len(times) == n, rows.Err()
+	})
+	return times, err
+}
+
+// pageEnds cuts sorted times into pages of about limit rows and returns
+// the index of each page's last row. A page ends at an instant's last
+// row, so an instant with more rows than limit makes a longer page.
+func pageEnds(times []int64, limit int) []int {
+	var ends []int
+	for i := 0; i < len(times); {
+		j := min(i+limit, len(times)) - 1
+		for j+1 < len(times) && times[j+1] == times[j] {
+			j++
+		}
+		ends = append(ends, j)
+		i = j + 1
+	}
+	return ends
+}
+
+// multiPosition returns, for the identities of the rows f matches that are
+// recorded at more than one position, the key of their winner: the row
+// with the latest (received, version) of all of the identity's rows. The
+// identity table is searched by a 64-bit hash of the identity; a hash two
+// identities share only brings in rows that are then told apart exactly.
+func (s *Store) multiPosition(ctx context.Context, f filter) (map[identity]rowKey, error) {
+	const h = "cityHash64(source, id, replay)"
+	st := "SELECT source, id, replay, received_ns, version FROM " + s.n.ids + " WHERE " + h + " IN (" +
+		"SELECT h FROM (SELECT " + h + " AS h, type, time_ns FROM " + s.n.ids +
+		" WHERE " + h + " IN (SELECT " + h + " FROM " + s.n.table + f.where() + "))" +
+		" GROUP BY h HAVING uniqExact(type, time_ns) > 1)"
+	rows, err := s.conn.Query(ctx, st, f.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var multi map[identity]rowKey
+	for rows.Next() {
+		var k rowKey
+		if err := rows.Scan(&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version); err != nil {
+			return nil, err
+		}
+		if multi == nil {
+			multi = make(map[identity]rowKey)
+		}
+		if w, ok := multi[k.id]; !ok || later(k, w) {
+			multi[k.id] = k
+		}
+	}
+	return multi, rows.Err()
+}
+
+// later reports whether a wins over b: a later Received, then a higher
+// version.
+func later(a, b rowKey) bool {
+	return a.received > b.received || a.received == b.received && a.version > b.version
+}
+
+// scanPage reads the rows where matches, about expect of them, sorts them
+// in Query's ascending order and keeps each identity's winner. at is where
+// without the filters on a record's own fields; own says there are such
+// filters.
+func (s *Store) scanPage(ctx context.Context, where, at filter, own bool, multi map[identity]rowKey, expect int) ([]sinks.Record, error) {
+	w := where
+	if own {
+		w = where.and(filter{})
+		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.table+at.where()+
+			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY time_ns, type, source, id, replay)", at.args...)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+", time_ns FROM "+s.n.table+w.where(), w.args...)
+	if err != nil {
+		return nil, err
+	}
+	raws, times := make([]rawRow, 0, expect), make([]int64, 0, expect)
+	func() {
+		defer func() { _ = rows.Close() }()
+		rd := newRowReader(true)
+		for rows.Next() {
+			var rr rawRow
+			if rr, err = rd.scan(rows); err != nil {
+				return
+			}
+			raws, times = append(raws, rr), append(times, rd.time)
+		}
+		err = rows.Err()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	order := make([]int32, len(raws))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := &raws[a].k, &raws[b].k
+		if c := cmp.Compare(times[a], times[b]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.id.source, y.id.source); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.id.id, y.id.id); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.id.replay, y.id.replay); c != 0 {
+			return c
+		}
+		// The winner first: the latest Received, then the highest version.
+		if c := cmp.Compare(y.received, x.received); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.version, x.version)
+	})
+	keep := make([]rawRow, 0, len(raws))
+	for n, i := range order {
+		k := raws[i].k
+		if n > 0 {
+			p := order[n-1]
+			if times[p] == times[i] && raws[p].k.id == k.id {
+				continue // a losing row of the same identity and instant, or a copy
+			}
+		}
+		if w, ok := multi[k.id]; ok && (w.received != k.received || w.version != k.version) {
+			continue // the winner is a row at another position
+		}
+		keep = append(keep, raws[i])
+	}
+	recs := make([]sinks.Record, len(keep))
+	return recs, decodeAll(keep, recs)
+}

@@ -1,0 +1,42 @@
+package sinks
+
+import "context"
+
+// Scanner is a Store that reads all of an ascending Query's records faster
+// than paging through Query does, by planning many pages per round trip.
+// Scan calls fn with q's records after q.Cursor in Query's ascending order,
+// about q.PageSize() at a time, and returns once every record was handed
+// over or at fn's first error, which it returns. The records are those
+// paging through Query would return; a record stored while Scan runs may
+// be handed over or not, and may be handed over beside a superseded one
+// (a duplicate, never a loss). A descending q is refused with ErrBadQuery.
+// The ClickHouse store implements it; replays read through it.
+type Scanner interface {
+	Scan(ctx context.Context, q Query, fn func(recs []Record) error) error
+}
+
+// Scan reads q's records as store's Scan does when it is a Scanner, and
+// otherwise by paging through Query.
+func Scan(ctx context.Context, store Store, q Query, fn func(recs []Record) error) error {
+	if q.Desc {
+		return badParam("order", "a scan reads in ascending order")
+	}
+	if s, ok := store.(Scanner); ok {
+		return s.Scan(ctx, q, fn)
+	}
+	for {
+		p, err := store.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(p.Records) > 0 {
+			if err := fn(p.Records); err != nil {
+				return err
+			}
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.Cursor = p.Next
+	}
+}
