@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
@@ -28,37 +29,30 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	}
 	lim := newLimiter(req.Rate, size)
 
+	// The count runs beside the replay from its first batch on, so that
+	// the two do not compete for the store before anything is published. A
+	// job that stops early stops the count, one that finishes waits for it.
+	startCount := func() {}
 	if j.Progress.Total < 0 {
-		// Count beside the replay; a job that stops early stops the count,
-		// one that finishes waits for it.
 		cctx, stopCount := context.WithCancel(ctx)
 		counted := make(chan struct{})
+		var once sync.Once
+		startCount = func() { once.Do(func() { go m.count(cctx, js, counted) }) }
 		defer func() {
 			if err != nil {
 				stopCount()
 			}
+			startCount()
 			<-counted
 			stopCount()
-		}()
-		go func() {
-			defer close(counted)
-			n, err := Count(cctx, m.o.Store, req.Filter)
-			if err != nil {
-				if cctx.Err() == nil {
-					m.o.Logger.Warn("replay job: counting the records failed", "job", j.ID, "err", err)
-				}
-				return
-			}
-			js.mu.Lock()
-			js.job.Progress.Total = n
-			js.mu.Unlock()
 		}()
 	}
 
 	rctx, stop := context.WithCancel(ctx)
-	// Room for a whole store page of batches, so the reader reads the next
-	// page while the publisher sends this one.
-	pages := make(chan page, ReadPage(size)/size)
+	// Room for two store pages of batches, so the reader reads the next
+	// page, or plans the store's next round of pages, while the publisher
+	// sends these.
+	pages := make(chan page, 2*ReadPage(size)/size)
 	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
 	defer func() {
 		stop()
@@ -69,6 +63,7 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	stamp := j.Created.UTC().Format(time.RFC3339Nano)
 	giveUps := 0 // batches in a row whose every event exhausted its retries
 	for p := range pages {
+		startCount()
 		if p.err != nil {
 			return p.err
 		}
@@ -96,6 +91,25 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 		}
 	}
 	return ctx.Err()
+}
+
+// count sets the job's total to the number of records its filter selects,
+// and closes counted when done.
+func (m *Manager) count(ctx context.Context, js *jobState, counted chan<- struct{}) {
+	defer close(counted)
+	js.mu.Lock()
+	id, f := js.job.ID, js.job.Request.Filter
+	js.mu.Unlock()
+	n, err := Count(ctx, m.o.Store, f)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.o.Logger.Warn("replay job: counting the records failed", "job", id, "err", err)
+		}
+		return
+	}
+	js.mu.Lock()
+	js.job.Progress.Total = n
+	js.mu.Unlock()
 }
 
 // batchResult is what became of one batch.

@@ -14,10 +14,11 @@ import (
 //
 //  1. the times of the round's rows, sorted (one Int64 column, a top-N),
 //     which cut the round into pages at instants, never inside one;
-//  2. the identities of the round's rows recorded at more than one
-//     position (another type or time), with all their rows, from the
-//     identity table: only for those is the winner decided away from the
-//     row, and they are rare;
+//  2. the identities of the round's rows recorded at more than one time
+//     (or, under a type filter, position: type and time), with all their
+//     rows, from the identity table: only for those is the winner decided
+//     away from the row, and they are rare (a redrive, a route's verdict
+//     after the ingest's record, a duplicate delivery all keep the time);
 //  3. per page, the page's rows, unsorted: the server reads them by the
 //     primary index and the client sorts them and keeps, of each
 //     identity's rows at one instant, the one with the latest (received,
@@ -25,13 +26,22 @@ import (
 //     When a filter is on a record's own field (subject, route, outcome),
 //     the rows that do not match it are not read, so the page's statement
 //     keeps only rows that are the winner among all of the identity's rows
-//     at the position, matching or not.
+//     at the instant, matching or not.
 //
 // Against Query's rounds (a top-N bound, then a page statement that sorts
 // and checks every row against the identity table) this moves the sort to
 // the client and the identity table lookup to once a round, for the few
 // identities that need it.
 const scanPages = 10
+
+// roundPages is how many pages round (from 0) plans: the first only one,
+// so that the first records come soon, then scanPages.
+func roundPages(round int) int {
+	if round == 0 {
+		return 1
+	}
+	return scanPages
+}
 
 // Scan implements sinks.Scanner.
 func (s *Store) Scan(ctx context.Context, q sinks.Query, fn func(recs []sinks.Record) error) error {
@@ -58,19 +68,19 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, fn func(recs []sinks.Re
 		start = &ns
 	}
 	limit := q.PageSize()
-	for {
+	for round := 0; ; round++ {
 		var (
 			times []int64
 			multi map[identity]rowKey
 		)
 		err := s.call(ctx, func(ctx context.Context) (err error) {
-			if times, err = s.scanTimes(ctx, where.and(pos), q, start, limit*scanPages); err != nil || len(times) == 0 {
+			if times, err = s.scanTimes(ctx, where.and(pos), q, start, limit*roundPages(round), limit); err != nil || len(times) == 0 {
 				return err
 			}
 			var upTo filter
 			upTo.add("hour <= ?", hourOf(times[len(times)-1]))
 			upTo.add("time_ns <= ?", times[len(times)-1])
-			multi, err = s.multiPosition(ctx, where.and(pos).and(upTo))
+			multi, err = s.multiPosition(ctx, where.and(pos).and(upTo), q.Type != "")
 			return err
 		})
 		if err != nil {
@@ -124,8 +134,11 @@ func (s *Store) call(ctx context.Context, step func(ctx context.Context) error) 
 }
 
 // scanTimes returns the times of the first n rows f matches, ascending,
-// looked for in the hours after start first.
-func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *int64, n int) ([]int64, error) {
+// looked for in the hours after start first. When those hours hold at
+// least a page (limit) of rows, the round keeps to them even if they hold
+// fewer than n, rather than reading the time of every row in the rest of
+// the window to find the others.
+func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *int64, n, limit int) ([]int64, error) {
 	var times []int64
 	err := probeHours(q, start, func(extra filter) (bool, error) {
 		g := f.and(extra)
@@ -142,7 +155,7 @@ func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *i
 			}
 			times = append(times, t)
 		}
-		return len(times) == n, rows.Err()
+		return len(times) >= limit, rows.Err()
 	})
 	return times, err
 }
@@ -165,34 +178,59 @@ func pageEnds(times []int64, limit int) []int {
 
 // multiPosition returns, for the identities of the rows f matches that are
 // recorded at more than one position, the key of their winner: the row
-// with the latest (received, version) of all of the identity's rows. The
-// identity table is searched by a 64-bit hash of the identity; a hash two
-// identities share only brings in rows that are then told apart exactly.
-func (s *Store) multiPosition(ctx context.Context, f filter) (map[identity]rowKey, error) {
+// with the latest (received, version) of all of the identity's rows.
+// typed says whether f filters on the type (see positionRows).
+func (s *Store) multiPosition(ctx context.Context, f filter, typed bool) (map[identity]rowKey, error) {
+	rows, err := s.positionRows(ctx, f, typed)
+	if err != nil {
+		return nil, err
+	}
+	var multi map[identity]rowKey
+	for _, r := range rows {
+		if multi == nil {
+			multi = make(map[identity]rowKey)
+		}
+		if w, ok := multi[r.k.id]; !ok || later(r.k, w) {
+			multi[r.k.id] = r.k
+		}
+	}
+	return multi, nil
+}
+
+// positionRows returns every identity table row of the identities of the
+// rows f matches that are recorded at more than one time, or, when typed
+// (f filters on the type), at more than one position (type and time). A
+// filter without a type condition reads all of an identity's rows at one
+// time alike, so the rows of other types at that time are read with it and
+// judged beside it; telling the types apart costs more than the rest of
+// the statement on a server without LowCardinality. The identity table is
+// searched by a 64-bit hash of the identity, so a hash two identities
+// share brings in the other's rows too: callers tell identities apart
+// exactly.
+func (s *Store) positionRows(ctx context.Context, f filter, typed bool) ([]positionRow, error) {
 	const h = "cityHash64(source, id, replay)"
-	st := "SELECT source, id, replay, received_ns, version FROM " + s.n.ids + " WHERE " + h + " IN (" +
-		"SELECT h FROM (SELECT " + h + " AS h, type, time_ns FROM " + s.n.ids +
-		" WHERE " + h + " IN (SELECT " + h + " FROM " + s.n.table + f.where() + "))" +
-		" GROUP BY h HAVING uniqExact(type, time_ns) > 1)"
+	cols, having := "time_ns", "min(time_ns) != max(time_ns)"
+	if typed {
+		cols, having = "type, time_ns", having+" OR min(type) != max(type)"
+	}
+	st := "SELECT source, id, replay, received_ns, version, type, time_ns FROM " + s.n.ids + " WHERE " + h + " IN (" +
+		"SELECT h FROM (SELECT " + h + " AS h, " + cols + " FROM " + s.n.ids +
+		" WHERE h IN (SELECT " + h + " FROM " + s.n.table + f.where() + "))" +
+		" GROUP BY h HAVING " + having + ")"
 	rows, err := s.conn.Query(ctx, st, f.args...)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rows.Close() }()
-	var multi map[identity]rowKey
+	var out []positionRow
 	for rows.Next() {
-		var k rowKey
-		if err := rows.Scan(&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version); err != nil {
+		var r positionRow
+		if err := rows.Scan(&r.k.id.source, &r.k.id.id, &r.k.id.replay, &r.k.received, &r.k.version, &r.typ, &r.timeNs); err != nil {
 			return nil, err
 		}
-		if multi == nil {
-			multi = make(map[identity]rowKey)
-		}
-		if w, ok := multi[k.id]; !ok || later(k, w) {
-			multi[k.id] = k
-		}
+		out = append(out, r)
 	}
-	return multi, rows.Err()
+	return out, rows.Err()
 }
 
 // later reports whether a wins over b: a later Received, then a higher
@@ -210,7 +248,7 @@ func (s *Store) scanPage(ctx context.Context, where, at filter, own bool, multi 
 	if own {
 		w = where.and(filter{})
 		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.table+at.where()+
-			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY time_ns, type, source, id, replay)", at.args...)
+			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY time_ns, source, id, replay)", at.args...)
 	}
 	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+", time_ns FROM "+s.n.table+w.where(), w.args...)
 	if err != nil {

@@ -55,6 +55,59 @@ func testSupersede(t *testing.T, e *env) {
 	}
 }
 
+// testLaterRecordMoves: a later record of an identity at another type, at
+// another time, or at both and then back, is found where the winner is and
+// nowhere else, by every filter and in pages of any size; an earlier one
+// elsewhere changes nothing.
+func testLaterRecordMoves(t *testing.T, e *env) {
+	const src = "urn:test:move"
+	const a, b = "com.example.move.a", "com.example.move.b"
+	at := func(id, typ string, offset, received time.Duration, outcome string) sinks.Record {
+		r := rec(src, id, typ, "", offset)
+		r.Received, r.Outcome = base.Add(received), outcome
+		return r
+	}
+	for _, r := range []sinks.Record{
+		at("still", a, 0, time.Millisecond, sinks.OutcomeAccepted),
+		at("type", a, 0, time.Millisecond, sinks.OutcomeAccepted),
+		at("type", b, 0, time.Minute, sinks.OutcomeDelivered), // same time, another type
+		at("time", a, 0, time.Millisecond, sinks.OutcomeAccepted),
+		at("time", a, time.Second, time.Minute, sinks.OutcomeDelivered), // same type, another time
+		at("back", a, 2*time.Second, time.Millisecond, sinks.OutcomeAccepted),
+		at("back", b, 2*time.Second, time.Minute, sinks.OutcomeFiltered),
+		at("back", a, 2*time.Second, 2*time.Minute, sinks.OutcomeDelivered), // and back again
+		at("stale", a, 3*time.Second, time.Minute, sinks.OutcomeDelivered),
+		at("stale", b, 0, -time.Minute, sinks.OutcomeAccepted), // earlier, elsewhere: loses
+	} {
+		e.append(t, []sinks.Record{r})
+	}
+	k := func(ids ...string) []string {
+		out := []string{}
+		for _, id := range ids {
+			out = append(out, src+"/"+id)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		q    sinks.Query
+		want []string
+	}{
+		{sinks.Query{Source: src, Limit: 2}, k("still", "type", "time", "back", "stale")},
+		{sinks.Query{Source: src, Type: a}, k("still", "time", "back", "stale")},
+		{sinks.Query{Source: src, Type: b}, k("type")},
+		{sinks.Query{Source: src, Type: "com.example.move.", TypePrefix: true, Limit: 1}, k("still", "type", "time", "back", "stale")},
+		{sinks.Query{Source: src, From: base.Add(time.Second)}, k("time", "back", "stale")},
+		{sinks.Query{Source: src, To: base.Add(time.Second)}, k("still", "type")},
+		{sinks.Query{Source: src, Outcome: sinks.OutcomeDelivered}, k("type", "time", "back", "stale")},
+		{sinks.Query{Source: src, Type: a, Outcome: sinks.OutcomeAccepted}, k("still")},
+		{sinks.Query{Source: src, Type: b, Outcome: sinks.OutcomeAccepted}, k()},
+	} {
+		if got := e.all(t, c.q); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: got %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
 // testDuplicatesInOneAppend: within one Append, duplicates of an identity
 // resolve as if appended one after the other: the latest Received wins,
 // and of equal Received the first in the call (or the stored one) stays.

@@ -39,6 +39,7 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"RoundTripBitExact", testRoundTrip},
 		{"DuplicateStoredOnce", testDuplicates},
 		{"LaterReceivedSupersedes", testSupersede},
+		{"LaterRecordMoves", testLaterRecordMoves},
 		{"DuplicatesInOneAppend", testDuplicatesInOneAppend},
 		{"ReplayBesideOriginal", testReplay},
 		{"Filters", testFilters},
