@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unsafe"
@@ -81,9 +82,39 @@ func bytesOf(s string) []byte {
 
 // encoder encodes the events of one publish call. Its arena holds the
 // formatted times of all of them, so a batch costs one allocation for them.
+// It remembers the last source it formatted and the header keys of the
+// extensions it met, which the events of a batch mostly share.
 type encoder struct {
-	mode  Mode
-	arena []byte
+	mode   Mode
+	arena  []byte
+	srcURL url.URL
+	src    string
+	keys   []string // ce_ header keys of extensions, up to maxKeys
+}
+
+// maxKeys bounds an encoder's remembered extension header keys.
+const maxKeys = 16
+
+// source returns ec's source as a string.
+func (en *encoder) source(ec *event.EventContextV1) string {
+	if en.src == "" || ec.Source.URL != en.srcURL {
+		en.srcURL, en.src = ec.Source.URL, ec.Source.String()
+	}
+	return en.src
+}
+
+// extensionKey is extensionKey(name), built once per encoder.
+func (en *encoder) extensionKey(name string) string {
+	for _, k := range en.keys {
+		if len(k) == len(headerPrefix)+len(name) && k[len(headerPrefix):] == name {
+			return k
+		}
+	}
+	k := extensionKey(name)
+	if len(en.keys) < maxKeys {
+		en.keys = append(en.keys, k)
+	}
+	return k
 }
 
 // encode writes e into msg in the encoder's mode. The partitionkey
@@ -117,7 +148,7 @@ func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 	h = append(h,
 		kafkago.Header{Key: keySpecVersion, Value: specVersionV1},
 		kafkago.Header{Key: keyID, Value: bytesOf(ec.ID)},
-		kafkago.Header{Key: keySource, Value: bytesOf(ec.Source.String())},
+		kafkago.Header{Key: keySource, Value: bytesOf(en.source(ec))},
 		kafkago.Header{Key: keyType, Value: bytesOf(ec.Type)},
 	)
 	if ec.Subject != nil {
@@ -136,7 +167,7 @@ func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 		if err != nil {
 			return fmt.Errorf("%w: extension %q: %v", bus.ErrInvalidEvent, name, err)
 		}
-		h = append(h, kafkago.Header{Key: extensionKey(name), Value: bytesOf(s)})
+		h = append(h, kafkago.Header{Key: en.extensionKey(name), Value: bytesOf(s)})
 	}
 	if ec.DataContentType != nil {
 		h = append(h, kafkago.Header{Key: headerContentType, Value: bytesOf(*ec.DataContentType)})

@@ -10,6 +10,7 @@ import (
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // run replays the job's request from its checkpoint, a page at a time in
@@ -133,8 +134,7 @@ func (m *Manager) batch(ctx context.Context, j *Job, recs []sinks.Record, stamp 
 		if req.Redrive {
 			e = e.Clone() // the audit record keeps the event as stored
 		}
-		e.SetExtension(ExtReplay, j.ID)
-		e.SetExtension(ExtReplayTime, stamp)
+		setReplayExtensions(&e, j.ID, stamp)
 		events[i] = e
 	}
 	gave, err := publish(ctx, req.Destination, events, m.o.Retry)
@@ -181,6 +181,23 @@ func (m *Manager) batch(ctx context.Context, j *Job, recs []sinks.Record, stamp 
 		}
 	}
 	return res, nil
+}
+
+// setReplayExtensions marks e as a copy made by replay job id at stamp.
+// Both names are valid extension names and both values strings, so on a
+// CloudEvents 1.0 context they go straight into its extensions, as
+// SetExtension would put them after checking.
+func setReplayExtensions(e *bus.Event, id, stamp string) {
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		e.SetExtension(ExtReplay, id)
+		e.SetExtension(ExtReplayTime, stamp)
+		return
+	}
+	if ec.Extensions == nil {
+		ec.Extensions = make(map[string]any, 2)
+	}
+	ec.Extensions[ExtReplay], ec.Extensions[ExtReplayTime] = id, stamp
 }
 
 // park sends the events given up on to the dead letter with the router's

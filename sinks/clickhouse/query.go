@@ -290,34 +290,41 @@ func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Rec
 	}
 	first := len(page)
 	page = append(page, make([]sinks.Record, len(raws))...)
-	return page, times, decodeAll(raws, page[first:])
+	return page, times, decodeAll(raws, nil, page[first:])
 }
 
 // decodeChunk is the fewest records a decoding goroutine takes.
 const decodeChunk = 512
 
 // decodeAll decodes raws into out (of the same length), in parallel when
-// there are many.
-func decodeAll(raws []rawRow, out []sinks.Record) error {
-	workers := min(runtime.GOMAXPROCS(0), (len(raws)+decodeChunk-1)/decodeChunk)
+// there are many. With pick, out[i] is decoded from raws[pick[i]] instead.
+func decodeAll(raws []rawRow, pick []int32, out []sinks.Record) error {
+	row := func(i int) *rawRow {
+		if pick != nil {
+			return &raws[pick[i]]
+		}
+		return &raws[i]
+	}
+	n := len(out)
+	workers := min(runtime.GOMAXPROCS(0), (n+decodeChunk-1)/decodeChunk)
 	if workers <= 1 {
 		var d attrDecoder
-		for i := range raws {
-			if err := raws[i].decode(&out[i], &d); err != nil {
+		for i := range n {
+			if err := row(i).decode(&out[i], &d); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	per := (len(raws) + workers - 1) / workers
+	per := (n + workers - 1) / workers
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		lo, hi := w*per, min((w+1)*per, len(raws))
+		lo, hi := w*per, min((w+1)*per, n)
 		wg.Go(func() {
 			var d attrDecoder
 			for i := lo; i < hi; i++ {
-				if err := raws[i].decode(&out[i], &d); err != nil {
+				if err := row(i).decode(&out[i], &d); err != nil {
 					errs[w] = err
 					return
 				}

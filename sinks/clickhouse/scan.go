@@ -294,20 +294,20 @@ func (s *Store) scanPage(ctx context.Context, where, at filter, own bool, multi 
 		}
 		return cmp.Compare(y.version, x.version)
 	})
-	keep := make([]rawRow, 0, len(raws))
-	for n, i := range order {
+	keep := order[:0] // the winners, in order, written over the order read
+	prev := int32(-1)
+	for _, i := range order {
+		p := prev
+		prev = i
 		k := raws[i].k
-		if n > 0 {
-			p := order[n-1]
-			if times[p] == times[i] && raws[p].k.id == k.id {
-				continue // a losing row of the same identity and instant, or a copy
-			}
+		if p >= 0 && times[p] == times[i] && raws[p].k.id == k.id {
+			continue // a losing row of the same identity and instant, or a copy
 		}
 		if w, ok := multi[k.id]; ok && (w.received != k.received || w.version != k.version) {
 			continue // the winner is a row at another position
 		}
-		keep = append(keep, raws[i])
+		keep = append(keep, i)
 	}
 	recs := make([]sinks.Record, len(keep))
-	return recs, decodeAll(keep, recs)
+	return recs, decodeAll(raws, keep, recs)
 }
