@@ -10,19 +10,29 @@ import "context"
 // paging through Query would return; a record stored while Scan runs may
 // be handed over or not, and may be handed over beside a superseded one
 // (a duplicate, never a loss). A descending q is refused with ErrBadQuery.
-// The ClickHouse store implements it; replays read through it.
+// o says what of the records the caller needs. The ClickHouse store
+// implements it; replays read through it.
 type Scanner interface {
-	Scan(ctx context.Context, q Query, fn func(recs []Record) error) error
+	Scan(ctx context.Context, q Query, o ScanOptions, fn func(recs []Record) error) error
+}
+
+// ScanOptions say what a scan's caller needs of the records.
+type ScanOptions struct {
+	// EventsOnly: the caller reads only each record's Event, Replay and
+	// Received, so a store may leave Transport, Topic, Partition, Offset,
+	// Route and Outcome unset instead of reading them. A replay that is
+	// not a redrive publishes the events and nothing else.
+	EventsOnly bool
 }
 
 // Scan reads q's records as store's Scan does when it is a Scanner, and
 // otherwise by paging through Query.
-func Scan(ctx context.Context, store Store, q Query, fn func(recs []Record) error) error {
+func Scan(ctx context.Context, store Store, q Query, o ScanOptions, fn func(recs []Record) error) error {
 	if q.Desc {
 		return badParam("order", "a scan reads in ascending order")
 	}
 	if s, ok := store.(Scanner); ok {
-		return s.Scan(ctx, q, fn)
+		return s.Scan(ctx, q, o, fn)
 	}
 	for {
 		p, err := store.Query(ctx, q)

@@ -21,14 +21,15 @@ type page struct {
 }
 
 // read reads the store from cursor (through sinks.Scan, so a
-// sinks.Scanner plans many pages at once) and sends every batch of up to
+// sinks.Scanner plans many pages at once; a redrive, which audits what it
+// delivers, needs whole records, a replay only the events) and sends every batch of up to
 // size records on out, closing it after the last. It reads the store in
 // pages of ReadPage(size) records, and runs up to a page ahead of the
 // publisher.
-func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
+func read(ctx context.Context, store sinks.Store, q sinks.Query, redrive bool, cursor string, size int, out chan<- page) {
 	defer close(out)
 	q.Limit, q.Cursor, q.Desc = ReadPage(size), cursor, false
-	err := sinks.Scan(ctx, store, q, func(recs []sinks.Record) error {
+	err := sinks.Scan(ctx, store, q, sinks.ScanOptions{EventsOnly: !redrive}, func(recs []sinks.Record) error {
 		for lo := 0; lo < len(recs); lo += size {
 			chunk := recs[lo:min(lo+size, len(recs))]
 			// The checkpoint goes past the replays' copies left out, too.

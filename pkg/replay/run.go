@@ -54,7 +54,7 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	// page, or plans the store's next round of pages, while the publisher
 	// sends these.
 	pages := make(chan page, 2*ReadPage(size)/size)
-	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
+	go read(rctx, m.o.Store, req.Filter, req.Redrive, j.Checkpoint, size, pages)
 	defer func() {
 		stop()
 		for range pages { // wait for the reader to leave the store

@@ -277,7 +277,7 @@ func probeHours(q sinks.Query, at *int64, probe func(extra filter) (bool, error)
 func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
 	defer func() { _ = rows.Close() }()
 	var raws []rawRow
-	rd := newRowReader(true)
+	rd := newRowReader(true, false)
 	for rows.Next() {
 		rr, err := rd.scan(rows)
 		if err != nil {
@@ -335,7 +335,12 @@ func decodeAll(raws []rawRow, pick []int32, out []sinks.Record) error {
 	return errors.Join(errs...)
 }
 
-const recordColumns = "source, id, replay, received_ns, version, attrs, data, data_flags, transport, topic, `partition`, `offset`, route, outcome"
+const (
+	recordColumns = eventColumns + ", transport, topic, `partition`, `offset`, route, outcome"
+	// eventColumns are the leading columns of recordColumns that hold the
+	// identity, Received, version and the event.
+	eventColumns = "source, id, replay, received_ns, version, attrs, data, data_flags"
+)
 
 // rowKey tells one row of an identity from the others.
 type rowKey struct {
@@ -353,19 +358,21 @@ type rawRow struct {
 	flags uint8
 }
 
-// rowReader scans rows of recordColumns, and then time_ns if asked to,
-// through one set of destinations.
+// rowReader scans rows of recordColumns (or eventColumns), and then
+// time_ns if asked to, through one set of destinations.
 type rowReader struct {
 	rr         rawRow
 	part, time int64
 	dest       []any
 }
 
-func newRowReader(withTime bool) *rowReader {
+func newRowReader(withTime, eventsOnly bool) *rowReader {
 	r := &rowReader{}
 	k, rec := &r.rr.k, &r.rr.r
-	r.dest = []any{&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &r.rr.attrs, &r.rr.data, &r.rr.flags,
-		&rec.Transport, &rec.Topic, &r.part, &rec.Offset, &rec.Route, &rec.Outcome}
+	r.dest = []any{&k.id.source, &k.id.id, &k.id.replay, &k.received, &k.version, &r.rr.attrs, &r.rr.data, &r.rr.flags}
+	if !eventsOnly {
+		r.dest = append(r.dest, &rec.Transport, &rec.Topic, &r.part, &rec.Offset, &rec.Route, &rec.Outcome)
+	}
 	if withTime {
 		r.dest = append(r.dest, &r.time)
 	}
@@ -432,7 +439,7 @@ func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error
 			defer func() { _ = rows.Close() }()
 			if rows.Next() {
 				var r sinks.Record
-				rr, err := newRowReader(false).scan(rows)
+				rr, err := newRowReader(false, false).scan(rows)
 				if err == nil {
 					err = rr.decode(&r, &attrDecoder{})
 				}

@@ -44,9 +44,9 @@ func roundPages(round int) int {
 }
 
 // Scan implements sinks.Scanner.
-func (s *Store) Scan(ctx context.Context, q sinks.Query, fn func(recs []sinks.Record) error) error {
+func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn func(recs []sinks.Record) error) error {
 	if q.Desc {
-		return sinks.Scan(ctx, s, q, fn) // refused there
+		return sinks.Scan(ctx, s, q, o, fn) // refused there
 	}
 	if err := q.Validate(); err != nil {
 		return err
@@ -97,7 +97,7 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, fn func(recs []sinks.Re
 			to.add("time_ns <= ?", b)
 			var recs []sinks.Record
 			err := s.call(ctx, func(ctx context.Context) (err error) {
-				recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, multi, end+1-first)
+				recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, o.EventsOnly, multi, end+1-first)
 				return err
 			})
 			if err != nil {
@@ -242,22 +242,27 @@ func later(a, b rowKey) bool {
 // scanPage reads the rows where matches, about expect of them, sorts them
 // in Query's ascending order and keeps each identity's winner. at is where
 // without the filters on a record's own fields; own says there are such
-// filters.
-func (s *Store) scanPage(ctx context.Context, where, at filter, own bool, multi map[identity]rowKey, expect int) ([]sinks.Record, error) {
+// filters. eventsOnly reads only the columns of the events (and the
+// identity, Received and version).
+func (s *Store) scanPage(ctx context.Context, where, at filter, own, eventsOnly bool, multi map[identity]rowKey, expect int) ([]sinks.Record, error) {
 	w := where
 	if own {
 		w = where.and(filter{})
 		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.table+at.where()+
 			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY time_ns, source, id, replay)", at.args...)
 	}
-	rows, err := s.conn.Query(ctx, "SELECT "+recordColumns+", time_ns FROM "+s.n.table+w.where(), w.args...)
+	cols := recordColumns
+	if eventsOnly {
+		cols = eventColumns
+	}
+	rows, err := s.conn.Query(ctx, "SELECT "+cols+", time_ns FROM "+s.n.table+w.where(), w.args...)
 	if err != nil {
 		return nil, err
 	}
 	raws, times := make([]rawRow, 0, expect), make([]int64, 0, expect)
 	func() {
 		defer func() { _ = rows.Close() }()
-		rd := newRowReader(true)
+		rd := newRowReader(true, eventsOnly)
 		for rows.Next() {
 			var rr rawRow
 			if rr, err = rd.scan(rows); err != nil {

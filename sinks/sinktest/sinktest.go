@@ -116,20 +116,28 @@ func (e *env) all(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	keys := e.pageAll(t, q)
 	if sc, ok := e.s.(sinks.Scanner); ok && !q.Desc {
-		var paged []string
-		e.page(t, q, func(r *sinks.Record) { paged = append(paged, fingerprint(r)) })
+		var paged, pagedEvents []string
+		e.page(t, q, func(r *sinks.Record) {
+			paged, pagedEvents = append(paged, fingerprint(r, false)), append(pagedEvents, fingerprint(r, true))
+		})
 		for _, limit := range []int{q.Limit, 2} {
-			sq := q
-			sq.Limit = limit
-			var scanned []string
-			err := sc.Scan(e.ctx, sq, func(recs []sinks.Record) error {
-				for i := range recs {
-					scanned = append(scanned, fingerprint(&recs[i]))
+			for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
+				sq := q
+				sq.Limit = limit
+				var scanned []string
+				err := sc.Scan(e.ctx, sq, o, func(recs []sinks.Record) error {
+					for i := range recs {
+						scanned = append(scanned, fingerprint(&recs[i], o.EventsOnly))
+					}
+					return nil
+				})
+				want := paged
+				if o.EventsOnly {
+					want = pagedEvents
 				}
-				return nil
-			})
-			if err != nil || !slices.Equal(scanned, paged) {
-				t.Errorf("Scan(%+v): %v\n%q\npaging found\n%q", sq, err, scanned, paged)
+				if err != nil || !slices.Equal(scanned, want) {
+					t.Errorf("Scan(%+v, %+v): %v\n%q\npaging found\n%q", sq, o, err, scanned, want)
+				}
 			}
 		}
 	}
@@ -180,9 +188,14 @@ func (e *env) page(t *testing.T, q sinks.Query, use func(*sinks.Record)) {
 }
 
 // fingerprint is a record's key with the fields that tell which of an
-// identity's records it is, and its payload.
-func fingerprint(r *sinks.Record) string {
-	return fmt.Sprintf("%s %s %s %s %d %q", key(r), r.Outcome, r.Route, r.Event.Subject(), r.Received.UnixNano(), r.Event.Data())
+// identity's records it is, and its payload; with events, only those a
+// scan for the events keeps.
+func fingerprint(r *sinks.Record, events bool) string {
+	f := fmt.Sprintf("%s %s %d %q", key(r), r.Event.Subject(), r.Received.UnixNano(), r.Event.Data())
+	if events {
+		return f
+	}
+	return fmt.Sprintf("%s %s %s %s %d %d", f, r.Outcome, r.Route, r.Topic, r.Partition, r.Offset)
 }
 
 // key is "source/id", with "@replay" after it for a replayed copy.

@@ -15,15 +15,21 @@
 // timing with exactly the headers and bytes the replay's copies carry
 // (the stored attributes and extensions, the replay extensions, the data
 // as the value). Each round times the replay and then the raw publish,
-// each to a topic of its own created beforehand; the medians of the rounds
-// are printed, with the rate of reading the same store pages as the
-// replay from the store alone (the ceiling the store sets), and last "ratio: X.XX", the
-// replay's events/s divided by the raw publish's.
+// each to a topic of its own created beforehand, and then reads the same
+// store pages as the replay from the store alone (the ceiling the store
+// sets). One warm-up round (-warmup) runs first untimed, so the heap, the
+// server's caches and kfake have grown before anything is measured. Per
+// round the ratio of the replay's events/s to the raw publish's is
+// printed: the two run back to back, so a round's pair shares the
+// machine's state, which on a shared two-core machine drifts from one
+// second to the next. The medians of the rounds and the ratio of the
+// medians follow, and last "ratio: X.XX", the median of the rounds'
+// ratios.
 //
 // Usage:
 //
 //	go run ./cmd/bench-replay [-store clickhouse|sqlite] [-events 100000]
-//	    [-size 256] [-keys 100] [-rounds 3] [-page 1000] [-cpuprofile file]
+//	    [-size 256] [-keys 100] [-rounds 5] [-warmup 1] [-page 1000] [-cpuprofile file]
 package main
 
 import (
@@ -58,7 +64,8 @@ func main() {
 	events := flag.Int("events", 100000, "events stored and replayed per round")
 	size := flag.Int("size", 256, "bytes of JSON data per event")
 	keys := flag.Int("keys", 100, "partition keys the events spread over")
-	rounds := flag.Int("rounds", 3, "measured rounds; each runs the replay, then the raw publish")
+	rounds := flag.Int("rounds", 5, "measured rounds; each runs the replay, then the raw publish, then the store read alone")
+	warmup := flag.Int("warmup", 1, "untimed rounds before the measured ones")
 	page := flag.Int("page", 1000, "events the replay reads and publishes at once (the daemon's AUDITBUS_REPLAY_BATCH_SIZE), and the raw side's call size")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -73,17 +80,17 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*store, *events, *size, *keys, *rounds, *page); err != nil {
+	if err := run(*store, *events, *size, *keys, *rounds, *warmup, *page); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-replay:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(storeName string, n, size, keys, rounds, page int) error {
+func run(storeName string, n, size, keys, rounds, warmup, page int) error {
 	switch {
-	case n <= 0 || size < 16 || keys <= 0 || rounds <= 0:
-		return errors.New("-events, -keys and -rounds must be positive and -size at least 16")
+	case n <= 0 || size < 16 || keys <= 0 || rounds <= 0 || warmup < 0:
+		return errors.New("-events, -keys and -rounds must be positive, -warmup not negative and -size at least 16")
 	case page <= 0 || page > sinks.MaxLimit:
 		return fmt.Errorf("-page %d: want 1 to %d", page, sinks.MaxLimit)
 	}
@@ -97,8 +104,8 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 			fmt.Fprintln(os.Stderr, "bench-replay: clean up:", err)
 		}
 	}()
-	fmt.Printf("bench-replay: %d events of %d data bytes over %d keys, from %s, pages of %d; kfake in-process, 1 broker, %d partitions; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
-		n, size, keys, store, page, partitions, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Printf("bench-replay: %d events of %d data bytes over %d keys, from %s, pages of %d; kfake in-process, 1 broker, %d partitions; %d rounds after %d warm-up; GOMAXPROCS=%d %s/%s %s\n",
+		n, size, keys, store, page, partitions, rounds, warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 
 	loadStart := time.Now()
 	if err := load(ctx, store, n, size, keys); err != nil {
@@ -146,15 +153,15 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 	// Every round's topics exist before the first: a producer that cached
 	// the cluster's metadata would not see a topic created later at once.
 	var topics []string
-	for r := 1; r <= rounds; r++ {
-		topics = append(topics, fmt.Sprintf("replay-%d", r), fmt.Sprintf("raw-%d", r))
+	for r := 1 - warmup; r <= rounds; r++ {
+		topics = append(topics, fmt.Sprintf("replay-%d", r+warmup), fmt.Sprintf("raw-%d", r+warmup))
 	}
 	if err := createTopics(ctx, admin, topics...); err != nil {
 		return err
 	}
-	var ours, theirs, reads []float64
-	for r := 1; r <= rounds; r++ {
-		replayTopic, rawTopic := fmt.Sprintf("replay-%d", r), fmt.Sprintf("raw-%d", r)
+	var ours, theirs, reads, ratios []float64
+	for r := 1 - warmup; r <= rounds; r++ {
+		replayTopic, rawTopic := fmt.Sprintf("replay-%d", r+warmup), fmt.Sprintf("raw-%d", r+warmup)
 		start := time.Now()
 		j, err := m.Start(ctx, replay.Request{Destination: replay.TopicTarget("kafka", tr, replayTopic)})
 		if err != nil {
@@ -164,10 +171,10 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 			return err
 		}
 		took := time.Since(start)
-		if j.State != replay.Done || j.Progress.Done != int64(n) {
-			return fmt.Errorf("round %d: the replay ended %s with %d of %d events done: %s", r, j.State, j.Progress.Done, n, j.Error)
+		if j.State != replay.Done || j.Progress.Done != int64(n) || j.Progress.Total != int64(n) {
+			return fmt.Errorf("round %d: the replay ended %s with %d of %d events done (total %d): %s", r, j.State, j.Progress.Done, n, j.Progress.Total, j.Error)
 		}
-		ours = append(ours, float64(n)/took.Seconds())
+		replayRate := float64(n) / took.Seconds()
 
 		// The raw side's messages carry what this round's copies carry.
 		msgs, err := rawMessages(stored, rawTopic, j)
@@ -180,26 +187,44 @@ func run(storeName string, n, size, keys, rounds, page int) error {
 				return fmt.Errorf("raw kafka-go publish: %w", err)
 			}
 		}
-		theirs = append(theirs, float64(n)/time.Since(start).Seconds())
+		rawRate := float64(n) / time.Since(start).Seconds()
 		// The ceiling the store sets: reading the replay's store pages,
 		// nothing else.
 		start = time.Now()
 		if got, err := readPages(ctx, store, replay.ReadPage(page), nil); err != nil || got != n {
 			return fmt.Errorf("read the store in pages of %d: %d events, %v", replay.ReadPage(page), got, err)
 		}
-		reads = append(reads, float64(n)/time.Since(start).Seconds())
-		fmt.Printf("round %d: replay %.0f events/s (%.2fs), raw kafka-go publish %.0f events/s, store read alone %.0f events/s\n",
-			r, ours[r-1], took.Seconds(), theirs[r-1], reads[r-1])
+		readRate := float64(n) / time.Since(start).Seconds()
+		// kfake keeps every message in memory: dropping the round's topics
+		// keeps the heap, and with it the collector's work, the same from
+		// round to round.
+		if err := deleteTopics(ctx, admin, replayTopic, rawTopic); err != nil {
+			return err
+		}
+		if r <= 0 {
+			fmt.Printf("warm-up: replay %.0f events/s (%.2fs), raw kafka-go publish %.0f events/s, store read alone %.0f events/s\n",
+				replayRate, took.Seconds(), rawRate, readRate)
+			continue
+		}
+		ours, theirs, reads = append(ours, replayRate), append(theirs, rawRate), append(reads, readRate)
+		ratios = append(ratios, replayRate/rawRate)
+		fmt.Printf("round %d: replay %.0f events/s (%.2fs), raw kafka-go publish %.0f events/s, ratio %.2f; store read alone %.0f events/s\n",
+			r, replayRate, took.Seconds(), rawRate, replayRate/rawRate, readRate)
 	}
-	slices.Sort(ours)
-	slices.Sort(theirs)
-	a, b := ours[len(ours)/2], theirs[len(theirs)/2]
+	a, b := median(ours), median(theirs)
 	fmt.Printf("replay from %s: %.0f events/s (median)\n", storeName, a)
 	fmt.Printf("raw kafka-go publish: %.0f events/s (median)\n", b)
-	slices.Sort(reads)
-	fmt.Printf("%s read alone, pages of %d: %.0f events/s (median)\n", storeName, replay.ReadPage(page), reads[len(reads)/2])
-	fmt.Printf("ratio: %.2f\n", a/b)
+	fmt.Printf("%s read alone, pages of %d: %.0f events/s (median)\n", storeName, replay.ReadPage(page), median(reads))
+	fmt.Printf("ratio of the medians: %.2f\n", a/b)
+	fmt.Printf("ratio: %.2f\n", median(ratios))
 	return nil
+}
+
+// median returns the median of xs (the lower middle one of an even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
 }
 
 // openStore opens the store to replay from, in a table (ClickHouse) or
@@ -282,7 +307,7 @@ func readAll(ctx context.Context, store sinks.Store) ([]bus.Event, error) {
 // counts them.
 func readPages(ctx context.Context, store sinks.Store, page int, use func(*sinks.Record)) (int, error) {
 	n := 0
-	err := sinks.Scan(ctx, store, sinks.Query{Limit: page}, func(recs []sinks.Record) error {
+	err := sinks.Scan(ctx, store, sinks.Query{Limit: page}, sinks.ScanOptions{EventsOnly: true}, func(recs []sinks.Record) error {
 		n += len(recs)
 		if use != nil {
 			for i := range recs {
@@ -325,6 +350,20 @@ func rawMessages(events []bus.Event, topic string, j replay.Job) ([]kafkago.Mess
 		out[i] = kafkago.Message{Topic: topic, Key: []byte(key), Headers: h, Value: e.Data()}
 	}
 	return out, nil
+}
+
+// deleteTopics deletes a round's topics once it is measured.
+func deleteTopics(ctx context.Context, c *kafkago.Client, topics ...string) error {
+	resp, err := c.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("delete topics %v: %w", topics, err)
+	}
+	for t, err := range resp.Errors {
+		if err != nil {
+			return fmt.Errorf("delete topic %q: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // createTopics creates the round's topics before anything is timed.
