@@ -81,15 +81,17 @@ func bytesOf(s string) []byte {
 }
 
 // encoder encodes the events of one publish call. Its arena holds the
-// formatted times of all of them, so a batch costs one allocation for them.
+// formatted times of all of them, and headers their headers, so a batch
+// costs one allocation for each (none when a pooled encoder has room).
 // It remembers the last source it formatted and the header keys of the
 // extensions it met, which the events of a batch mostly share.
 type encoder struct {
-	mode   Mode
-	arena  []byte
-	srcURL url.URL
-	src    string
-	keys   []string // ce_ header keys of extensions, up to maxKeys
+	mode    Mode
+	arena   []byte
+	headers []kafkago.Header // room for the messages' headers, carved per message
+	srcURL  url.URL
+	src     string
+	keys    []string // ce_ header keys of extensions, up to maxKeys
 }
 
 // maxKeys bounds an encoder's remembered extension header keys.
@@ -143,7 +145,12 @@ func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 	}
 	h := msg.Headers[:0]
 	if n := 8 + len(ec.Extensions); cap(h) < n {
-		h = make([]kafkago.Header, 0, n)
+		l := len(en.headers)
+		if cap(en.headers)-l < n {
+			// Messages already encoded keep the old room.
+			en.headers, l = make([]kafkago.Header, 0, max(n, 2*cap(en.headers))), 0
+		}
+		h, en.headers = en.headers[l:l:l+n], en.headers[:l+n]
 	}
 	h = append(h,
 		kafkago.Header{Key: keySpecVersion, Value: specVersionV1},

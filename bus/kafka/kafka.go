@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,8 @@ type Transport struct {
 	client *kafkago.Client
 	dialer *kafkago.Dialer
 
-	topics sync.Map // topics known to exist
+	topics sync.Map  // topics known to exist
+	bufs   sync.Pool // *publishBuf of earlier calls, for the next
 	closed atomic.Bool
 
 	mu   sync.Mutex
@@ -88,8 +90,13 @@ func (t *Transport) Publish(ctx context.Context, topic string, events []bus.Even
 	if err := t.ensureTopic(ctx, topic); err != nil {
 		return fmt.Errorf("auditbus: kafka publish to %q: %w", topic, err)
 	}
-	msgs := make([]kafkago.Message, len(events))
-	en := encoder{mode: t.cfg.Mode, arena: make([]byte, 0, 36*len(events))}
+	b, _ := t.bufs.Get().(*publishBuf)
+	if b == nil {
+		b = &publishBuf{}
+	}
+	msgs := b.messages(len(events))
+	en := &b.en
+	en.mode = t.cfg.Mode
 	for i := range events {
 		msgs[i].Topic = topic
 		if err := en.encode(&events[i], &msgs[i]); err != nil {
@@ -97,9 +104,46 @@ func (t *Transport) Publish(ctx context.Context, topic string, events []bus.Even
 		}
 	}
 	if err := t.w.WriteMessages(ctx, msgs...); err != nil {
+		// kafka-go may still hold the messages of a call it gave up on
+		// (a cancelled context), so they are not reused.
 		return t.publishError(topic, events, msgs, err)
 	}
+	b.reset()
+	t.bufs.Put(b)
 	return nil
+}
+
+// publishBuf holds what a Publish call encodes into: its messages, and in
+// its encoder their headers and formatted times. kafka-go is done with them
+// once a synchronous WriteMessages returned without error, so the next
+// call reuses them.
+type publishBuf struct {
+	msgs []kafkago.Message
+	en   encoder
+}
+
+// messages returns n empty messages, and makes room for their headers
+// and times as most events need.
+func (b *publishBuf) messages(n int) []kafkago.Message {
+	if cap(b.msgs) < n {
+		b.msgs = make([]kafkago.Message, n)
+	}
+	if want := 36 * n; cap(b.en.arena) < want {
+		b.en.arena = make([]byte, 0, want)
+	}
+	if want := 11 * n; cap(b.en.headers) < want {
+		b.en.headers = make([]kafkago.Header, 0, want)
+	}
+	return b.msgs[:n]
+}
+
+// reset drops what the last call's messages referred to (the events' data
+// and strings), so a pooled buffer keeps nothing of them alive.
+func (b *publishBuf) reset() {
+	clear(b.msgs)
+	clear(b.en.headers[:cap(b.en.headers)])
+	b.en.headers, b.en.arena = b.en.headers[:0], b.en.arena[:0]
+	b.en.src, b.en.srcURL = "", url.URL{}
 }
 
 // publishError names the first event Kafka refused and why.
