@@ -22,7 +22,9 @@
 // alone. A materialized view copies every row's identity, Received, version
 // and position into <table>_ids, ordered by identity, and every read asks
 // it which row of an identity wins (latest Received, then first stored);
-// see Query. The view writes only after the events row is written, so an
+// see Query. Scan (sinks.Scanner, which replays read through) asks it once
+// for many pages, and only about the identities recorded at more than one
+// time; rows of an identity at one instant are told apart in the client. The view writes only after the events row is written, so an
 // append that fails half-way leaves nothing visible, and retrying it is
 // safe. Superseded rows stay on disk, invisible, until their day partition
 // expires.
