@@ -274,17 +274,43 @@ func testPagingWhileAppending(t *testing.T, e *env) {
 			}
 		}
 	})
-	for _, desc := range []bool{false, true} {
+	// Every way of reading the whole query runs while the late records
+	// land.
+	type read struct {
+		name string
+		keys func() []string
+	}
+	q := sinks.Query{Limit: 500, Type: "com.example.page"}
+	reads := []read{
+		{"asc", func() []string { return e.pageAll(t, q) }},
+		{"desc", func() []string { d := q; d.Desc = true; return e.pageAll(t, d) }},
+	}
+	if sc, ok := e.s.(sinks.Scanner); ok {
+		for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
+			reads = append(reads, read{fmt.Sprintf("scan %+v", o), func() []string {
+				var ks []string
+				err := sc.Scan(e.ctx, q, o, func(recs []sinks.Record) error {
+					ks = append(ks, keys(recs)...)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("Scan: %v", err)
+				}
+				return ks
+			}})
+		}
+	}
+	for _, r := range reads {
 		seen := make(map[string]bool, stored+late)
-		for _, k := range e.pageAll(t, sinks.Query{Limit: 500, Desc: desc, Type: "com.example.page"}) {
+		for _, k := range r.keys() {
 			if seen[k] {
-				t.Fatalf("desc=%v: %s returned twice", desc, k)
+				t.Fatalf("%s: %s returned twice", r.name, k)
 			}
 			seen[k] = true
 		}
 		for i := range recs {
 			if !seen[key(&recs[i])] {
-				t.Fatalf("desc=%v: %s missing", desc, key(&recs[i]))
+				t.Fatalf("%s: %s missing", r.name, key(&recs[i]))
 			}
 		}
 	}
