@@ -115,28 +115,31 @@ func (e *env) append(t *testing.T, recs []sinks.Record) {
 func (e *env) all(t *testing.T, q sinks.Query) []string {
 	t.Helper()
 	keys := e.pageAll(t, q)
-	if sc, ok := e.s.(sinks.Scanner); ok && !q.Desc {
-		var paged, pagedEvents []string
+	if sc, ok := e.s.(sinks.Scanner); ok && !q.Desc && q.Cursor == "" {
+		var paged, pagedEvents, cursors []string
 		e.page(t, q, func(r *sinks.Record) {
 			paged, pagedEvents = append(paged, fingerprint(r, false)), append(pagedEvents, fingerprint(r, true))
+			cursors = append(cursors, sinks.CursorAfter(r, false))
 		})
-		for _, limit := range []int{q.Limit, 2} {
-			for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
-				sq := q
-				sq.Limit = limit
-				var scanned []string
-				err := sc.Scan(e.ctx, sq, o, func(recs []sinks.Record) error {
-					for i := range recs {
-						scanned = append(scanned, fingerprint(&recs[i], o.EventsOnly))
+		// From the start, and from after the first and the middle record
+		// (where a replay resumes from its checkpoint).
+		from := map[int]bool{-1: true}
+		if len(paged) > 1 {
+			from[0], from[len(paged)/2] = true, true
+		}
+		for after := range from {
+			for _, limit := range []int{q.Limit, 2} {
+				for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
+					sq := q
+					sq.Limit = limit
+					want := paged
+					if o.EventsOnly {
+						want = pagedEvents
 					}
-					return nil
-				})
-				want := paged
-				if o.EventsOnly {
-					want = pagedEvents
-				}
-				if err != nil || !slices.Equal(scanned, want) {
-					t.Errorf("Scan(%+v, %+v): %v\n%q\npaging found\n%q", sq, o, err, scanned, want)
+					if after >= 0 {
+						sq.Cursor, want = cursors[after], want[after+1:]
+					}
+					e.scanMatches(t, sc, sq, o, want)
 				}
 			}
 		}
@@ -156,6 +159,22 @@ func (e *env) all(t *testing.T, q sinks.Query) []string {
 		t.Errorf("CountOriginals(%+v) = %d, %v; paging found %d originals", q, n, err, originals)
 	}
 	return keys
+}
+
+// scanMatches fails unless sc's Scan of q hands over want, as
+// fingerprints.
+func (e *env) scanMatches(t *testing.T, sc sinks.Scanner, q sinks.Query, o sinks.ScanOptions, want []string) {
+	t.Helper()
+	var scanned []string
+	err := sc.Scan(e.ctx, q, o, func(recs []sinks.Record) error {
+		for i := range recs {
+			scanned = append(scanned, fingerprint(&recs[i], o.EventsOnly))
+		}
+		return nil
+	})
+	if err != nil || !slices.Equal(scanned, want) {
+		t.Errorf("Scan(%+v, %+v): %v\n%q\npaging found\n%q", q, o, err, scanned, want)
+	}
 }
 
 // pageAll pages through q and returns every record's key.
