@@ -36,19 +36,7 @@ func TestReplayFilteredSubset(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want %d", n, err, len(want))
 	}
 
-	t.Run("kafka", func(t *testing.T) {
-		brokers := newCluster(t)
-		tr := newKafka(t, brokers)
-		m := newManager(t, store, replay.Options{})
-		j, err := m.Start(context.Background(), replay.Request{Filter: filter,
-			Destination: replay.TopicTarget("kafka", tr, "replayed"), Name: "subset to kafka"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		j = wait(t, m, j.ID, 2*time.Minute)
-		checkDone(t, j, len(want))
-		checkArrived(t, j.ID, want, consumeKafka(t, brokers, "replayed", len(want), time.Minute))
-	})
+	t.Run("kafka", func(t *testing.T) { replayToKafka(t, store, replay.Options{}, filter, want) })
 
 	t.Run("amqp", func(t *testing.T) {
 		tr := newAMQP(t)
@@ -65,6 +53,23 @@ func TestReplayFilteredSubset(t *testing.T) {
 		distinct(t, got, len(want), time.Minute)
 		checkArrived(t, j.ID, want, got.all())
 	})
+}
+
+// replayToKafka replays filter from store to a topic of a new kfake
+// cluster and checks that want arrived, as checkArrived does.
+func replayToKafka(t *testing.T, store sinks.Store, o replay.Options, filter sinks.Query, want map[string]sinks.Record) {
+	t.Helper()
+	brokers := newCluster(t)
+	tr := newKafka(t, brokers)
+	m := newManager(t, store, o)
+	j, err := m.Start(context.Background(), replay.Request{Filter: filter,
+		Destination: replay.TopicTarget("kafka", tr, "replayed"), Name: "subset to kafka"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = wait(t, m, j.ID, 2*time.Minute)
+	checkDone(t, j, len(want))
+	checkArrived(t, j.ID, want, consumeKafka(t, brokers, "replayed", len(want), time.Minute))
 }
 
 func checkDone(t *testing.T, j replay.Job, n int) {
