@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
+	"time"
 
 	"github.com/auditbus/auditbus/sinks"
 )
@@ -53,9 +55,10 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 	}
 	at, where := positionFilter(q), queryFilter(q)
 	own := q.Subject != "" || q.Route != "" || q.Outcome != ""
-	// pos is where the round starts; start its time, when known.
+	// pos is where the round starts; start its time, when known; after the
+	// time the scan is past, once it is past one.
 	var pos filter
-	var start *int64
+	var start, after *int64
 	switch {
 	case q.Cursor != "":
 		c, _ := sinks.DecodeCursor(q.Cursor, false) // checked by Validate
@@ -70,12 +73,24 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 	limit := q.PageSize()
 	for round := 0; ; round++ {
 		var (
-			times []int64
-			multi map[identity]rowKey
+			times   []int64
+			multi   map[identity]rowKey
+			full    bool  // the round read as many times as it asked for
+			instant int64 // then, the last one
 		)
+		n := limit * roundPages(round)
 		err := s.call(ctx, func(ctx context.Context) (err error) {
-			if times, err = s.scanTimes(ctx, where.and(pos), q, start, limit*roundPages(round), limit); err != nil || len(times) == 0 {
+			if times, err = s.scanTimes(ctx, where.and(pos), q, start, n, limit); err != nil || len(times) == 0 {
 				return err
+			}
+			if full = len(times) == n; full {
+				// The last instant may go on past what was read: it starts
+				// the next round, unless it is all there is.
+				instant = times[len(times)-1]
+				times = times[:sort.Search(len(times), func(i int) bool { return times[i] >= instant })]
+				if len(times) == 0 {
+					return nil
+				}
 			}
 			var upTo filter
 			upTo.add("hour <= ?", hourOf(times[len(times)-1]))
@@ -87,34 +102,87 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 			return err
 		}
 		if len(times) == 0 {
-			return nil
+			if !full {
+				return nil
+			}
+			// One instant fills the round: Query pages through it.
+			if err := s.scanByQuery(ctx, q, after, instant, limit, fn); err != nil {
+				return err
+			}
+			after = &instant
+			pos = filter{}
+			pos.add("hour >= ?", hourOf(instant))
+			pos.add("time_ns > ?", instant)
+			start = &instant
+			continue
 		}
 		from, first := pos, 0
 		for _, end := range pageEnds(times, limit) {
 			b := times[end]
-			var to filter
-			to.add("hour <= ?", hourOf(b))
-			to.add("time_ns <= ?", b)
-			var recs []sinks.Record
-			err := s.call(ctx, func(ctx context.Context) (err error) {
-				recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, o.EventsOnly, multi, end+1-first)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if len(recs) > 0 {
-				if err := fn(recs); err != nil {
+			if end+1-first > 2*limit {
+				// An instant holds more rows than a page (and maybe more than
+				// the round saw): Query pages through it within the instant,
+				// so no read holds more than a page.
+				if err := s.scanByQuery(ctx, q, after, b, limit, fn); err != nil {
 					return err
 				}
+			} else {
+				var to filter
+				to.add("hour <= ?", hourOf(b))
+				to.add("time_ns <= ?", b)
+				var recs []sinks.Record
+				err := s.call(ctx, func(ctx context.Context) (err error) {
+					recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, o.EventsOnly, multi, end+1-first)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if len(recs) > 0 {
+					if err := fn(recs); err != nil {
+						return err
+					}
+				}
 			}
+			after = &times[end]
 			from, first = filter{}, end+1
 			from.add("hour >= ?", hourOf(b))
 			from.add("time_ns > ?", b)
 		}
-		// A short round read the rest; the next one finds what was stored
-		// after it, usually nothing.
+		// The next round starts after this one's last instant; after a
+		// short round it finds what was stored since, usually nothing.
 		pos, start = from, &times[len(times)-1]
+	}
+}
+
+// scanByQuery hands over q's records after the time after (or, when after
+// is nil, from q's cursor or start) up to and including the instant b,
+// paging through Query in pages of limit.
+func (s *Store) scanByQuery(ctx context.Context, q sinks.Query, after *int64, b int64, limit int, fn func(recs []sinks.Record) error) error {
+	q.Limit = limit
+	if to := time.Unix(0, b+1).UTC(); q.To.IsZero() || q.To.After(to) {
+		q.To = to
+	}
+	if after != nil {
+		q.Cursor = ""
+		if from := time.Unix(0, *after+1).UTC(); q.From.Before(from) {
+			q.From = from
+		}
+	}
+	for {
+		p, err := s.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(p.Records) > 0 {
+			if err := fn(p.Records); err != nil {
+				return err
+			}
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.Cursor = p.Next
 	}
 }
 

@@ -325,6 +325,37 @@ func testPagingWhileAppending(t *testing.T, e *env) {
 	}
 }
 
+// testManyAtOneInstant: an instant with many more records than a page
+// (one superseded by a later record) pages in order, with every page
+// size, between records before and after it.
+func testManyAtOneInstant(t *testing.T, e *env) {
+	const src, typ = "urn:test:instant", "com.example.instant"
+	var recs []sinks.Record
+	var want []string
+	for i := range 3 {
+		recs = append(recs, rec(src, fmt.Sprintf("a-%d", i), typ, "", time.Duration(i)*time.Millisecond))
+	}
+	for i := range 40 {
+		recs = append(recs, rec(src, fmt.Sprintf("b-%02d", i), typ, "", 5*time.Millisecond))
+	}
+	for i := range 3 {
+		recs = append(recs, rec(src, fmt.Sprintf("c-%d", i), typ, "", time.Duration(10+i)*time.Millisecond))
+	}
+	for i := range recs {
+		want = append(want, key(&recs[i]))
+	}
+	e.append(t, recs)
+	e.append(t, []sinks.Record{variant(recs[10], time.Minute, sinks.OutcomeDelivered)})
+	for _, limit := range []int{0, 7} { // and 2, as every e.all scans
+		if got := e.all(t, sinks.Query{Source: src, Limit: limit}); !slices.Equal(got, want) {
+			t.Errorf("limit %d: got %v, want %v", limit, got, want)
+		}
+	}
+	if got := e.all(t, sinks.Query{Source: src, Outcome: sinks.OutcomeDelivered}); !slices.Equal(got, want[10:11]) {
+		t.Errorf("outcome delivered: got %v, want %v", got, want[10:11])
+	}
+}
+
 func testGet(t *testing.T, e *env) {
 	recs := many("urn:get", 20, "t")
 	e.append(t, recs)

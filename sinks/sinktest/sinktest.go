@@ -40,6 +40,7 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"DuplicateStoredOnce", testDuplicates},
 		{"LaterReceivedSupersedes", testSupersede},
 		{"LaterRecordMoves", testLaterRecordMoves},
+		{"ManyAtOneInstant", testManyAtOneInstant},
 		{"DuplicatesInOneAppend", testDuplicatesInOneAppend},
 		{"ReplayBesideOriginal", testReplay},
 		{"Filters", testFilters},
