@@ -34,6 +34,13 @@ func Scan(ctx context.Context, store Store, q Query, o ScanOptions, fn func(recs
 	if s, ok := store.(Scanner); ok {
 		return s.Scan(ctx, q, o, fn)
 	}
+	return PageAll(ctx, store, q, fn)
+}
+
+// PageAll pages through q with store's Query from q.Cursor on and hands
+// each non-empty page's records to fn, until the last page or fn's first
+// error.
+func PageAll(ctx context.Context, store Store, q Query, fn func(recs []Record) error) error {
 	for {
 		p, err := store.Query(ctx, q)
 		if err != nil {

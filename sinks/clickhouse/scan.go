@@ -169,21 +169,7 @@ func (s *Store) scanByQuery(ctx context.Context, q sinks.Query, after *int64, b 
 			q.From = from
 		}
 	}
-	for {
-		p, err := s.Query(ctx, q)
-		if err != nil {
-			return err
-		}
-		if len(p.Records) > 0 {
-			if err := fn(p.Records); err != nil {
-				return err
-			}
-		}
-		if p.Next == "" {
-			return nil
-		}
-		q.Cursor = p.Next
-	}
+	return sinks.PageAll(ctx, s, q, fn)
 }
 
 // call runs one step of a scan as a call of its own: within the store's
