@@ -182,7 +182,7 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
-		if page, times, err = scanPage(rows, page, times); err != nil {
+		if page, times, err = appendPage(rows, page, times); err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
 		if !bounded {
@@ -271,26 +271,31 @@ func probeHours(q sinks.Query, at *int64, probe func(extra filter) (bool, error)
 	return err
 }
 
-// scanPage appends the records of rows of recordColumns and time_ns to
+// appendPage appends the records of rows of recordColumns and time_ns to
 // page, and their times to times. A large page's events are decoded from
 // their stored JSON by several goroutines once the rows are read.
-func scanPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
-	defer func() { _ = rows.Close() }()
-	var raws []rawRow
-	rd := newRowReader(true, false)
-	for rows.Next() {
-		rr, err := rd.scan(rows)
-		if err != nil {
-			return page, times, err
-		}
-		raws, times = append(raws, rr), append(times, rd.time)
-	}
-	if err := rows.Err(); err != nil {
+func appendPage(rows driver.Rows, page []sinks.Record, times []int64) ([]sinks.Record, []int64, error) {
+	raws, times, err := readRows(rows, newRowReader(true, false), nil, times)
+	if err != nil {
 		return page, times, err
 	}
 	first := len(page)
 	page = append(page, make([]sinks.Record, len(raws))...)
 	return page, times, decodeAll(raws, nil, page[first:])
+}
+
+// readRows appends every row of rows, read through rd (which reads
+// time_ns), to raws and its time to times, and closes rows.
+func readRows(rows driver.Rows, rd *rowReader, raws []rawRow, times []int64) ([]rawRow, []int64, error) {
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		rr, err := rd.scan(rows)
+		if err != nil {
+			return raws, times, err
+		}
+		raws, times = append(raws, rr), append(times, rd.time)
+	}
+	return raws, times, rows.Err()
 }
 
 // decodeChunk is the fewest records a decoding goroutine takes.

@@ -313,19 +313,7 @@ func (s *Store) scanPage(ctx context.Context, where, at filter, own, eventsOnly 
 	if err != nil {
 		return nil, err
 	}
-	raws, times := make([]rawRow, 0, expect), make([]int64, 0, expect)
-	func() {
-		defer func() { _ = rows.Close() }()
-		rd := newRowReader(true, eventsOnly)
-		for rows.Next() {
-			var rr rawRow
-			if rr, err = rd.scan(rows); err != nil {
-				return
-			}
-			raws, times = append(raws, rr), append(times, rd.time)
-		}
-		err = rows.Err()
-	}()
+	raws, times, err := readRows(rows, newRowReader(true, eventsOnly), make([]rawRow, 0, expect), make([]int64, 0, expect))
 	if err != nil {
 		return nil, err
 	}
