@@ -15,10 +15,10 @@ const (
 	// about SQLite's own default of 1,000 pages.
 	checkpointBytes = 4 << 20
 	// restartFrames is the log size, in frames, past which a checkpoint
-	// also waits for the writer so that the log starts over. A PASSIVE
-	// checkpoint never blocks the writer, but a writer that never pauses
-	// would then never see a fully copied log, and the file would grow
-	// without bound.
+	// that copied the whole log also waits for the writer so that the log
+	// starts over. A PASSIVE checkpoint never blocks the writer, but a
+	// writer that never pauses would then never see a fully copied log,
+	// and the file would grow without bound.
 	restartFrames = 16384
 	// behindBytes is how far appends may run ahead of the last finished
 	// checkpoint (about restartFrames pages) before an Append waits for
@@ -43,7 +43,6 @@ type checkpointer struct {
 
 	pending int          // bytes appended since the last kick; the writer's, under Store.wmu
 	ahead   atomic.Int64 // bytes appended since the last finished checkpoint began
-	frames  int          // log size in frames at the last checkpoint; the goroutine's
 
 	mu   sync.Mutex
 	done chan struct{} // closed when the checkpoint in progress or next ends
@@ -115,13 +114,30 @@ func (c *checkpointer) run() {
 }
 
 func (c *checkpointer) checkpoint() {
-	mode := "PASSIVE"
-	if c.frames >= c.restart {
-		mode = "RESTART"
-	}
 	// What is appended from here on may not be in this checkpoint.
 	began := c.ahead.Load()
-	var busy, log, copied int64
+	log, ok := c.pragma("PASSIVE")
+	if !ok {
+		return
+	}
+	if log >= int64(c.restart) {
+		// The log is copied but long. Start it over now, not at the next
+		// kick: a writer that never pauses keeps adding to it meanwhile.
+		// RESTART copies what was appended since, waits for the writer's
+		// transaction and for readers still in the log, and holds new
+		// writers only while it runs.
+		if _, ok := c.pragma("RESTART"); !ok {
+			return
+		}
+	}
+	c.ahead.Add(-began)
+}
+
+// pragma runs one wal_checkpoint in mode and reports the log's size in
+// frames and whether every frame was copied. Anything short of that only
+// delays the copy: a later checkpoint copies what this one did not.
+func (c *checkpointer) pragma(mode string) (log int64, ok bool) {
+	var busy, copied int64
 	err := c.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &copied)
 	switch {
 	case errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn):
@@ -130,20 +146,14 @@ func (c *checkpointer) checkpoint() {
 		if conn, err := c.db.Conn(context.Background()); err == nil {
 			c.conn = conn
 		}
-		return
-	case err != nil: // a later checkpoint copies what this one did not
-		return
-	case busy != 0 || copied < log:
-		// Another connection was checkpointing, or readers still use
-		// frames this one could not copy: try again at the next kick.
-		c.frames = int(log)
-		return
-	case mode == "RESTART":
-		c.frames = 0 // the next commit starts the log over
-	default:
-		c.frames = int(log)
+		return 0, false
+	case err != nil:
+		return 0, false
 	}
-	c.ahead.Add(-began)
+	// busy: another connection was checkpointing, or (RESTART) readers
+	// stayed in the log; copied < log: readers still use frames this one
+	// could not copy.
+	return log, busy == 0 && copied >= log
 }
 
 // stop ends the goroutine after the checkpoint in progress, if any.

@@ -22,7 +22,7 @@ func TestCheckpointsKeepTheLogBounded(t *testing.T) {
 	}
 	defer s.Close()
 	// Small thresholds: a checkpoint every 64 KiB appended, a restart past
-	// 64 frames (256 KiB of 4 KiB pages), appends held 512 KiB ahead.
+	// 64 frames (256 KiB of 4 KiB pages), appends held 256 KiB ahead.
 	s.wmu.Lock()
 	s.ckpt.stop()
 	conn, err := s.db.Conn(ctx)
@@ -30,7 +30,7 @@ func TestCheckpointsKeepTheLogBounded(t *testing.T) {
 		s.wmu.Unlock()
 		t.Fatal(err)
 	}
-	s.ckpt = startCheckpointer(s.db, conn, 64<<10, 64, 512<<10)
+	s.ckpt = startCheckpointer(s.db, conn, 64<<10, 64, 256<<10)
 	s.wmu.Unlock()
 
 	data := make([]byte, 1024)
