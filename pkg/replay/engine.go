@@ -20,12 +20,12 @@ type page struct {
 	err  error
 }
 
-// read reads the store from cursor (through sinks.Scan, so a
-// sinks.Scanner plans many pages at once; a redrive, which audits what it
-// delivers, needs whole records, a replay only the events) and sends every batch of up to
-// size records on out, closing it after the last. It reads the store in
-// pages of ReadPage(size) records, and runs up to a page ahead of the
-// publisher.
+// read reads the store from cursor through sinks.Scan (a sinks.Scanner
+// plans many pages at once) and sends every batch of up to size records
+// on out, closing it after the last. It reads the store in pages of
+// ReadPage(size) records and runs as far ahead of the publisher as out has
+// room for. A redrive, which audits what it delivers, reads whole records;
+// a replay only the events.
 func read(ctx context.Context, store sinks.Store, q sinks.Query, redrive bool, cursor string, size int, out chan<- page) {
 	defer close(out)
 	q.Limit, q.Cursor, q.Desc = ReadPage(size), cursor, false
