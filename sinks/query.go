@@ -16,9 +16,11 @@ const (
 	MaxLimit     = 10000
 )
 
-// Query selects records. Zero fields do not filter.
+// Query selects event versions. Zero fields do not filter.
 type Query struct {
-	// From is inclusive, To exclusive; a zero time leaves that side open.
+	// From is inclusive, To exclusive, on the version's indexed time (the
+	// event's time attribute, or when it was first recorded); a zero time
+	// leaves that side open.
 	From, To time.Time
 	// Type matches the event type exactly, or as a prefix with TypePrefix.
 	Type       string
@@ -26,9 +28,22 @@ type Query struct {
 	Source     string
 	Subject    string
 	ID         string
-	// Route and Outcome match the record's fields exactly.
-	Route   string
-	Outcome string
+	// Route, Destination, Kind, ReceivedFrom and ReceivedTo select the
+	// versions that have at least one entry matching all of those that
+	// are set: Route, Destination and Kind exactly, the entry's Time in
+	// [ReceivedFrom, ReceivedTo).
+	Route        string
+	Destination  string
+	Kind         string
+	ReceivedFrom time.Time
+	ReceivedTo   time.Time
+	// Redrivable (with Kind KindDeadLettered) keeps only the dead-letter
+	// entries that no delivered entry of the same route and destination
+	// follows: the versions a redrive still has to deliver.
+	Redrivable bool
+	// NoTrail leaves Item.Trail empty, for callers that need the events
+	// only.
+	NoTrail bool
 	// Limit is the page size: 0 means DefaultLimit; at most MaxLimit.
 	Limit int
 	// Desc orders newest first.
@@ -39,6 +54,15 @@ type Query struct {
 
 // Validate reports the first bad parameter, wrapping ErrBadQuery.
 func (q Query) Validate() error {
+	if q.Kind != "" && !ValidKind(q.Kind) {
+		return badParam("outcome", fmt.Sprintf("%q is not one of %s", q.Kind, strings.Join(Kinds, ", ")))
+	}
+	if q.Redrivable && q.Kind != KindDeadLettered {
+		return badParam("outcome", "a redrive selects "+KindDeadLettered+" entries")
+	}
+	if !q.ReceivedFrom.IsZero() && !q.ReceivedTo.IsZero() && !q.ReceivedTo.After(q.ReceivedFrom) {
+		return badParam("received_to", "must be after received_from")
+	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
 		return badParam("limit", fmt.Sprintf("%d is outside 0..%d", q.Limit, MaxLimit))
 	}
@@ -61,14 +85,14 @@ func (q Query) PageSize() int {
 	return q.Limit
 }
 
-// Cursor is the position after the last record of a page: the sort key
-// (time, source, id, replay) of that record. A key rather than an offset keeps
-// paging stable while records are appended.
+// Cursor is the position after the last item of a page: the sort key
+// (time, source, id, digest) of that item. A key rather than an offset keeps
+// paging stable while versions are appended.
 type Cursor struct {
 	TimeNs int64
 	Source string
 	ID     string
-	Replay string
+	Digest Digest
 	// Desc records the direction the cursor was made for, so it cannot be
 	// replayed against the other order.
 	Desc bool
@@ -78,19 +102,23 @@ type cursorWire struct {
 	T int64  `json:"t"`
 	S string `json:"s"`
 	I string `json:"i"`
-	R string `json:"r,omitempty"`
+	H string `json:"h,omitempty"`
 	D bool   `json:"d,omitempty"`
 }
 
 // Encode returns the opaque cursor string.
 func (c Cursor) Encode() string {
-	b, _ := json.Marshal(cursorWire{c.TimeNs, c.Source, c.ID, c.Replay, c.Desc})
+	var h string
+	if !c.Digest.IsZero() {
+		h = c.Digest.String()
+	}
+	b, _ := json.Marshal(cursorWire{c.TimeNs, c.Source, c.ID, h, c.Desc})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// CursorAfter is the cursor that continues after r in the given order.
-func CursorAfter(r *Record, desc bool) string {
-	return Cursor{TimeNs: r.Time().UnixNano(), Source: r.Event.Source(), ID: r.Event.ID(), Replay: r.Replay, Desc: desc}.Encode()
+// CursorAfter is the cursor that continues after it in the given order.
+func CursorAfter(it *Item, desc bool) string {
+	return Cursor{TimeNs: it.Time.UnixNano(), Source: it.Event.Source(), ID: it.Event.ID(), Digest: it.Digest, Desc: desc}.Encode()
 }
 
 // DecodeCursor parses s, which must have been made for the same order.
@@ -106,18 +134,27 @@ func DecodeCursor(s string, desc bool) (Cursor, error) {
 	if w.D != desc {
 		return Cursor{}, badParam("cursor", "issued for the other order")
 	}
-	return Cursor{TimeNs: w.T, Source: w.S, ID: w.I, Replay: w.R, Desc: w.D}, nil
+	c := Cursor{TimeNs: w.T, Source: w.S, ID: w.I, Desc: w.D}
+	if w.H != "" {
+		if c.Digest, err = ParseDigest(w.H); err != nil {
+			return Cursor{}, badParam("cursor", "not a cursor this store issued")
+		}
+	}
+	return c, nil
 }
 
 // queryParams are the parameters ParseQuery accepts.
 var queryParams = map[string]bool{
 	"from": true, "to": true, "type": true, "source": true, "subject": true,
-	"id": true, "route": true, "outcome": true, "limit": true, "order": true, "cursor": true,
+	"id": true, "route": true, "destination": true, "outcome": true, "received_from": true,
+	"received_to": true, "limit": true, "order": true, "cursor": true,
 }
 
 // ParseQuery reads a Query from URL parameters, as the audit query endpoint
-// receives them: from and to (RFC 3339), type (a trailing "*" makes it a
-// prefix), source, subject, id, route, outcome, limit, order (asc or desc) and cursor. An
+// receives them: from and to (RFC 3339, the event's time), type (a
+// trailing "*" makes it a prefix), source, subject, id, route, destination,
+// outcome (an entry kind), received_from and received_to (RFC 3339, the
+// entries' recorded time), limit, order (asc or desc) and cursor. An
 // unknown, repeated or malformed parameter is an error wrapping ErrBadQuery
 // that names it.
 func ParseQuery(v url.Values) (Query, error) {
@@ -142,7 +179,13 @@ func ParseQuery(v url.Values) (Query, error) {
 		q.Type, q.TypePrefix = t, true
 	}
 	q.Source, q.Subject, q.ID = v.Get("source"), v.Get("subject"), v.Get("id")
-	q.Route, q.Outcome = v.Get("route"), v.Get("outcome")
+	q.Route, q.Destination, q.Kind = v.Get("route"), v.Get("destination"), v.Get("outcome")
+	if q.ReceivedFrom, err = parseTime(v, "received_from"); err != nil {
+		return Query{}, err
+	}
+	if q.ReceivedTo, err = parseTime(v, "received_to"); err != nil {
+		return Query{}, err
+	}
 	if s := v.Get("limit"); s != "" {
 		if q.Limit, err = strconv.Atoi(s); err != nil {
 			return Query{}, badParam("limit", fmt.Sprintf("%q is not an integer", s))

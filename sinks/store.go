@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // Sentinel errors every Store and the Writer return, wrapped with context.
 var (
-	// ErrNotFound: Get found no record with that (source, id).
-	ErrNotFound = errors.New("sinks: record not found")
+	// ErrNotFound: Get found no version with that (source, id).
+	ErrNotFound = errors.New("sinks: event not found")
 	// ErrBadQuery: a query parameter is invalid; the message names it.
 	ErrBadQuery = errors.New("sinks: bad query")
 	// ErrClosed: the store or writer was used after Close.
@@ -23,68 +21,14 @@ var (
 	ErrUnavailable = errors.New("sinks: store unavailable")
 )
 
-// Record is one audited event plus where it was seen.
-type Record struct {
-	// Event is the whole CloudEvent; stores keep every attribute, every
-	// extension and the data bytes exactly.
-	Event event.Event
-	// Transport names the bus driver the event came through ("kafka", "amqp",
-	// "mem", "http").
-	Transport string
-	// Topic is the topic, queue or path the event was read from.
-	Topic string
-	// Partition and Offset locate the event in its source; Offset holds the
-	// delivery tag for transports without offsets.
-	Partition int
-	Offset    int64
-	// Route is the name of the route that handled the event, if any.
-	Route string
-	// Outcome says what became of the event: one of the Outcome constants,
-	// or "" when the writer of the record does not know.
-	Outcome string
-	// Replay is the id of the replay job that published this copy of the
-	// event again, or "" for the original. It is part of the record's
-	// identity (source, id, replay), so a replayed copy is audited beside
-	// the original instead of overwriting it or being dropped as a duplicate.
-	Replay string
-	// Received is when auditbus took the event from its source.
-	Received time.Time
-}
-
-// Outcomes a record can carry.
-const (
-	// OutcomeDelivered: every destination of the route accepted the event.
-	OutcomeDelivered = "delivered"
-	// OutcomeDeadLettered: at least one destination gave up on the event and
-	// it was parked in the route's dead-letter destination.
-	OutcomeDeadLettered = "deadlettered"
-	// OutcomeFiltered: the route's filter did not match; nothing was sent.
-	OutcomeFiltered = "filtered"
-	// OutcomeAccepted: the event was taken in (HTTP ingest) and handed to a
-	// transport with no route involved.
-	OutcomeAccepted = "accepted"
-	// OutcomePoison: the message was not a valid CloudEvent; the record keeps
-	// what could be read of it and it went to dead letter.
-	OutcomePoison = "poison"
-)
-
-// Time is the instant a record is indexed under: the event's time, or
-// Received when the event has none, so every record sorts somewhere.
-func (r *Record) Time() time.Time {
-	if t := r.Event.Time(); !t.IsZero() {
-		return t
-	}
-	return r.Received
-}
-
 // Page is one page of query results.
 type Page struct {
-	Records []Record
+	Items []Item
 	// Next is the cursor of the following page, or "" on the last page.
 	Next string
 }
 
-// Count is the number of records of one type in one time bucket.
+// Count is the number of event versions of one type in one time bucket.
 type Count struct {
 	// Start is the bucket's first instant; the bucket is [Start, Start+Bucket).
 	Start time.Time
@@ -92,7 +36,8 @@ type Count struct {
 	N     int64
 }
 
-// CountQuery asks for record counts per bucket and type in [From, To).
+// CountQuery asks for version counts per bucket and type in [From, To)
+// of the versions' indexed time (Item.Time).
 type CountQuery struct {
 	From, To time.Time
 	// Bucket is the bucket width; buckets start at From.
@@ -117,36 +62,51 @@ func (q CountQuery) Validate() error {
 	return nil
 }
 
-// Store keeps audit records. Implementations are safe for concurrent use.
+// Store is the audit ledger: event versions, stored once each, and the
+// entries of what happened to them, appended and never changed.
+// Implementations are safe for concurrent use.
 type Store interface {
-	// Append stores recs and returns only once they are durable. A record's
-	// identity is (source, id, replay); the store keeps one record per
-	// identity. When an identity is already stored, the record with the
-	// later Received wins (ties keep the stored one), so retrying a failed
-	// Append is safe and an outcome recorded later (a route's verdict after
-	// the ingest's "accepted", a redrive's "delivered" after
-	// "deadlettered") supersedes the earlier one. Within one call, the same
-	// rule applies between duplicates.
-	Append(ctx context.Context, recs []Record) error
-	// Query returns one page of records matching q, ordered by
-	// (time, source, id) in q's direction. Paging with Page.Next neither skips
-	// nor repeats records that were stored before the first page, however
-	// many records are appended meanwhile.
+	// Append stores recs and returns only once they are durable. Each
+	// record's version (source, id, digest) is stored once: a version
+	// already stored is left as it is, and a new version of a (source, id)
+	// stored before with other content is kept beside it, marked as a
+	// conflict and listed in the result. Each entry is appended to the
+	// store's log with the next Seq unless an entry with the same Key is
+	// already stored or came earlier in recs (a duplicate, counted in the
+	// result). So retrying an Append, whole or after part of it was
+	// stored, stores nothing twice and leaves no hole in the log.
+	Append(ctx context.Context, recs []Record) (AppendResult, error)
+	// Query returns one page of versions matching q, ordered by (time,
+	// source, id, digest) in q's direction, each with its whole trail
+	// unless q.NoTrail. Paging with Page.Next neither skips nor repeats
+	// versions that were stored before the first page, however many are
+	// appended meanwhile.
 	Query(ctx context.Context, q Query) (Page, error)
-	// Get returns the original record (Replay "") with this source and id,
-	// or an error wrapping ErrNotFound.
-	Get(ctx context.Context, source, id string) (Record, error)
-	// Counts returns the non-zero counts per bucket and type, ordered by
-	// bucket start then type.
+	// Get returns every version of the event (source, id), in the order
+	// they were first stored, each with its trail, or an error wrapping
+	// ErrNotFound.
+	Get(ctx context.Context, source, id string) ([]Item, error)
+	// Counts returns the non-zero version counts per bucket and type,
+	// ordered by bucket start then type.
 	Counts(ctx context.Context, q CountQuery) ([]Count, error)
+	// Logs lists the logs of the ledger with their sizes, by name.
+	Logs(ctx context.Context) ([]LogInfo, error)
+	// Entries returns up to limit (at most MaxLimit) entries of log with
+	// Seq greater than afterSeq, in Seq order; ErrNoLog when the store has
+	// no entry in that log.
+	Entries(ctx context.Context, log string, afterSeq uint64, limit int) ([]Entry, error)
+	// Retain removes every version and entry stored on a day (UTC) that
+	// ends before cutoff, whole days only. It is the only way anything is
+	// ever removed, and returns the number of days removed.
+	Retain(ctx context.Context, cutoff time.Time) (int, error)
 	// Close releases the store; later calls fail with ErrClosed.
 	Close() error
 }
 
-// OriginalsCounter is a Store that counts the original records (Replay "")
-// matching a Query's filters, one per identity, without paging through
-// them; a Query's cursor, limit and order do not change the count. Both
-// stores of this module implement it; replays use it for their totals.
-type OriginalsCounter interface {
-	CountOriginals(ctx context.Context, q Query) (int64, error)
+// VersionCounter is a Store that counts the versions matching a Query's
+// filters without paging through them; a Query's cursor, limit and order
+// do not change the count. Both stores of this module implement it;
+// replays use it for their totals.
+type VersionCounter interface {
+	CountVersions(ctx context.Context, q Query) (int64, error)
 }

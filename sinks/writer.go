@@ -47,6 +47,9 @@ type Metrics interface {
 	Flushed(rows int, took time.Duration, err error)
 	// Queued reports the records held in memory after a change.
 	Queued(n int)
+	// Appended reports what a successful Append did: new versions and
+	// entries, duplicate entries left out, and conflicting versions.
+	Appended(r AppendResult)
 }
 
 // batch is the unit of flushing; every Write that put records into it waits
@@ -271,17 +274,22 @@ func (w *Writer) run() {
 }
 
 // flush appends recs, retrying with exponential backoff and jitter.
-// Retrying is safe because Append is idempotent on (source, id).
+// Retrying is safe because Append stores a version once and an entry
+// once per Key.
 func (w *Writer) flush(recs []Record) error {
 	delay := w.o.Backoff
 	var err error
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		err = w.store.Append(context.Background(), recs)
+		var res AppendResult
+		res, err = w.store.Append(context.Background(), recs)
 		if w.o.Metrics != nil {
 			w.o.Metrics.Flushed(len(recs), time.Since(start), err)
 		}
 		if err == nil {
+			if w.o.Metrics != nil {
+				w.o.Metrics.Appended(res)
+			}
 			return nil
 		}
 		if attempt >= w.o.Retries {
