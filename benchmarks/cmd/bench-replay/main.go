@@ -283,8 +283,8 @@ func load(ctx context.Context, store sinks.Store, n, size, keys int) error {
 			e.SetTime(base.Add(time.Duration(i) * time.Millisecond))
 			e.SetExtension(bus.ExtPartitionKey, fmt.Sprintf("key-%03d", i%keys))
 			_ = e.SetData(event.ApplicationJSON, []byte(fmt.Sprintf(`{"n":%8d,"p":"%s"}`, i, pad)))
-			recs[k] = sinks.Record{Event: e, Transport: "kafka", Topic: "orders", Partition: i % partitions, Offset: int64(i),
-				Outcome: sinks.OutcomeAccepted, Received: e.Time().Add(time.Millisecond)}
+			recs[k] = sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Time: e.Time().Add(time.Millisecond),
+				Transport: "kafka", Topic: "orders", Partition: i % partitions, Offset: int64(i), Principal: "kafka:orders"}}}
 		}
 		if err := w.Write(ctx, recs); err != nil {
 			return errors.Join(fmt.Errorf("store events: %w", err), w.Close())
@@ -296,22 +296,22 @@ func load(ctx context.Context, store sinks.Store, n, size, keys int) error {
 // readAll reads every stored event back, in the store's order.
 func readAll(ctx context.Context, store sinks.Store) ([]bus.Event, error) {
 	var out []bus.Event
-	if _, err := readPages(ctx, store, sinks.MaxLimit, func(r *sinks.Record) { out = append(out, r.Event) }); err != nil {
+	if _, err := readPages(ctx, store, sinks.MaxLimit, func(it *sinks.Item) { out = append(out, it.Event) }); err != nil {
 		return nil, fmt.Errorf("read the stored events: %w", err)
 	}
 	return out, nil
 }
 
-// readPages reads every record as a replay reads them, in store pages of
-// page records through sinks.Scan, hands each to use (if not nil), and
+// readPages reads every version as a replay reads them, in store pages of
+// page items through sinks.Scan, hands each to use (if not nil), and
 // counts them.
-func readPages(ctx context.Context, store sinks.Store, page int, use func(*sinks.Record)) (int, error) {
+func readPages(ctx context.Context, store sinks.Store, page int, use func(*sinks.Item)) (int, error) {
 	n := 0
-	err := sinks.Scan(ctx, store, sinks.Query{Limit: page}, sinks.ScanOptions{EventsOnly: true}, func(recs []sinks.Record) error {
-		n += len(recs)
+	err := sinks.Scan(ctx, store, sinks.Query{Limit: page}, sinks.ScanOptions{EventsOnly: true}, func(items []sinks.Item) error {
+		n += len(items)
 		if use != nil {
-			for i := range recs {
-				use(&recs[i])
+			for i := range items {
+				use(&items[i])
 			}
 		}
 		return nil

@@ -2,9 +2,10 @@
 // part. In one process, on the same events, it runs:
 //
 //	(a) a mem → mem route fanning out to 3 mem destinations, audit off;
-//	(b) the audit writer alone appending the same events to a fresh
-//	    embedded (SQLite) store, with as many concurrent writers as the
-//	    route has concurrent batches;
+//	(b) the audit writer alone appending the same versions and entries
+//	    (received, and delivered for each of the 3 destinations) to a
+//	    fresh embedded (SQLite) store, with as many concurrent writers as
+//	    the route has concurrent batches;
 //	(c) the same route with the audit writer on a fresh SQLite store.
 //
 // A run ends when every destination has every event and, with audit on,
@@ -118,7 +119,8 @@ func makeEvents(n, size int) []bus.Event {
 	return evs
 }
 
-// counting is an Auditor that counts the records made durable.
+// counting is an Auditor that counts the records made durable: one per
+// event the route handled.
 type counting struct {
 	w *sinks.Writer
 	n atomic.Int64
@@ -215,7 +217,13 @@ func writerRun(evs []bus.Event, batch int) (float64, error) {
 	received := time.Now()
 	recs := make([]sinks.Record, len(evs))
 	for i := range evs {
-		recs[i] = sinks.Record{Event: evs[i], Transport: "mem", Topic: "in", Route: "bench", Outcome: sinks.OutcomeDelivered, Received: received}
+		recs[i] = sinks.Record{Event: evs[i], Entries: []sinks.Entry{
+			{Kind: sinks.KindReceived, Time: received, Transport: "mem", Topic: "in", Partition: i % concurrency, Offset: int64(i),
+				Principal: "mem:in", Route: "bench"},
+			{Kind: sinks.KindDelivered, Time: received, Route: "bench", Destination: "mem:d1", Attempts: 1},
+			{Kind: sinks.KindDelivered, Time: received, Route: "bench", Destination: "mem:d2", Attempts: 1},
+			{Kind: sinks.KindDelivered, Time: received, Route: "bench", Destination: "mem:d3", Attempts: 1},
+		}}
 	}
 	runtime.GC()
 	var next atomic.Int64
