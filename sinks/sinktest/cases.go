@@ -1,15 +1,11 @@
 package sinktest
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +14,30 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 )
 
+// Cases on versions: what a store keeps of an event, once per content,
+// and every version of an identity.
+
 // roundTripRecords cover binary data, JSON data whose exact bytes (spacing,
-// key order) must survive, and every extension type CloudEvents has.
+// key order) must survive, every extension type CloudEvents has, no data
+// apart from empty data, base64 JSON data, an event without a time, one
+// of spec version 0.3, and entries with every field set.
 func roundTripRecords() []sinks.Record {
+	const src = "urn:test:rt"
 	bin := make([]byte, 512)
 	for i := range bin {
 		bin[i] = byte(i)
 	}
-	b := rec("urn:test:rt", "bin", "com.example.binary", "subj/1", 0)
+	b := rec(src, "bin", "com.example.binary", "subj/1", 0)
 	b.Event.SetDataContentType("application/octet-stream")
 	b.Event.DataEncoded = bin
 	b.Event.SetDataSchema("https://example.com/schema/1")
+	b.Entries[0] = sinks.Entry{Kind: sinks.KindReceived, Time: base.Add(time.Millisecond + 7), Transport: "http",
+		Request: "req-7f3a", Principal: "svc-orders"}
 
-	j := rec("urn:test:rt", "json", "com.example.json", "", time.Second)
-	j.Event.SetDataContentType(event.ApplicationJSON)
+	j := rec(src, "json", "com.example.json", "", time.Second)
 	j.Event.DataEncoded = []byte("{ \"z\": 1,\n  \"a\" : [1.50, \"\\u00e9\"] }")
 
-	x := rec("urn:test:rt", "ext", "com.example.ext", "", 2*time.Second)
+	x := rec(src, "ext", "com.example.ext", "", 2*time.Second)
 	x.Event.SetExtension("str", "text with ünïcode")
 	x.Event.SetExtension("num", int32(-42))
 	x.Event.SetExtension("flag", true)
@@ -42,329 +45,181 @@ func roundTripRecords() []sinks.Record {
 	x.Event.SetExtension("uri", types.URI{URL: url.URL{Scheme: "https", Host: "example.com", Path: "/x"}})
 	x.Event.SetExtension("when", time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC))
 	x.Event.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-	x.Partition, x.Offset, x.Topic, x.Transport, x.Route = 7, 1<<40, "orders.v1", "kafka", "orders-to-billing"
-	x.Outcome = sinks.OutcomeDeadLettered
-	b.Outcome, j.Outcome = sinks.OutcomeDelivered, sinks.OutcomeAccepted
+	x.Entries = append(x.Entries,
+		sinks.Entry{Kind: sinks.KindReceived, Time: base.Add(2*time.Second + 2*time.Millisecond), Transport: "kafka",
+			Topic: "orders.v1", Partition: 7, Offset: 1 << 40, Principal: "kafka:orders.v1", Route: "orders-to-billing"},
+		sinks.Entry{Kind: sinks.KindDeadLettered, Time: base.Add(2*time.Second + 3*time.Millisecond), Route: "orders-to-billing",
+			Destination: "billing", Attempts: 5, Error: "billing: 503 Service Unavailable"},
+		sinks.Entry{Kind: sinks.KindReplayed, Time: base.Add(2*time.Second + 4*time.Millisecond), Route: "orders-to-billing",
+			Destination: "billing", Replay: "01a20238-03fb-78e4-93b6-995ebb237fb0"},
+		sinks.Entry{Kind: sinks.KindDelivered, Time: base.Add(2*time.Second + 4*time.Millisecond), Route: "orders-to-billing",
+			Destination: "billing", Attempts: 1, Replay: "01a20238-03fb-78e4-93b6-995ebb237fb0"},
+	)
 
-	nodata := rec("urn:test:rt", "nodata", "com.example.empty", "", 3*time.Second)
+	nodata := rec(src, "nodata", "com.example.empty", "", 3*time.Second)
 	nodata.Event.DataEncoded = nil
 	nodata.Event.SetDataContentType("")
 	// Data that is there but empty is not the same as none.
-	empty := rec("urn:test:rt", "emptydata", "com.example.empty", "", 4*time.Second)
+	empty := rec(src, "emptydata", "com.example.empty", "", 4*time.Second)
 	empty.Event.SetDataContentType("application/octet-stream")
 	empty.Event.DataEncoded = []byte{}
-	return []sinks.Record{b, j, x, nodata, empty}
-}
 
-// sameRecord fails unless got holds exactly what want holds.
-func sameRecord(t *testing.T, want, got *sinks.Record) {
-	t.Helper()
-	if !bytes.Equal(want.Event.Data(), got.Event.Data()) || (want.Event.Data() == nil) != (got.Event.Data() == nil) {
-		t.Errorf("%s: data\n got %q (nil %v)\nwant %q (nil %v)", key(want), got.Event.Data(), got.Event.Data() == nil, want.Event.Data(), want.Event.Data() == nil)
-	}
-	// Extension maps marshal in no fixed order, so compare decoded JSON.
-	var wm, gm map[string]any
-	wb, err1 := json.Marshal(want.Event)
-	gb, err2 := json.Marshal(got.Event)
-	if err1 != nil || err2 != nil || json.Unmarshal(wb, &wm) != nil || json.Unmarshal(gb, &gm) != nil {
-		t.Fatalf("%s: marshal: %v %v", key(want), err1, err2)
-	}
-	if !reflect.DeepEqual(wm, gm) {
-		t.Errorf("%s: event\n got %s\nwant %s", key(want), gb, wb)
-	}
-	if got.Transport != want.Transport || got.Topic != want.Topic || got.Partition != want.Partition ||
-		got.Offset != want.Offset || got.Route != want.Route || !got.Received.Equal(want.Received) ||
-		got.Outcome != want.Outcome || got.Replay != want.Replay {
-		t.Errorf("%s: where seen: got %s/%s/%d/%d/%s/%v/%q/%q, want %s/%s/%d/%d/%s/%v/%q/%q", key(want),
-			got.Transport, got.Topic, got.Partition, got.Offset, got.Route, got.Received, got.Outcome, got.Replay,
-			want.Transport, want.Topic, want.Partition, want.Offset, want.Route, want.Received, want.Outcome, want.Replay)
-	}
+	b64 := rec(src, "base64", "com.example.json", "", 5*time.Second)
+	b64.Event.DataBase64 = true
+
+	// Without a time attribute the version is indexed at its first entry.
+	untimed := rec(src, "untimed", "com.example.untimed", "", 6*time.Second)
+	untimed.Event.SetTime(time.Time{})
+
+	v03 := rec(src, "v03", "com.example.v03", "s", 7*time.Second)
+	v03.Event.SetSpecVersion(event.CloudEventsVersionV03)
+	v03.Event.SetExtension("partitionkey", "k-1")
+
+	poison := rec(src, "poison", "auditbus.poison", "", 8*time.Second)
+	poison.Event.SetDataContentType("application/octet-stream")
+	poison.Event.DataEncoded = []byte("\xff\xfenot an event")
+	poison.Entries[0] = sinks.Entry{Kind: sinks.KindPoison, Time: base.Add(8*time.Second + 1), Transport: "amqp",
+		Topic: "orders", Offset: 12, Principal: "amqp:orders", Route: "orders", Error: "no ce-specversion header"}
+	return []sinks.Record{b, j, x, nodata, empty, b64, untimed, v03, poison}
 }
 
 func testRoundTrip(t *testing.T, e *env) {
-	want := roundTripRecords()
-	e.append(t, want)
-	for i := range want {
-		got, err := e.s.Get(e.ctx, want[i].Event.Source(), want[i].Event.ID())
-		if err != nil {
-			t.Fatalf("Get %s: %v", key(&want[i]), err)
+	recs := roundTripRecords()
+	e.append(t, recs)
+	for _, r := range recs {
+		e.checkGet(t, r.Event.Source(), r.Event.ID())
+	}
+	if ks := e.all(t, sinks.Query{Source: "urn:test:rt"}); len(ks) != len(recs) {
+		t.Errorf("Query: %d items, want %d", len(ks), len(recs))
+	}
+	e.all(t, sinks.Query{Source: "urn:test:rt", NoTrail: true, Limit: 4})
+	untimed := e.get(t, "urn:test:rt", "untimed")
+	if want := base.Add(6*time.Second + time.Millisecond); !untimed[0].Time.Equal(want) {
+		t.Errorf("an event without time is indexed at %v, want its first entry's time %v", untimed[0].Time, want)
+	}
+	// Whether JSON data was carried as base64 is not part of the version:
+	// the other form is the same version, which keeps its first form.
+	for _, id := range []string{"json", "base64"} {
+		i := slices.IndexFunc(recs, func(r sinks.Record) bool { return r.Event.ID() == id })
+		again := with(recs[i], hop(sinks.KindDelivered, "r", "d", 9*time.Second))
+		again.Event.DataBase64 = !again.Event.DataBase64
+		if res := e.append(t, []sinks.Record{again}); res.Versions != 0 {
+			t.Errorf("%s with the other base64 flag stored as a new version", id)
 		}
-		sameRecord(t, &want[i], &got)
+		e.checkGet(t, "urn:test:rt", id)
 	}
-	p, err := e.s.Query(e.ctx, sinks.Query{Source: "urn:test:rt"})
-	if err != nil || len(p.Records) != len(want) {
-		t.Fatalf("Query: %d records, %v; want %d", len(p.Records), err, len(want))
-	}
-	for i := range want {
-		sameRecord(t, &want[i], &p.Records[i])
-	}
+	e.mustCount(t, len(recs))
 }
 
-func testDuplicates(t *testing.T, e *env) {
-	first := rec("urn:test:dup", "1", "com.example.a", "", 0)
-	first.Outcome = sinks.OutcomeAccepted
-	e.append(t, []sinks.Record{first, first})
-	e.append(t, []sinks.Record{first, rec("urn:test:dup", "2", "com.example.a", "", 0)}) // a retried Append
+func testVersionStoredOnce(t *testing.T, e *env) {
+	const src = "urn:test:once"
+	first := rec(src, "1", "com.example.a", "", 0)
+	first.Event.SetExtension("a", "1")
+	first.Event.SetExtension("b", int32(2))
+	e.append(t, []sinks.Record{first})
+
+	// The same content, with extensions set in the other order and the
+	// time in another zone: the same version, with one more entry.
+	same := ev(src, "1", "com.example.a", "", 0)
+	same.SetTime(base.In(time.FixedZone("X", -5*3600)))
+	same.SetExtension("b", int32(2))
+	same.SetExtension("a", "1")
+	res := e.append(t, []sinks.Record{{Event: same, Entries: []sinks.Entry{hop(sinks.KindDelivered, "r", "d", time.Second)}}})
+	if res.Versions != 0 || res.Entries != 1 || len(res.Conflicts) != 0 {
+		t.Errorf("the same content again: %+v, want no version, one entry", res)
+	}
 	// The same id from another source is another event.
 	e.append(t, []sinks.Record{rec("urn:test:other", "1", "com.example.a", "", 0)})
-	if n := e.total(t); n != 3 {
-		t.Fatalf("stored %d records, want 3", n)
+	e.mustCount(t, 2)
+	e.checkGet(t, src, "1")
+	if its := e.get(t, src, "1"); len(its) != 1 || len(its[0].Trail) != 2 {
+		t.Errorf("Get: %d versions, want one with two entries", len(its))
 	}
-	got := e.get(t, "urn:test:dup", "1")
-	sameRecord(t, &first, &got)
-
-	// A later record of the identity replaces the whole record, its indexed
-	// fields (time, type) included: the old values find nothing.
-	again := rec("urn:test:dup", "1", "com.example.changed", "sub", time.Hour)
-	again.Outcome = sinks.OutcomeDelivered
-	e.append(t, []sinks.Record{again})
-	got = e.get(t, "urn:test:dup", "1")
-	sameRecord(t, &again, &got)
-	if ks := e.all(t, sinks.Query{Type: "com.example.a", Source: "urn:test:dup"}); !slices.Equal(ks, []string{"urn:test:dup/2"}) {
-		t.Errorf("old type still finds the replaced record: %v", ks)
-	}
-	if ks := e.all(t, sinks.Query{From: base.Add(time.Hour), Source: "urn:test:dup"}); !slices.Equal(ks, []string{"urn:test:dup/1"}) {
-		t.Errorf("new time window: got %v, want the replaced record", ks)
-	}
-	if n := e.total(t); n != 3 {
-		t.Fatalf("after the later record: stored %d records, want 3", n)
-	}
+	e.all(t, sinks.Query{ID: "1"})
 }
 
-func testFilters(t *testing.T, e *env) {
-	sources := []string{"urn:s1", "urn:s2"}
-	types := []string{"com.a.created", "com.a.deleted", "com.b.created"}
-	subjects := []string{"", "x", "y"}
-	routes := []string{"", "orders", "billing"}
-	outcomes := []string{sinks.OutcomeDelivered, sinks.OutcomeDeadLettered, "", sinks.OutcomeFiltered}
-	var recs []sinks.Record
-	for i := range 60 {
-		r := rec(sources[i%2], fmt.Sprintf("f%02d", i), types[i%3], subjects[i%5%3], time.Duration(i)*time.Minute)
-		r.Route, r.Outcome = routes[i%7%3], outcomes[i%4]
-		recs = append(recs, r)
+func testConflict(t *testing.T, e *env) {
+	const src = "urn:test:conflict"
+	orig := rec(src, "1", "com.example.a", "", 0)
+	e.append(t, []sinks.Record{orig, rec(src, "2", "com.example.a", "", 0)})
+
+	// Other content under the same identity, its time backdated by an
+	// hour: kept beside the first, flagged, and indexed at its own time.
+	later := with(orig, received(99, time.Minute))
+	later.Event.DataEncoded = []byte(`{"id":"1","amount":1000000}`)
+	later.Event.SetTime(base.Add(-time.Hour))
+	res := e.append(t, []sinks.Record{later})
+	d0, _ := sinks.DigestEvent(&orig.Event)
+	d1, _ := sinks.DigestEvent(&later.Event)
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Digest != d1 || res.Conflicts[0].Earlier != d0 ||
+		res.Conflicts[0].Source != src || res.Conflicts[0].ID != "1" {
+		t.Errorf("Append result conflicts %+v; want %s/1 %s after %s", res.Conflicts, src, d1, d0)
 	}
-	e.append(t, recs)
-	from, to := base.Add(10*time.Minute), base.Add(50*time.Minute)
-	cases := []struct {
-		name string
-		q    sinks.Query
-		keep func(r *sinks.Record) bool
-	}{
-		{"none", sinks.Query{}, func(*sinks.Record) bool { return true }},
-		{"from", sinks.Query{From: from}, func(r *sinks.Record) bool { return !r.Time().Before(from) }},
-		{"to", sinks.Query{To: to}, func(r *sinks.Record) bool { return r.Time().Before(to) }},
-		{"type", sinks.Query{Type: "com.a.created"}, func(r *sinks.Record) bool { return r.Event.Type() == "com.a.created" }},
-		{"type exact is not prefix, nothing matches", sinks.Query{Type: "com.a"}, func(*sinks.Record) bool { return false }},
-		{"type prefix", sinks.Query{Type: "com.a.", TypePrefix: true}, func(r *sinks.Record) bool { return strings.HasPrefix(r.Event.Type(), "com.a.") }},
-		{"source", sinks.Query{Source: "urn:s2"}, func(r *sinks.Record) bool { return r.Event.Source() == "urn:s2" }},
-		{"subject", sinks.Query{Subject: "x"}, func(r *sinks.Record) bool { return r.Event.Subject() == "x" }},
-		{"id", sinks.Query{ID: "f07"}, func(r *sinks.Record) bool { return r.Event.ID() == "f07" }},
-		{"combined", sinks.Query{From: from, To: to, Type: "com.", TypePrefix: true, Source: "urn:s1", Subject: "y"},
-			func(r *sinks.Record) bool {
-				return !r.Time().Before(from) && r.Time().Before(to) && r.Event.Source() == "urn:s1" && r.Event.Subject() == "y"
-			}},
-		{"combined type and id", sinks.Query{Type: "com.b.created", ID: "f02"}, func(r *sinks.Record) bool { return r.Event.ID() == "f02" }},
-		{"combined, nothing matches", sinks.Query{Type: "com.b.created", ID: "f01"}, func(*sinks.Record) bool { return false }},
-		{"route", sinks.Query{Route: "orders"}, func(r *sinks.Record) bool { return r.Route == "orders" }},
-		{"route unknown, nothing matches", sinks.Query{Route: "nope"}, func(*sinks.Record) bool { return false }},
-		{"outcome", sinks.Query{Outcome: sinks.OutcomeDeadLettered}, func(r *sinks.Record) bool { return r.Outcome == sinks.OutcomeDeadLettered }},
-		{"route and outcome", sinks.Query{Route: "billing", Outcome: sinks.OutcomeDelivered},
-			func(r *sinks.Record) bool { return r.Route == "billing" && r.Outcome == sinks.OutcomeDelivered }},
-		{"combined with route and outcome", sinks.Query{From: from, To: to, Type: "com.a.", TypePrefix: true, Source: "urn:s2", Route: "orders", Outcome: sinks.OutcomeFiltered},
-			func(r *sinks.Record) bool {
-				return !r.Time().Before(from) && r.Time().Before(to) && strings.HasPrefix(r.Event.Type(), "com.a.") &&
-					r.Event.Source() == "urn:s2" && r.Route == "orders" && r.Outcome == sinks.OutcomeFiltered
-			}},
-		{"combined type, subject and outcome", sinks.Query{Type: "com.a.deleted", Subject: "x", Outcome: sinks.OutcomeDeadLettered},
-			func(r *sinks.Record) bool {
-				return r.Event.Type() == "com.a.deleted" && r.Event.Subject() == "x" && r.Outcome == sinks.OutcomeDeadLettered
-			}},
-		{"combined route and outcome, nothing matches", sinks.Query{ID: "f01", Outcome: sinks.OutcomeDelivered}, func(*sinks.Record) bool { return false }},
+	its := e.get(t, src, "1")
+	if len(its) != 2 || its[0].Digest != d0 || its[1].Digest != d1 || its[0].Conflict || !its[1].Conflict {
+		t.Fatalf("Get: %d versions; want the first, then the conflicting one flagged", len(its))
 	}
-	for _, c := range cases {
-		var want []string
-		for i := range recs {
-			if c.keep(&recs[i]) {
-				want = append(want, key(&recs[i]))
-			}
-		}
-		if len(want) == 0 && !strings.Contains(c.name, "nothing matches") {
-			t.Fatalf("%s: the test records match nothing; the case would prove nothing", c.name)
-		}
-		c.q.Limit = 7 // several pages, so filters and cursors combine
-		if got := e.all(t, c.q); !slices.Equal(got, want) {
-			t.Errorf("%s: got %v\nwant %v", c.name, got, want)
-		}
+	e.checkGet(t, src, "1")
+
+	// The first content again is no conflict: it is stored already.
+	if res := e.append(t, []sinks.Record{with(orig, hop(sinks.KindDelivered, "r", "d", 2*time.Minute))}); res.Versions != 0 || len(res.Conflicts) != 0 {
+		t.Errorf("the first content again: %+v", res)
 	}
+	// A third content conflicts with both; it names one of them.
+	third := with(orig, received(100, 3*time.Minute))
+	third.Event.SetSubject("changed")
+	e.append(t, []sinks.Record{third})
+	e.checkGet(t, src, "1")
+	e.mustCount(t, 4)
+	if ks := e.all(t, sinks.Query{Source: src, ID: "1"}); len(ks) != 3 {
+		t.Errorf("Query by id: %v, want three versions", ks)
+	}
+	e.all(t, sinks.Query{Source: src, Desc: true, Limit: 1})
+	e.all(t, sinks.Query{Source: src, Subject: "changed"})
+	e.all(t, sinks.Query{Source: src, To: base})
 }
 
-func testTimeBoundaries(t *testing.T, e *env) {
-	from, to := base, base.Add(time.Hour)
-	e.append(t, []sinks.Record{
-		rec("urn:b", "before", "t", "", -time.Nanosecond),
-		rec("urn:b", "at-from", "t", "", 0),
-		rec("urn:b", "last", "t", "", time.Hour-time.Nanosecond),
-		rec("urn:b", "at-to", "t", "", time.Hour),
-	})
-	got := e.all(t, sinks.Query{From: from, To: to})
-	if want := []string{"urn:b/at-from", "urn:b/last"}; !slices.Equal(got, want) {
-		t.Errorf("[from, to): got %v, want %v", got, want)
+func testDuplicatesInOneAppend(t *testing.T, e *env) {
+	const src = "urn:test:dup1"
+	a := rec(src, "a", "t", "", 0)
+	b := rec(src, "b", "t", "", time.Millisecond)
+	bDelivered := with(b, hop(sinks.KindDelivered, "r", "d", time.Second))
+	c := rec(src, "c", "t", "", 2*time.Millisecond)
+	c.Entries = append(c.Entries, c.Entries[0], hop(sinks.KindFiltered, "f", "", time.Second), hop(sinks.KindFiltered, "f", "", 2*time.Second))
+	d1 := rec(src, "d", "t", "", 3*time.Millisecond)
+	d2 := with(d1, received(77, time.Minute))
+	d2.Event.DataEncoded = []byte(`{"id":"d","v":2}`)
+	batch := []sinks.Record{a, a, b, bDelivered, b, c, d1, d2, d1}
+	res := e.append(t, batch)
+	if res.Versions != 5 || res.Entries != 7 || res.Duplicates != 5 || len(res.Conflicts) != 1 {
+		t.Errorf("Append: %+v; want 5 versions, 7 entries, 5 duplicates, 1 conflict", res)
 	}
-	cs, err := e.s.Counts(e.ctx, sinks.CountQuery{From: from, To: to, Bucket: time.Hour})
-	if err != nil || len(cs) != 1 || cs[0].N != 2 {
-		t.Errorf("Counts over [from, to): %+v, %v; want one bucket of 2", cs, err)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		e.checkGet(t, src, id)
 	}
-}
-
-func testOrderAndPaging(t *testing.T, e *env) {
-	// Five records share each instant, so order must fall back on
-	// (source, id) for ties and the cursor must not lose any of them.
-	var recs []sinks.Record
-	for i := range 25 {
-		recs = append(recs, rec(fmt.Sprintf("urn:o%d", 4-i%5), fmt.Sprintf("o%02d", i), "t", "", time.Duration(i/5)*time.Millisecond))
+	e.checkLog(t, e.log, 100)
+	// The whole batch again stores nothing: a retried Append.
+	res = e.append(t, batch)
+	if res.Versions != 0 || res.Entries != 0 || res.Duplicates != 12 || len(res.Conflicts) != 0 {
+		t.Errorf("the batch again: %+v; want 12 duplicates and nothing else", res)
 	}
-	e.append(t, recs)
-	// Sort key is (time, source, id, replay); sources count down within an
-	// instant.
-	sortRecords(recs)
-	want := keys(recs)
-	for _, limit := range []int{1, 7, 25, 100} {
-		if got := e.all(t, sinks.Query{Limit: limit}); !slices.Equal(got, want) {
-			t.Errorf("ascending, limit %d: got %v\nwant %v", limit, got, want)
-		}
-		rev := slices.Clone(want)
-		slices.Reverse(rev)
-		if got := e.all(t, sinks.Query{Limit: limit, Desc: true}); !slices.Equal(got, rev) {
-			t.Errorf("descending, limit %d: got %v\nwant %v", limit, got, rev)
-		}
-	}
-	p, err := e.s.Query(e.ctx, sinks.Query{})
-	if err != nil || len(p.Records) != 25 || p.Next != "" {
-		t.Errorf("default limit: %d records, next %q, %v", len(p.Records), p.Next, err)
-	}
-}
-
-func testPagingWhileAppending(t *testing.T, e *env) {
-	const stored, late = 10_000, 5_000
-	recs := many("urn:page", stored, "com.example.page")
-	for i := 0; i < stored; i += 2_000 {
-		e.append(t, recs[i:i+2_000])
-	}
-	// Late records land all over the paged range, before and after the
-	// cursor, while the pages are read: half are new events between the
-	// stored ones, half replayed copies of stored events, which share their
-	// time, source and id and differ only in replay.
-	var wg sync.WaitGroup
-	appendErr := make(chan error, 1)
-	wg.Go(func() {
-		for i := 0; i < late; i += 250 {
-			batch := make([]sinks.Record, 0, 250)
-			for j := i; j < i+250; j++ {
-				if j%2 == 1 {
-					r := variant(recs[j*2], time.Hour, sinks.OutcomeDelivered)
-					r.Replay = "late"
-					batch = append(batch, r)
-					continue
-				}
-				batch = append(batch, rec("urn:late", fmt.Sprintf("l-%05d", j), "com.example.page", "", time.Duration(j*2)*time.Millisecond+500*time.Microsecond))
-			}
-			if err := e.s.Append(e.ctx, batch); err != nil {
-				appendErr <- err
-				return
-			}
-		}
-	})
-	// Every way of reading the whole query runs while the late records
-	// land.
-	type read struct {
-		name string
-		keys func() []string
-	}
-	q := sinks.Query{Limit: 500, Type: "com.example.page"}
-	reads := []read{
-		{"asc", func() []string { return e.pageAll(t, q) }},
-		{"desc", func() []string { d := q; d.Desc = true; return e.pageAll(t, d) }},
-	}
-	if sc, ok := e.s.(sinks.Scanner); ok {
-		for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
-			reads = append(reads, read{fmt.Sprintf("scan %+v", o), func() []string {
-				var ks []string
-				err := sc.Scan(e.ctx, q, o, func(recs []sinks.Record) error {
-					ks = append(ks, keys(recs)...)
-					return nil
-				})
-				if err != nil {
-					t.Fatalf("Scan: %v", err)
-				}
-				return ks
-			}})
-		}
-	}
-	for _, r := range reads {
-		seen := make(map[string]bool, stored+late)
-		for _, k := range r.keys() {
-			if seen[k] {
-				t.Fatalf("%s: %s returned twice", r.name, k)
-			}
-			seen[k] = true
-		}
-		for i := range recs {
-			if !seen[key(&recs[i])] {
-				t.Fatalf("%s: %s missing", r.name, key(&recs[i]))
-			}
-		}
-	}
-	wg.Wait()
-	select {
-	case err := <-appendErr:
-		t.Fatalf("concurrent Append: %v", err)
-	default:
-	}
-	if n := e.total(t); n != stored+late {
-		t.Errorf("stored %d, want %d", n, stored+late)
-	}
-}
-
-// testManyAtOneInstant: an instant with many more records than a page
-// (one superseded by a later record) pages in order, with every page
-// size, between records before and after it.
-func testManyAtOneInstant(t *testing.T, e *env) {
-	const src, typ = "urn:test:instant", "com.example.instant"
-	var recs []sinks.Record
-	var want []string
-	for i := range 3 {
-		recs = append(recs, rec(src, fmt.Sprintf("a-%d", i), typ, "", time.Duration(i)*time.Millisecond))
-	}
-	for i := range 40 {
-		recs = append(recs, rec(src, fmt.Sprintf("b-%02d", i), typ, "", 5*time.Millisecond))
-	}
-	for i := range 3 {
-		recs = append(recs, rec(src, fmt.Sprintf("c-%d", i), typ, "", time.Duration(10+i)*time.Millisecond))
-	}
-	for i := range recs {
-		want = append(want, key(&recs[i]))
-	}
-	e.append(t, recs)
-	e.append(t, []sinks.Record{variant(recs[10], time.Minute, sinks.OutcomeDelivered)})
-	for _, limit := range []int{0, 7} { // and 2, as every e.all scans
-		if got := e.all(t, sinks.Query{Source: src, Limit: limit}); !slices.Equal(got, want) {
-			t.Errorf("limit %d: got %v, want %v", limit, got, want)
-		}
-	}
-	if got := e.all(t, sinks.Query{Source: src, Outcome: sinks.OutcomeDelivered}); !slices.Equal(got, want[10:11]) {
-		t.Errorf("outcome delivered: got %v, want %v", got, want[10:11])
-	}
+	e.checkLog(t, e.log, 3)
+	e.all(t, sinks.Query{Source: src, Limit: 2})
 }
 
 func testGet(t *testing.T, e *env) {
 	recs := many("urn:get", 20, "t")
 	e.append(t, recs)
-	got, err := e.s.Get(e.ctx, "urn:get", "e-0000013")
-	if err != nil {
-		t.Fatal(err)
+	other := with(recs[13], received(1, time.Hour))
+	other.Event.SetType("t2")
+	e.append(t, []sinks.Record{other, with(recs[5], hop(sinks.KindFiltered, "r", "", time.Hour))})
+	for _, id := range []string{"e-0000013", "e-0000005", "e-0000000"} {
+		e.checkGet(t, "urn:get", id)
 	}
-	sameRecord(t, &recs[13], &got)
-	for _, id := range [][2]string{{"urn:get", "nope"}, {"urn:nope", "e-0000013"}} {
+	if its := e.get(t, "urn:get", "e-0000013"); len(its) != 2 {
+		t.Errorf("Get of an event with two versions: %d", len(its))
+	}
+	for _, id := range [][2]string{{"urn:get", "nope"}, {"urn:nope", "e-0000013"}, {"", ""}} {
 		if _, err := e.s.Get(e.ctx, id[0], id[1]); !errors.Is(err, sinks.ErrNotFound) {
 			t.Errorf("Get(%q, %q): %v, want ErrNotFound", id[0], id[1], err)
 		}
@@ -381,6 +236,10 @@ func testCounts(t *testing.T, e *env) {
 	}
 	recs = append(recs, rec("urn:c", "outside", "com.c.a", "", 10*time.Minute))
 	e.append(t, recs)
+	// More entries change no count; another version counts at its time.
+	conflict := with(recs[0], received(5, 6*time.Minute))
+	conflict.Event.SetTime(base.Add(6 * time.Minute))
+	e.append(t, []sinks.Record{with(recs[1], hop(sinks.KindDelivered, "r", "d", time.Hour)), conflict})
 	q := sinks.CountQuery{From: base, To: base.Add(10 * time.Minute), Bucket: 5 * time.Minute}
 	got, err := e.s.Counts(e.ctx, q)
 	if err != nil {
@@ -389,7 +248,7 @@ func testCounts(t *testing.T, e *env) {
 	b1 := base.Add(5 * time.Minute)
 	want := []sinks.Count{
 		{Start: base, Type: "com.c.a", N: 5}, {Start: base, Type: "com.c.b", N: 3},
-		{Start: b1, Type: "com.c.a", N: 5}, {Start: b1, Type: "com.c.b", N: 2},
+		{Start: b1, Type: "com.c.a", N: 6}, {Start: b1, Type: "com.c.b", N: 2},
 	}
 	if !countsEqual(got, want) {
 		t.Errorf("Counts: got %+v, want %+v", got, want)
@@ -409,18 +268,51 @@ func countsEqual(a, b []sinks.Count) bool {
 }
 
 func testBadQueries(t *testing.T, e *env) {
-	for _, q := range []sinks.Query{
-		{Limit: -1},
-		{Limit: sinks.MaxLimit + 1},
-		{Cursor: "not a cursor"},
-		{From: base, To: base},
+	for _, c := range []struct {
+		q     sinks.Query
+		param string
+	}{
+		{sinks.Query{Limit: -1}, "limit"},
+		{sinks.Query{Limit: sinks.MaxLimit + 1}, "limit"},
+		{sinks.Query{Cursor: "not a cursor"}, "cursor"},
+		{sinks.Query{From: base, To: base}, "to"},
+		{sinks.Query{Kind: "bounced"}, "outcome"},
+		{sinks.Query{Redrivable: true}, "outcome"},
+		{sinks.Query{Kind: sinks.KindDelivered, Redrivable: true}, "outcome"},
+		{sinks.Query{ReceivedFrom: base, ReceivedTo: base.Add(-time.Second)}, "received_to"},
 	} {
-		if _, err := e.s.Query(e.ctx, q); !errors.Is(err, sinks.ErrBadQuery) {
-			t.Errorf("Query(%+v): %v, want ErrBadQuery", q, err)
+		_, err := e.s.Query(e.ctx, c.q)
+		if !errors.Is(err, sinks.ErrBadQuery) || !strings.Contains(err.Error(), `"`+c.param+`"`) {
+			t.Errorf("Query(%+v): %v, want ErrBadQuery naming %q", c.q, err, c.param)
+		}
+		if vc, ok := e.s.(sinks.VersionCounter); ok {
+			if _, err := vc.CountVersions(e.ctx, c.q); !errors.Is(err, sinks.ErrBadQuery) && c.param != "cursor" && c.param != "limit" {
+				t.Errorf("CountVersions(%+v): %v, want ErrBadQuery", c.q, err)
+			}
 		}
 	}
 	if _, err := e.s.Counts(e.ctx, sinks.CountQuery{From: base, To: base.Add(time.Hour)}); !errors.Is(err, sinks.ErrBadQuery) {
 		t.Errorf("Counts without a bucket: %v, want ErrBadQuery", err)
+	}
+	if _, err := e.s.Entries(e.ctx, "no-such-log", 0, 10); !errors.Is(err, sinks.ErrNoLog) {
+		t.Errorf("Entries of a log never written: %v, want ErrNoLog", err)
+	}
+	// An entry that is not valid fails the whole Append: nothing of it is
+	// stored.
+	bad := rec("urn:bad", "2", "t", "", 0)
+	bad.Entries[0].Kind = "bounced"
+	if _, err := e.s.Append(e.ctx, []sinks.Record{rec("urn:bad", "1", "t", "", 0), bad}); err == nil {
+		t.Error("Append of an entry of unknown kind succeeded")
+	}
+	e.mustCount(t, 0)
+	if ls, err := e.s.Logs(e.ctx); err != nil || len(ls) != 0 {
+		t.Errorf("Logs after a failed Append: %+v, %v; want none", ls, err)
+	}
+	e.append(t, many("urn:bad", 3, "t"))
+	for _, limit := range []int{-1, sinks.MaxLimit + 1} {
+		if _, err := e.s.Entries(e.ctx, e.log, 0, limit); !errors.Is(err, sinks.ErrBadQuery) {
+			t.Errorf("Entries with limit %d: %v, want ErrBadQuery", limit, err)
+		}
 	}
 }
 
@@ -428,44 +320,52 @@ func testReopen(t *testing.T, e *env) {
 	if e.f.Reopen == nil {
 		t.Skip("store has no Reopen hook")
 	}
-	want := roundTripRecords()
-	e.append(t, want)
-	e.s = e.f.Reopen(t, e.s)
-	for i := range want {
-		got, err := e.s.Get(e.ctx, want[i].Event.Source(), want[i].Event.ID())
-		if err != nil {
-			t.Fatalf("after reopen: %v", err)
-		}
-		sameRecord(t, &want[i], &got)
-	}
-	e.append(t, want) // still idempotent after reopening
-	if n := e.total(t); n != int64(len(want)) {
-		t.Errorf("after reopen: %d records, want %d", n, len(want))
-	}
-}
-
-func testLargeBatch(t *testing.T, e *env) {
-	const n = 50_000
-	recs := many("urn:large", n, "com.example.large")
+	recs := roundTripRecords()
 	e.append(t, recs)
-	if got := e.total(t); got != n {
-		t.Fatalf("stored %d, want %d", got, n)
+	e.s = e.f.Reopen(t, e.s)
+	for _, r := range recs {
+		e.checkGet(t, r.Event.Source(), r.Event.ID())
 	}
-	got, err := e.s.Get(e.ctx, "urn:large", fmt.Sprintf("e-%07d", n-1))
-	if err != nil {
-		t.Fatal(err)
+	e.checkLog(t, e.log, 5)
+	// Still idempotent after reopening, and the log goes on without a gap.
+	if res := e.append(t, recs); res.Entries != 0 || res.Versions != 0 {
+		t.Errorf("the records again after reopening: %+v", res)
 	}
-	sameRecord(t, &recs[n-1], &got)
+	e.append(t, many("urn:reopen", 3, "t"))
+	e.checkLog(t, e.log, 100)
+	e.mustCount(t, len(recs)+3)
 }
 
 func testUseAfterClose(t *testing.T, e *env) {
+	e.append(t, many("urn:closed", 1, "t"))
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.Append(e.ctx, many("urn:closed", 1, "t")); !errors.Is(err, sinks.ErrClosed) {
-		t.Errorf("Append after Close: %v, want ErrClosed", err)
+	if err := e.s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
-	if _, err := e.s.Query(e.ctx, sinks.Query{}); !errors.Is(err, sinks.ErrClosed) {
-		t.Errorf("Query after Close: %v, want ErrClosed", err)
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, sinks.ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", what, err)
+		}
+	}
+	_, err := e.s.Append(e.ctx, many("urn:closed", 1, "t"))
+	check("Append", err)
+	_, err = e.s.Query(e.ctx, sinks.Query{})
+	check("Query", err)
+	_, err = e.s.Get(e.ctx, "urn:closed", "e-0000000")
+	check("Get", err)
+	_, err = e.s.Counts(e.ctx, sinks.CountQuery{From: base, To: base.Add(time.Hour), Bucket: time.Hour})
+	check("Counts", err)
+	_, err = e.s.Logs(e.ctx)
+	check("Logs", err)
+	_, err = e.s.Entries(e.ctx, e.log, 0, 10)
+	check("Entries", err)
+	_, err = e.s.Retain(e.ctx, base)
+	check("Retain", err)
+	if vc, ok := e.s.(sinks.VersionCounter); ok {
+		_, err = vc.CountVersions(e.ctx, sinks.Query{})
+		check("CountVersions", err)
 	}
 }

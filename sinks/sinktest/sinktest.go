@@ -1,13 +1,24 @@
 // Package sinktest is the conformance suite every sinks.Store runs. A store
 // is done when TestStore passes against it; Features says what the store
 // can do for the suite, and cases it cannot run are skipped with the reason.
+//
+// The suite checks the ledger contract of package sinks: versions stored
+// once and bit-exact, conflicts kept beside each other, entries appended
+// once per Key with Seq 1, 2, 3... and no hole, trails, every query filter,
+// cursor paging under concurrent appends, counts, retention and
+// persistence. It keeps a model of what the store should hold (model.go)
+// and compares every answer with it.
+//
+// Retention: a version belongs to the UTC day of the Time of the first
+// entry of the record that first stored it (the store's now when that
+// record had no entry), an entry to the day of its Time. Both are set by
+// the caller, so the suite writes old days without any hook.
 package sinktest
 
 import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +31,11 @@ type Features struct {
 	// Reopen closes s and opens the same store again; the persistence case
 	// needs it and is skipped without it.
 	Reopen func(t *testing.T, s sinks.Store) sinks.Store
-	// Timeout bounds every case. Default 60s.
+	// OpenLog opens a second store on the same storage as s that appends
+	// to the log named log; the case on several logs needs it and is
+	// skipped without it. The suite closes what it returns.
+	OpenLog func(t *testing.T, s sinks.Store, log string) sinks.Store
+	// Timeout bounds every case. Default 120s.
 	Timeout time.Duration
 }
 
@@ -30,28 +45,31 @@ type Constructor func(t *testing.T) sinks.Store
 // TestStore runs the whole suite.
 func TestStore(t *testing.T, f Features, newStore Constructor) {
 	if f.Timeout <= 0 {
-		f.Timeout = 60 * time.Second
+		f.Timeout = 120 * time.Second
 	}
 	cases := []struct {
 		name string
 		run  func(*testing.T, *env)
 	}{
 		{"RoundTripBitExact", testRoundTrip},
-		{"DuplicateStoredOnce", testDuplicates},
-		{"LaterReceivedSupersedes", testSupersede},
-		{"LaterRecordMoves", testLaterRecordMoves},
-		{"ManyAtOneInstant", testManyAtOneInstant},
+		{"VersionStoredOnce", testVersionStoredOnce},
+		{"ConflictKeepsBoth", testConflict},
+		{"EntriesAppendInOrder", testEntriesInOrder},
+		{"IdempotentRetry", testIdempotentRetry},
 		{"DuplicatesInOneAppend", testDuplicatesInOneAppend},
-		{"ReplayBesideOriginal", testReplay},
+		{"TrailAcrossRoutes", testTrailAcrossRoutes},
+		{"TrailAcrossLogs", testTrailAcrossLogs},
 		{"Filters", testFilters},
+		{"Redrivable", testRedrivable},
 		{"TimeBoundaries", testTimeBoundaries},
 		{"OrderAndPaging", testOrderAndPaging},
-		{"PagingOverReplays", testPagingOverReplays},
 		{"PagingWhileAppending", testPagingWhileAppending},
+		{"SeqPagingWhileAppending", testSeqPagingWhileAppending},
 		{"GetByID", testGet},
 		{"CountsPerBucket", testCounts},
 		{"BadQueries", testBadQueries},
 		{"PersistsAcrossReopen", testReopen},
+		{"Retention", testRetention},
 		{"LargeBatch", testLargeBatch},
 		{"UseAfterClose", testUseAfterClose},
 	}
@@ -59,24 +77,28 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), f.Timeout)
 			defer cancel()
-			e := &env{f: f, ctx: ctx, s: newStore(t)}
+			e := &env{f: f, ctx: ctx, s: newStore(t), m: newModel()}
 			t.Cleanup(func() { _ = e.s.Close() })
 			c.run(t, e)
 		})
 	}
 }
 
+// env is one case's store, with the model of what it should hold.
 type env struct {
 	f   Features
 	ctx context.Context
 	s   sinks.Store
+	m   *model
+	// log is the store's log, learnt from Logs after the first Append.
+	log string
 }
 
 // base is a fixed instant so expected bucket and window arithmetic is exact.
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// rec builds a record with a JSON payload at base+offset.
-func rec(source, id, typ, subject string, offset time.Duration) sinks.Record {
+// ev builds an event with a JSON payload at base+offset.
+func ev(source, id, typ, subject string, offset time.Duration) event.Event {
 	e := event.New()
 	e.SetID(id)
 	e.SetSource(source)
@@ -87,10 +109,35 @@ func rec(source, id, typ, subject string, offset time.Duration) sinks.Record {
 	e.SetTime(base.Add(offset))
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = []byte(`{"id":"` + id + `"}`)
-	return sinks.Record{
-		Event: e, Transport: "mem", Topic: "audit", Partition: 1,
-		Offset: int64(offset), Route: "r", Received: base.Add(offset + time.Millisecond),
-	}
+	return e
+}
+
+// received is the entry of a version taken from topic "audit" of the mem
+// transport at position offset, recorded at base+at.
+func received(offset int64, at time.Duration) sinks.Entry {
+	return sinks.Entry{Kind: sinks.KindReceived, Time: base.Add(at), Transport: "mem", Topic: "audit",
+		Partition: 1, Offset: offset, Principal: "mem:audit"}
+}
+
+// hop is an entry of kind on route and destination, recorded at base+at.
+func hop(kind, route, dest string, at time.Duration) sinks.Entry {
+	return sinks.Entry{Kind: kind, Time: base.Add(at), Route: route, Destination: dest, Attempts: 1}
+}
+
+// rec builds a record of a new event at base+offset with its received
+// entry a millisecond later.
+func rec(source, id, typ, subject string, offset time.Duration) sinks.Record {
+	return sinks.Record{Event: ev(source, id, typ, subject, offset),
+		Entries: []sinks.Entry{received(int64(offset), offset+time.Millisecond)}}
+}
+
+// with returns a copy of r, its event its own and its digest unset (so
+// that changes to the event count), carrying entries instead of r's.
+func with(r sinks.Record, entries ...sinks.Entry) sinks.Record {
+	r.Event = r.Event.Clone()
+	r.Digest = sinks.Digest{}
+	r.Entries = entries
+	return r
 }
 
 // many builds n records from one source, one per millisecond from base.
@@ -102,181 +149,66 @@ func many(source string, n int, typ string) []sinks.Record {
 	return recs
 }
 
-func (e *env) append(t *testing.T, recs []sinks.Record) {
+// append appends recs to the store and the model, and fails unless the
+// store reports what the model expects.
+func (e *env) append(t *testing.T, recs []sinks.Record) sinks.AppendResult {
 	t.Helper()
-	if err := e.s.Append(e.ctx, recs); err != nil {
+	return e.appendTo(t, e.s, "", recs)
+}
+
+// appendTo appends recs through s, which writes log ("" for the case's
+// own store, whose log is learnt after its first Append).
+func (e *env) appendTo(t *testing.T, s sinks.Store, log string, recs []sinks.Record) sinks.AppendResult {
+	t.Helper()
+	// The model reads a copy: a store may fill in what Append computes
+	// (digests, the entries' version) in the records it is given, as the
+	// Writer's retries hand the same records over again.
+	cp := cloneRecords(recs)
+	got, err := s.Append(e.ctx, recs)
+	if err != nil {
 		t.Fatalf("Append(%d records): %v", len(recs), err)
 	}
+	if log == "" {
+		log = e.ownLog(t)
+	}
+	sameResult(t, e.m.add(log, cp), got)
+	return got
 }
 
-// all pages through q and returns every record's key. For a store that is
-// a sinks.OriginalsCounter it also checks CountOriginals against the
-// originals paged, and for a sinks.Scanner, Scan against the records
-// paged, in pages of q's size and of two records.
-func (e *env) all(t *testing.T, q sinks.Query) []string {
+// cloneRecords copies recs deeply enough that changes to the copies'
+// events and entries leave recs alone.
+func cloneRecords(recs []sinks.Record) []sinks.Record {
+	cp := make([]sinks.Record, len(recs))
+	for i, r := range recs {
+		r.Event = r.Event.Clone()
+		r.Entries = slices.Clone(r.Entries)
+		cp[i] = r
+	}
+	return cp
+}
+
+// ownLog is the log the case's store appends to: the only one it holds
+// before any other log is written.
+func (e *env) ownLog(t *testing.T) string {
 	t.Helper()
-	keys := e.pageAll(t, q)
-	if sc, ok := e.s.(sinks.Scanner); ok && !q.Desc && q.Cursor == "" {
-		var paged, pagedEvents, cursors []string
-		e.page(t, q, func(r *sinks.Record) {
-			paged, pagedEvents = append(paged, fingerprint(r, false)), append(pagedEvents, fingerprint(r, true))
-			cursors = append(cursors, sinks.CursorAfter(r, false))
-		})
-		// From the start, and from after the first and the middle record
-		// (where a replay resumes from its checkpoint).
-		from := map[int]bool{-1: true}
-		if len(paged) > 1 {
-			from[0], from[len(paged)/2] = true, true
-		}
-		for after := range from {
-			for _, limit := range []int{q.Limit, 2} {
-				for _, o := range []sinks.ScanOptions{{}, {EventsOnly: true}} {
-					sq := q
-					sq.Limit = limit
-					want := paged
-					if o.EventsOnly {
-						want = pagedEvents
-					}
-					if after >= 0 {
-						sq.Cursor, want = cursors[after], want[after+1:]
-					}
-					e.scanMatches(t, sc, sq, o, want)
-				}
-			}
-		}
+	if e.log != "" {
+		return e.log
 	}
-	c, ok := e.s.(sinks.OriginalsCounter)
-	if !ok {
-		return keys
+	ls, err := e.s.Logs(e.ctx)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Logs after the first Append: %+v, %v; want one log", ls, err)
 	}
-	originals := 0
-	for _, k := range keys {
-		if !strings.Contains(k, "@") {
-			originals++
-		}
+	e.log = ls[0].Name
+	if err := sinks.ValidLogName(e.log); err != nil {
+		t.Fatalf("the store's log: %v", err)
 	}
-	n, err := c.CountOriginals(e.ctx, q)
-	if err != nil || n != int64(originals) {
-		t.Errorf("CountOriginals(%+v) = %d, %v; paging found %d originals", q, n, err, originals)
-	}
-	return keys
+	return e.log
 }
 
-// scanMatches fails unless sc's Scan of q hands over want, as
-// fingerprints.
-func (e *env) scanMatches(t *testing.T, sc sinks.Scanner, q sinks.Query, o sinks.ScanOptions, want []string) {
-	t.Helper()
-	var scanned []string
-	err := sc.Scan(e.ctx, q, o, func(recs []sinks.Record) error {
-		for i := range recs {
-			scanned = append(scanned, fingerprint(&recs[i], o.EventsOnly))
-		}
-		return nil
-	})
-	if err != nil || !slices.Equal(scanned, want) {
-		t.Errorf("Scan(%+v, %+v): %v\n%q\npaging found\n%q", q, o, err, scanned, want)
-	}
-}
-
-// pageAll pages through q and returns every record's key.
-func (e *env) pageAll(t *testing.T, q sinks.Query) []string {
-	t.Helper()
-	var keys []string
-	e.page(t, q, func(r *sinks.Record) { keys = append(keys, key(r)) })
-	return keys
-}
-
-// page pages through q and hands every record to use.
-func (e *env) page(t *testing.T, q sinks.Query, use func(*sinks.Record)) {
-	t.Helper()
-	for pages := 0; ; pages++ {
-		if pages > 1_000_000 {
-			t.Fatal("paging does not end")
-		}
-		p, err := e.s.Query(e.ctx, q)
-		if err != nil {
-			t.Fatalf("Query(%+v): %v", q, err)
-		}
-		for i := range p.Records {
-			use(&p.Records[i])
-		}
-		if p.Next == "" {
-			return
-		}
-		q.Cursor = p.Next
-	}
-}
-
-// fingerprint is a record's key with the fields that tell which of an
-// identity's records it is, and its payload; with events, only those a
-// scan for the events keeps.
-func fingerprint(r *sinks.Record, events bool) string {
-	f := fmt.Sprintf("%s %s %d %q", key(r), r.Event.Subject(), r.Received.UnixNano(), r.Event.Data())
-	if events {
-		return f
-	}
-	return fmt.Sprintf("%s %s %s %s %d %d", f, r.Outcome, r.Route, r.Topic, r.Partition, r.Offset)
-}
-
-// key is "source/id", with "@replay" after it for a replayed copy.
-func key(r *sinks.Record) string {
-	k := r.Event.Source() + "/" + r.Event.ID()
-	if r.Replay != "" {
-		k += "@" + r.Replay
-	}
-	return k
-}
-
-// keys returns the keys of recs in order.
-func keys(recs []sinks.Record) []string {
-	ks := make([]string, len(recs))
-	for i := range recs {
-		ks[i] = key(&recs[i])
-	}
-	return ks
-}
-
-// sortRecords orders recs by the query sort key (time, source, id, replay),
-// ascending.
-func sortRecords(recs []sinks.Record) {
-	slices.SortFunc(recs, func(a, b sinks.Record) int {
-		if c := a.Time().Compare(b.Time()); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Event.Source(), b.Event.Source()); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Event.ID(), b.Event.ID()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Replay, b.Replay)
-	})
-}
-
-// variant copies r with its own event, so changes to the copy leave r
-// alone, and receives it d later with the given outcome.
-func variant(r sinks.Record, d time.Duration, outcome string) sinks.Record {
-	r.Event = r.Event.Clone()
-	r.Received = r.Received.Add(d)
-	r.Outcome = outcome
-	return r
-}
-
-// get fetches the original record of source and id, failing the test if
-// it is missing.
-func (e *env) get(t *testing.T, source, id string) sinks.Record {
-	t.Helper()
-	r, err := e.s.Get(e.ctx, source, id)
-	if err != nil {
-		t.Fatalf("Get(%q, %q): %v", source, id, err)
-	}
-	return r
-}
-
-// total sums every count in a window wide enough for every record.
+// total sums every count in a window wide enough for every version.
 func (e *env) total(t *testing.T) int64 {
 	t.Helper()
-	cs, err := e.s.Counts(e.ctx, sinks.CountQuery{From: base.Add(-24 * time.Hour), To: base.Add(24 * time.Hour), Bucket: 48 * time.Hour})
+	cs, err := e.s.Counts(e.ctx, sinks.CountQuery{From: base.Add(-400 * 24 * time.Hour), To: base.Add(400 * 24 * time.Hour), Bucket: 800 * 24 * time.Hour})
 	if err != nil {
 		t.Fatalf("Counts: %v", err)
 	}
@@ -285,4 +217,81 @@ func (e *env) total(t *testing.T) int64 {
 		n += c.N
 	}
 	return n
+}
+
+// get returns every version of source and id, failing the test on an
+// error.
+func (e *env) get(t *testing.T, source, id string) []sinks.Item {
+	t.Helper()
+	its, err := e.s.Get(e.ctx, source, id)
+	if err != nil {
+		t.Fatalf("Get(%q, %q): %v", source, id, err)
+	}
+	return its
+}
+
+// checkGet fails unless Get of source and id returns what the model holds.
+func (e *env) checkGet(t *testing.T, source, id string) {
+	t.Helper()
+	want := e.m.get(source, id)
+	got := e.get(t, source, id)
+	if len(got) != len(want) {
+		t.Fatalf("Get(%q, %q): %d versions, want %d", source, id, len(got), len(want))
+	}
+	for i := range want {
+		e.sameItem(t, &want[i], &got[i], false)
+	}
+}
+
+// entries reads the whole of log in pages of limit.
+func (e *env) entries(t *testing.T, s sinks.Store, log string, limit int) []sinks.Entry {
+	t.Helper()
+	var all []sinks.Entry
+	var after uint64
+	for {
+		page, err := s.Entries(e.ctx, log, after, limit)
+		if err != nil {
+			t.Fatalf("Entries(%q, %d, %d): %v", log, after, limit, err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Seq
+	}
+}
+
+// checkLog fails unless log holds exactly the model's entries of it, in
+// Seq order, read in pages of limit, and Logs gives its size.
+func (e *env) checkLog(t *testing.T, log string, limit int) {
+	t.Helper()
+	want := e.m.log(log)
+	got := e.entries(t, e.s, log, limit)
+	if len(got) != len(want) {
+		t.Fatalf("log %q: %d entries, want %d", log, len(got), len(want))
+	}
+	for i := range want {
+		sameEntry(t, fmt.Sprintf("log %q entry %d", log, i), &want[i], &got[i])
+	}
+	ls, err := e.s.Logs(e.ctx)
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	i := slices.IndexFunc(ls, func(l sinks.LogInfo) bool { return l.Name == log })
+	if i < 0 || ls[i].Size != e.m.size(log) {
+		t.Errorf("Logs: %+v; want %q of size %d", ls, log, e.m.size(log))
+	}
+	if !slices.IsSortedFunc(ls, func(a, b sinks.LogInfo) int { return cmpString(a.Name, b.Name) }) {
+		t.Errorf("Logs not ordered by name: %+v", ls)
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
