@@ -1,0 +1,6 @@
+//go:build !race
+
+package sinktest
+
+// raceEnabled: see race.go.
+const raceEnabled = false
