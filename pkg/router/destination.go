@@ -26,57 +26,77 @@ type destination struct {
 	m       *Metrics
 }
 
-// failure is an event a destination gave up on.
-type failure struct {
-	index    int // in the batch given to deliver
+// result is what a destination did with one event: accepted it (err nil)
+// or gave up on it after the retry policy.
+type result struct {
+	// attempts is how many sends reached the destination; an attempt the
+	// circuit breaker turned away does not count.
 	attempts int
 	err      error
+	// at is when the destination accepted the event or was given up on.
+	at time.Time
 }
 
-// deliver sends events in order and returns the ones it gave up on after
-// the retry policy (nil when every event was accepted). It returns an
-// error only when ctx ends first; the events not yet accepted then count as
-// not delivered and the caller must not acknowledge them.
-func (d *destination) deliver(ctx context.Context, events []bus.Event) ([]failure, error) {
+// deliver sends events in order and returns, for each of them, whether the
+// destination accepted it and after how many attempts; an event it gave up
+// on after the retry policy has a non-nil err. deliver returns an error
+// only when ctx ends first; the events not yet accepted then count as not
+// delivered and the caller must not acknowledge them.
+func (d *destination) deliver(ctx context.Context, events []bus.Event) ([]result, error) {
+	res := make([]result, len(events))
+	var err error
 	if d.hook != nil {
-		return d.deliverEach(ctx, events)
+		err = d.deliverEach(ctx, events, res)
+	} else {
+		err = d.deliverBatch(ctx, events, res)
 	}
-	return d.deliverBatch(ctx, events)
+	return res, err
 }
 
 // deliverBatch publishes the batch to a transport topic, retrying what the
 // transport did not acknowledge. An event the transport refuses for good
 // (invalid or too large for it) is given up at once; the rest go on.
-func (d *destination) deliverBatch(ctx context.Context, events []bus.Event) ([]failure, error) {
+func (d *destination) deliverBatch(ctx context.Context, events []bus.Event, res []result) error {
 	pending := make([]int, len(events))
 	for i := range pending {
 		pending[i] = i
 	}
 	batch := events
-	var failed []failure
 	start := time.Now()
+	// settle records the end of the events idx: accepted (err nil) or
+	// given up on.
+	settle := func(idx []int, err error) {
+		now := time.Now()
+		for _, i := range idx {
+			res[i].err, res[i].at = err, now
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		err := d.attempt(func() error { return d.transport.Publish(ctx, d.topic, batch) })
+		if !errors.Is(err, errCircuitOpen) {
+			for _, i := range pending {
+				res[i].attempts++
+			}
+		}
 		if err == nil {
 			d.m.delivered(d.route, d.name, len(batch))
-			return failed, nil
+			settle(pending, nil)
+			return nil
 		}
 		if ctx.Err() != nil {
-			return failed, ctx.Err()
+			return ctx.Err()
 		}
 		if permanent(err) {
 			var ee *bus.EventError
 			if !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(pending) {
 				// Refused for good, but not saying which event: give up on all.
-				for _, i := range pending {
-					failed = append(failed, failure{i, attempt, err})
-				}
-				return failed, nil
+				settle(pending, err)
+				return nil
 			}
-			failed = append(failed, failure{pending[ee.Index], attempt, err})
+			settle(pending[ee.Index:ee.Index+1], err)
 			pending = append(pending[:ee.Index:ee.Index], pending[ee.Index+1:]...)
 			if len(pending) == 0 {
-				return failed, nil
+				return nil
 			}
 			batch = make([]bus.Event, len(pending))
 			for j, i := range pending {
@@ -87,12 +107,10 @@ func (d *destination) deliverBatch(ctx context.Context, events []bus.Event) ([]f
 		}
 		if !d.wait(ctx, attempt, start, err) {
 			if ctx.Err() != nil {
-				return failed, ctx.Err()
+				return ctx.Err()
 			}
-			for _, i := range pending {
-				failed = append(failed, failure{i, attempt, err})
-			}
-			return failed, nil
+			settle(pending, err)
+			return nil
 		}
 	}
 }
@@ -100,29 +118,32 @@ func (d *destination) deliverBatch(ctx context.Context, events []bus.Event) ([]f
 // deliverEach posts events one at a time, in order, each with its own
 // retries; an event given up on goes to the dead letter and the next one
 // is tried.
-func (d *destination) deliverEach(ctx context.Context, events []bus.Event) ([]failure, error) {
-	var failed []failure
+func (d *destination) deliverEach(ctx context.Context, events []bus.Event, res []result) error {
 	for i := range events {
 		start := time.Now()
 		for attempt := 1; ; attempt++ {
 			err := d.attempt(func() error { return d.hook.Send(ctx, &events[i]) })
+			if !errors.Is(err, errCircuitOpen) {
+				res[i].attempts++
+			}
 			if err == nil {
 				d.m.delivered(d.route, d.name, 1)
+				res[i].at = time.Now()
 				break
 			}
 			if ctx.Err() != nil {
-				return failed, ctx.Err()
+				return ctx.Err()
 			}
 			if cehttp.IsPermanent(err) || !d.wait(ctx, attempt, start, err) {
 				if ctx.Err() != nil {
-					return failed, ctx.Err()
+					return ctx.Err()
 				}
-				failed = append(failed, failure{i, attempt, err})
+				res[i].err, res[i].at = err, time.Now()
 				break
 			}
 		}
 	}
-	return failed, nil
+	return nil
 }
 
 // attempt runs send through the circuit breaker.

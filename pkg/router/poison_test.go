@@ -90,5 +90,10 @@ routes:
 		t.Fatalf("reason %q", reason)
 	}
 	h := &harness{store: store}
-	eventually(t, "the poison message audited", func() bool { return h.count(t, sinks.Query{Outcome: sinks.OutcomePoison}) == 1 })
+	eventually(t, "the poison message audited", func() bool { return h.count(t, sinks.Query{Kind: sinks.KindPoison}) == 1 })
+	trail := h.trail(t, "/auditbus/poison/kafka/mixed", "mixed/0/0")
+	checkTrail(t, trail, want{kind: sinks.KindPoison, transport: "kafka", topic: "mixed", route: "p", errHas: "not a CloudEvent"})
+	if trail[0].Partition != 0 || trail[0].Offset != 0 {
+		t.Errorf("poison entry at partition %d offset %d, want 0 and 0", trail[0].Partition, trail[0].Offset)
+	}
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,14 +30,18 @@ const (
 	ExtDeadLetterDestination = "deadletterdest"
 	// ExtDeadLetterAttempts is how many delivery attempts were made.
 	ExtDeadLetterAttempts = "deadletterattempts"
-	// ExtReplay marks an event published again by a replay job; its value
-	// is the job's id. The audit record of such an event carries the id as
-	// its Replay, so it does not overwrite the original's record.
+	// ExtReplay marks an event published again by the daemon's replay
+	// jobs; its value is the job's id. A route that reads such an event
+	// records it like any other: the extension is part of the version.
 	ExtReplay = "auditbusreplay"
 	// PoisonType is the type of the event that stands for a message that
 	// was not a valid CloudEvent; its data is the raw message.
 	PoisonType = "io.auditbus.poison"
 )
+
+// TransportHTTP is the Transport of the entries of events a route took
+// from an HTTP request (Ingest).
+const TransportHTTP = "http"
 
 // Auditor makes records durable; *sinks.Writer is one. Write returns once
 // the records are durable.
@@ -49,8 +54,9 @@ type Options struct {
 	// Transports are the enabled transports by name ("mem", "kafka",
 	// "amqp"). Sources and destinations may only name these.
 	Transports map[string]bus.Transport
-	// Audit receives a record of every event a route finishes with. Nil
-	// turns auditing off (benchmarks only: the delivery contract needs it).
+	// Audit receives a ledger record of every event a route finishes
+	// with: its received entry and what became of it. Nil turns auditing
+	// off (benchmarks only: the delivery contract needs it).
 	Audit Auditor
 	// Metrics, if set, records deliveries, retries and outcomes.
 	Metrics *Metrics
@@ -71,9 +77,10 @@ type Options struct {
 // Router runs routes: it subscribes each transport-fed route to its source
 // and takes events for HTTP-fed routes from Ingest. For every batch it
 // filters, delivers a duplicate to each destination, parks what a
-// destination gives up on in the route's dead letter, writes an audit
-// record of every event with its outcome, and only then lets the source
-// acknowledge the batch.
+// destination gives up on in the route's dead letter, writes a ledger
+// record of every event (received, then filtered or one delivered or
+// dead-lettered entry per destination), and only once that is durable lets
+// the source acknowledge the batch.
 type Router struct {
 	o      Options
 	routes []*route
@@ -239,18 +246,36 @@ func (r *Router) Err() error {
 // is not fed by HTTP.
 var ErrUnknownRoute = errors.New("no such HTTP-fed route")
 
+// IngestOptions say who handed Ingest its events.
+type IngestOptions struct {
+	// Request identifies the HTTP request that carried the events: the
+	// same for every event of the request, and for every retry of their
+	// audit write, so that a retried write records nothing twice while
+	// two requests carrying the same event are two receptions. Empty
+	// makes one up for the call.
+	Request string
+	// Principal is who sent the request: the JWT subject, or "anonymous"
+	// when authentication is off.
+	Principal string
+}
+
 // Ingest runs events through the HTTP-fed route name and returns once they
-// are delivered (or dead-lettered) and audited.
-func (r *Router) Ingest(ctx context.Context, name, topic string, events []bus.Event) error {
+// are delivered (or dead-lettered) and audited. Each event's received
+// entry has the transport "http", o's request and principal, and the
+// event's position in the request as its offset.
+func (r *Router) Ingest(ctx context.Context, name string, events []bus.Event, o IngestOptions) error {
 	rt, ok := r.byName[name]
 	if !ok || !rt.cfg.Source.HTTP {
 		return fmt.Errorf("route %q: %w", name, ErrUnknownRoute)
 	}
+	if o.Request == "" {
+		o.Request = rand.Text()
+	}
 	msgs := make([]bus.Message, len(events))
 	for i := range events {
-		msgs[i] = bus.Message{Event: events[i], Topic: topic, Attempt: 1}
+		msgs[i] = bus.Message{Event: events[i], Offset: int64(i), Attempt: 1}
 	}
-	return rt.handle(ctx, msgs)
+	return rt.run(ctx, msgs, reception{transport: TransportHTTP, request: o.Request, principal: o.Principal})
 }
 
 // Route returns the configuration of the route called name, as the routes
@@ -275,140 +300,219 @@ func (r *Router) HTTPRoutes() []string {
 	return names
 }
 
-// handle is a route's bus.Handler: it returns nil only once every event of
-// msgs has its outcome and its audit record is durable.
+// reception says how a batch reached its route.
+type reception struct {
+	transport string
+	// request and principal are those of an HTTP request; a broker's
+	// principal is "transport:topic".
+	request, principal string
+}
+
+// handle is the bus.Handler of a route fed by a transport.
 func (rt *route) handle(ctx context.Context, msgs []bus.Message) error {
-	start := time.Now()
-	outcome := make([]string, len(msgs))
+	return rt.run(ctx, msgs, reception{transport: rt.cfg.Source.Transport})
+}
+
+// run returns nil only once every event of msgs has its outcome and its
+// audit record is durable.
+func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) error {
+	start := time.Now().UTC()
+	keep := make([]bool, len(msgs))
 	matched := make([]bus.Event, 0, len(msgs))
-	index := make([]int, 0, len(msgs))
 	for i := range msgs {
-		if rt.cfg.Filter.Match(&msgs[i].Event) {
-			outcome[i] = sinks.OutcomeDelivered
+		if keep[i] = rt.cfg.Filter.Match(&msgs[i].Event); keep[i] {
 			matched = append(matched, msgs[i].Event)
-			index = append(index, i)
-		} else {
-			outcome[i] = sinks.OutcomeFiltered
 		}
 	}
+	judged := time.Now().UTC()
 	rt.r.o.Metrics.took(rt.cfg.Name, len(msgs), len(msgs)-len(matched))
+	var res [][]result
 	if len(matched) > 0 {
-		if err := rt.fanOut(ctx, matched, index, outcome); err != nil {
+		var err error
+		if res, err = rt.fanOut(ctx, matched); err != nil {
 			return err
 		}
 	}
-	if err := rt.audit(ctx, msgs, outcome, start); err != nil {
+	if err := rt.write(ctx, rt.records(msgs, from, keep, res, start, judged)); err != nil {
 		return err
 	}
-	if rt.r.o.Metrics != nil {
-		counts := make(map[string]int, 2)
-		for _, o := range outcome {
-			counts[o]++
-		}
-		rt.r.o.Metrics.finished(rt.cfg.Name, counts, start)
+	counts := make(map[string]int, 3)
+	if n := len(msgs) - len(matched); n > 0 {
+		counts[sinks.KindFiltered] = n
 	}
+	for j := range matched {
+		outcome := sinks.KindDelivered
+		for k := range res {
+			if res[k][j].err != nil {
+				outcome = sinks.KindDeadLettered
+			}
+		}
+		counts[outcome]++
+	}
+	rt.r.o.Metrics.finished(rt.cfg.Name, counts, start)
 	return nil
 }
 
+// records are the ledger records of a batch a route finished with: for
+// each message its received entry (at start), then a filtered entry (at
+// judged) or, for the kept ones, one delivered or dead-lettered entry per
+// destination with the results res of fanOut. Every entry names the
+// route and where the message came from, so that the same event received
+// again is recorded again while a redelivered message adds nothing. It
+// returns nil when auditing is off.
+func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res [][]result, start, judged time.Time) []sinks.Record {
+	if rt.r.o.Audit == nil {
+		return nil
+	}
+	recs := make([]sinks.Record, len(msgs))
+	b := newEntries(len(msgs), len(rt.dests))
+	j := 0 // index of the next kept message in res
+	for i := range msgs {
+		m := &msgs[i]
+		at := sinks.Entry{Transport: from.transport, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Request: from.request, Route: rt.cfg.Name}
+		received := at
+		received.Kind, received.Time, received.Principal = sinks.KindReceived, start, from.principal
+		if from.transport != TransportHTTP {
+			received.Principal = from.transport + ":" + m.Topic
+		}
+		b.add(received)
+		if !keep[i] {
+			e := at
+			e.Kind, e.Time = sinks.KindFiltered, judged
+			b.add(e)
+		} else {
+			for k, d := range rt.dests {
+				r := res[k][j]
+				e := at
+				e.Kind, e.Time, e.Destination, e.Attempts = sinks.KindDelivered, r.at, d.name, r.attempts
+				if r.err != nil {
+					e.Kind, e.Error = sinks.KindDeadLettered, r.err.Error()
+				}
+				b.add(e)
+			}
+			j++
+		}
+		recs[i] = sinks.Record{Event: m.Event, Entries: b.take()}
+	}
+	return recs
+}
+
+// entries hands out the entries of a batch's records from one allocation.
+type entries struct {
+	all  []sinks.Entry
+	from int
+}
+
+// newEntries has room for the entries of n events routed to dests
+// destinations.
+func newEntries(n, dests int) *entries {
+	return &entries{all: make([]sinks.Entry, 0, n*(1+max(dests, 1)))}
+}
+
+func (b *entries) add(e sinks.Entry) { b.all = append(b.all, e) }
+
+// take returns the entries added since the last take.
+func (b *entries) take() []sinks.Entry {
+	s := b.all[b.from:len(b.all):len(b.all)]
+	b.from = len(b.all)
+	return s
+}
+
 // fanOut delivers events to every destination at once and dead-letters
-// what each gives up on, marking those events' outcome.
-func (rt *route) fanOut(ctx context.Context, events []bus.Event, index []int, outcome []string) error {
-	failed := make([][]failure, len(rt.dests))
+// what each gives up on. It returns each destination's results, in the
+// order of rt.dests.
+func (rt *route) fanOut(ctx context.Context, events []bus.Event) ([][]result, error) {
+	res := make([][]result, len(rt.dests))
 	errs := make([]error, len(rt.dests))
 	if len(rt.dests) == 1 {
-		failed[0], errs[0] = rt.dests[0].deliver(ctx, events)
+		res[0], errs[0] = rt.dests[0].deliver(ctx, events)
 	} else {
 		var wg sync.WaitGroup
 		for k, d := range rt.dests {
-			wg.Go(func() { failed[k], errs[k] = d.deliver(ctx, events) })
+			wg.Go(func() { res[k], errs[k] = d.deliver(ctx, events) })
 		}
 		wg.Wait()
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("route %q: delivery interrupted: %w", rt.cfg.Name, err)
+		return nil, fmt.Errorf("route %q: delivery interrupted: %w", rt.cfg.Name, err)
 	}
 	for k, d := range rt.dests {
-		if len(failed[k]) == 0 {
-			continue
-		}
-		if err := rt.deadLetter(ctx, d, events, failed[k]); err != nil {
-			return err
-		}
-		for _, f := range failed[k] {
-			outcome[index[f.index]] = sinks.OutcomeDeadLettered
+		if err := rt.deadLetter(ctx, d, events, res[k]); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return res, nil
 }
 
 // deadLetter parks the events d gave up on in the route's dead letter,
 // each with the reason, the destination and the attempt count.
-func (rt *route) deadLetter(ctx context.Context, d *destination, events []bus.Event, failed []failure) error {
-	if rt.dead == nil {
-		return fmt.Errorf("route %q: destination %q gave up on %d events (first: %v) and the route has no dead letter; they stay unacknowledged at the source",
-			rt.cfg.Name, d.name, len(failed), failed[0].err)
-	}
-	parked := make([]bus.Event, len(failed))
-	for j, f := range failed {
-		e := events[f.index].Clone()
-		e.SetExtension(ExtDeadLetterReason, f.err.Error())
+func (rt *route) deadLetter(ctx context.Context, d *destination, events []bus.Event, res []result) error {
+	var parked []bus.Event
+	var first error
+	for i, r := range res {
+		if r.err == nil {
+			continue
+		}
+		if first == nil {
+			first = r.err
+		}
+		if rt.dead == nil {
+			continue
+		}
+		e := events[i].Clone()
+		e.SetExtension(ExtDeadLetterReason, r.err.Error())
 		e.SetExtension(ExtDeadLetterRoute, rt.cfg.Name)
 		e.SetExtension(ExtDeadLetterDestination, d.name)
-		e.SetExtension(ExtDeadLetterAttempts, int32(f.attempts))
-		parked[j] = e
+		e.SetExtension(ExtDeadLetterAttempts, int32(r.attempts))
+		parked = append(parked, e)
+	}
+	switch {
+	case first == nil:
+		return nil
+	case rt.dead == nil:
+		return fmt.Errorf("route %q: destination %q gave up on events (first: %v) and the route has no dead letter; they stay unacknowledged at the source",
+			rt.cfg.Name, d.name, first)
 	}
 	if err := rt.park(ctx, parked); err != nil {
 		return fmt.Errorf("route %q: dead-letter %d events given up by destination %q: %w", rt.cfg.Name, len(parked), d.name, err)
 	}
 	rt.r.o.Metrics.deadLetteredN(rt.cfg.Name, d.name, len(parked))
-	rt.r.o.Logger.Warn("events dead-lettered", "route", rt.cfg.Name, "destination", d.name, "events", len(parked), "reason", failed[0].err)
+	rt.r.o.Logger.Warn("events dead-lettered", "route", rt.cfg.Name, "destination", d.name, "events", len(parked), "reason", first)
 	return nil
 }
 
 // park delivers events to the dead letter; an event the dead letter itself
 // gives up on is an error, so the source keeps the batch.
 func (rt *route) park(ctx context.Context, events []bus.Event) error {
-	lost, err := rt.dead.deliver(ctx, events)
+	res, err := rt.dead.deliver(ctx, events)
 	if err != nil {
 		return err
 	}
-	if len(lost) > 0 {
-		return fmt.Errorf("dead letter %s refused %d events: %w", rt.dead.describe(), len(lost), lost[0].err)
+	lost := 0
+	var first error
+	for _, r := range res {
+		if r.err != nil {
+			if lost == 0 {
+				first = r.err
+			}
+			lost++
+		}
+	}
+	if lost > 0 {
+		return fmt.Errorf("dead letter %s refused %d events: %w", rt.dead.describe(), lost, first)
 	}
 	return nil
 }
 
-// audit writes a record of every event of the batch with its outcome.
-func (rt *route) audit(ctx context.Context, msgs []bus.Message, outcome []string, received time.Time) error {
+// write makes recs durable in the audit store.
+func (rt *route) write(ctx context.Context, recs []sinks.Record) error {
 	if rt.r.o.Audit == nil {
 		return nil
-	}
-	transport := rt.cfg.Source.Transport
-	if rt.cfg.Source.HTTP {
-		transport = "http"
-	}
-	recs := make([]sinks.Record, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
-		recs[i] = sinks.Record{
-			Event: m.Event, Transport: transport, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-			Route: rt.cfg.Name, Outcome: outcome[i], Replay: replayOf(&m.Event), Received: received,
-		}
 	}
 	if err := rt.r.o.Audit.Write(ctx, recs); err != nil {
 		return fmt.Errorf("route %q: audit %d events: %w", rt.cfg.Name, len(recs), err)
 	}
 	return nil
-}
-
-// replayOf is the replay job id an event carries, or "".
-func replayOf(e *event.Event) string {
-	if ec, ok := e.Context.(*event.EventContextV1); ok && ec.Extensions != nil {
-		if v, ok := ec.Extensions[ExtReplay].(string); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 // Poison is a message a transport could not read as a CloudEvent.
@@ -419,8 +523,8 @@ type Poison struct {
 	Partition int
 	Offset    int64
 	// ID identifies the message stably across redeliveries (e.g. topic,
-	// partition and offset, or a digest of the body), so the record of a
-	// redelivered poison message replaces the first.
+	// partition and offset, or a digest of the body), so that a redelivered
+	// poison message is the version already recorded, not a new one.
 	ID string
 	// Payload is the message body as read.
 	Payload []byte
@@ -430,8 +534,10 @@ type Poison struct {
 
 // Poison parks a message that is not a CloudEvent in the dead letter of
 // the route reading it, as an event of type PoisonType whose data is the
-// raw payload and whose deadletterreason says why, and audits it with the
-// outcome "poison". It returns an error (so the transport keeps the
+// raw payload and whose deadletterreason says why, and records it with a
+// poison entry (where it was read, the route and the reason). The event
+// has no time attribute, so that a redelivery of the message makes the
+// same version; its recorded time is the entry's. It returns an error (so the transport keeps the
 // message) when no route reads that source, the route has no dead letter,
 // or the dead letter or audit store is unreachable.
 func (r *Router) Poison(ctx context.Context, p Poison) error {
@@ -450,7 +556,6 @@ func (r *Router) Poison(ctx context.Context, p Poison) error {
 	e.SetID(p.ID)
 	e.SetSource("/auditbus/poison/" + p.Transport + "/" + p.Topic)
 	e.SetType(PoisonType)
-	e.SetTime(time.Now())
 	_ = e.SetData("application/octet-stream", p.Payload)
 	reason := "not a CloudEvent"
 	if p.Reason != nil {
@@ -464,11 +569,15 @@ func (r *Router) Poison(ctx context.Context, p Poison) error {
 	if err := rt.park(ctx, []bus.Event{e}); err != nil {
 		return fmt.Errorf("route %q: dead-letter poison message %s: %w", rt.cfg.Name, p.ID, err)
 	}
-	msgs := []bus.Message{{Event: e, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, Attempt: 1}}
-	if err := rt.audit(ctx, msgs, []string{sinks.OutcomePoison}, time.Now()); err != nil {
+	now := time.Now().UTC()
+	rec := sinks.Record{Event: e, Entries: []sinks.Entry{{
+		Kind: sinks.KindPoison, Time: now, Transport: p.Transport, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset,
+		Route: rt.cfg.Name, Error: reason,
+	}}}
+	if err := rt.write(ctx, []sinks.Record{rec}); err != nil {
 		return err
 	}
-	rt.r.o.Metrics.finished(rt.cfg.Name, map[string]int{sinks.OutcomePoison: 1}, time.Now())
+	rt.r.o.Metrics.finished(rt.cfg.Name, map[string]int{sinks.KindPoison: 1}, now)
 	r.o.Logger.Warn("poison message dead-lettered", "route", rt.cfg.Name, "transport", p.Transport, "topic", p.Topic, "id", p.ID, "reason", reason)
 	return nil
 }
