@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,12 +23,13 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// TransportHTTP is the Transport of the audit records of ingested events.
-const TransportHTTP = "http"
+// TransportHTTP is the Transport of the received entries of ingested
+// events.
+const TransportHTTP = router.TransportHTTP
 
-// ingestPath is the Topic the records of events ingested through a route
-// carry: the path they were read from.
-const ingestPath = "/v1/events"
+// Anonymous is the Principal of events ingested while authentication is
+// off.
+const Anonymous = "anonymous"
 
 // retryAfter is the Retry-After of a 503, in seconds.
 const retryAfter = "5"
@@ -113,13 +116,17 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, t, de.Status, d)
 		return
 	}
+	from := router.IngestOptions{Request: newRequestID(), Principal: Anonymous}
+	if p, ok := auth.FromContext(r.Context()); ok {
+		from.Principal = p.Subject
+	}
 	switch {
 	case len(evs) == 0:
 		// An empty batch: nothing to publish or audit.
 	case t.route != "":
-		err = s.ingestRoute(r.Context(), t.route, evs)
+		err = s.ingestRoute(r.Context(), t.route, evs, from)
 	default:
-		err = s.ingestTopic(r.Context(), t.topic, evs)
+		err = s.ingestTopic(r.Context(), t.topic, evs, from)
 	}
 	if err != nil {
 		s.ingestFailed(w, r, t, err)
@@ -133,42 +140,51 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(len(evs)) + "}\n"))
 }
 
-// ingestRoute runs evs through an HTTP-fed route, which delivers and
-// audits them.
-func (s *Server) ingestRoute(ctx context.Context, name string, evs []event.Event) error {
+// newRequestID names one ingest request in the received entries of its
+// events: 128 random bits in hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// ingestRoute runs evs through an HTTP-fed route, which delivers them and
+// records their received entries.
+func (s *Server) ingestRoute(ctx context.Context, name string, evs []event.Event, from router.IngestOptions) error {
 	if s.o.Router == nil {
 		return fmt.Errorf("route %q: %w", name, router.ErrUnknownRoute)
 	}
-	return s.o.Router.Ingest(ctx, name, ingestPath, evs)
+	return s.o.Router.Ingest(ctx, name, evs, from)
 }
 
 // ingestTopic publishes evs to topic on the default transport, then
-// records them in the audit store.
-func (s *Server) ingestTopic(ctx context.Context, topic string, evs []event.Event) error {
+// records each as received: over HTTP, for topic, by from's request and
+// principal, at its position in the request. The route that reads the
+// topic records what it does with them. A version that conflicts with one
+// stored before (same source and id, other content) is recorded beside it
+// and flagged; that is the store's business, not an error of the request.
+func (s *Server) ingestTopic(ctx context.Context, topic string, evs []event.Event, from router.IngestOptions) error {
 	if err := s.o.Transport.Publish(ctx, topic, evs); err != nil {
 		return &publishError{topic: topic, err: err}
 	}
 	now := s.now().UTC()
 	recs := make([]sinks.Record, len(evs))
+	entries := make([]sinks.Entry, len(evs))
 	for i := range evs {
-		recs[i] = sinks.Record{
-			Event: evs[i], Transport: TransportHTTP, Topic: topic,
-			Outcome: sinks.OutcomeAccepted, Replay: replayOf(&evs[i]), Received: now,
+		entries[i] = sinks.Entry{
+			Kind: sinks.KindReceived, Time: now, Transport: TransportHTTP, Topic: topic, Offset: int64(i),
+			Request: from.Request, Principal: from.Principal,
 		}
+		recs[i] = sinks.Record{Event: evs[i], Entries: entries[i : i+1 : i+1]}
 	}
+	// The writer retries a failed append with these same records, so a
+	// retry records nothing twice.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	if err := s.o.Audit.Write(actx, recs); err != nil {
 		return &auditError{topic: topic, n: len(recs), err: err}
 	}
 	return nil
-}
-
-// replayOf is the replay job id an event carries (router.ExtReplay), so a
-// replayed copy is audited beside its original, as the router does.
-func replayOf(e *event.Event) string {
-	v, _ := e.Extensions()[router.ExtReplay].(string)
-	return v
 }
 
 // publishError is a refusal or failure of the default transport.

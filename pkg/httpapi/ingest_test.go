@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -137,28 +136,19 @@ func TestIngestAndQuery(t *testing.T) {
 			t.Fatalf("query returned an unknown event %s", it.Event)
 		}
 		w.check(t, ev)
-		a := it.Audit
-		if a.Transport != "http" || a.Topic != "events" || a.Route != "" || a.Outcome != sinks.OutcomeAccepted || a.Replay != "" {
-			t.Errorf("event %q: audit %+v", w.id, a)
-		}
-		if _, err := time.Parse(time.RFC3339Nano, a.Received); err != nil || !strings.HasSuffix(a.Received, "Z") {
-			t.Errorf("event %q: received %q is not RFC 3339 in UTC", w.id, a.Received)
-		}
+		stored := e.version(t, ev.Source(), ev.ID())
+		checkReceived(t, stored.Trail, "events", "svc-test")
 		// The event is written the way the SDK writes it: the same bytes
 		// as json.Marshal of the stored event (which also compacts and
 		// escapes HTML), except that data that is not UTF-8 goes in
 		// data_base64.
-		rec, err := e.store.Get(context.Background(), ev.Source(), ev.ID())
-		if err != nil {
-			t.Fatal(err)
-		}
 		if w.id == b.id {
 			if !bytes.Contains(it.Event, []byte(`"data_base64":"`+base64.StdEncoding.EncodeToString(binaryData)+`"`)) {
 				t.Errorf("binary data not in data_base64: %s", it.Event)
 			}
 			continue
 		}
-		sdk, err := json.Marshal(rec.Event)
+		sdk, err := json.Marshal(stored.Event)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,15 +294,21 @@ routes:
 	if got := out.waitFor(t, 1); len(got) != 1 || got[0].ID() != "k" {
 		t.Fatalf("destination got %v", got)
 	}
-	outcomes := map[string]string{}
-	for _, it := range e.query(t, "/v1/events?source=/r").Items {
-		if it.Audit.Route != "web" || it.Audit.Transport != "http" || it.Audit.Topic != "/v1/events" {
-			t.Errorf("audit %+v", it.Audit)
+	// The route records the reception (over HTTP, by the request and its
+	// subject) and what it did.
+	for id, outcome := range map[string]string{"k": sinks.KindDelivered, "d": sinks.KindFiltered} {
+		trail := e.version(t, "/r", id).Trail
+		if len(trail) != 2 {
+			t.Fatalf("%s: trail %+v, want received and %s", id, trail, outcome)
 		}
-		outcomes[decodeEvent(t, it.Event).ID()] = it.Audit.Outcome
-	}
-	if outcomes["k"] != sinks.OutcomeDelivered || outcomes["d"] != sinks.OutcomeFiltered {
-		t.Errorf("outcomes %v", outcomes)
+		for _, en := range trail {
+			if en.Route != "web" || en.Transport != "http" || en.Topic != "" || len(en.Request) != 32 || en.Request != trail[0].Request {
+				t.Errorf("%s: entry %+v", id, en)
+			}
+		}
+		if trail[0].Kind != sinks.KindReceived || trail[0].Principal != "svc-test" || trail[1].Kind != outcome {
+			t.Errorf("%s: trail %+v, want received by svc-test, then %s", id, trail, outcome)
+		}
 	}
 	b := wantError(t, e.do(t, req{method: "POST", path: "/v1/events?route=nope", token: e.write, header: structured,
 		body: `{"specversion":"1.0","id":"x","source":"/r","type":"t"}`}), http.StatusNotFound, "unknown_route")
