@@ -6,25 +6,42 @@
 // are only known at start-up. Each file holds statements separated by lines
 // that are exactly ";" and every statement must be safe to run again (IF NOT
 // EXISTS), since ClickHouse has no transactional DDL: a migration cut short
-// is simply run again. One statement is not SQL: "SWAP {{.Table}} WITH
+// is simply run again. Two statements are not SQL: "SWAP {{.Table}} WITH
 // {{.Next}}" has sinks/clickhouse copy the events table's rows into
-// {{.Next}} and rename that into the table's place, in steps that are
-// likewise safe to run again. The data they see:
+// {{.Next}} and rename that into the table's place, and "LEDGER
+// {{.Table}}" has it move the events table's rows into the ledger's tables
+// (digests are computed in Go), in steps that are likewise safe to run
+// again. The data they see:
 //
-//	{{.DB}}            the database, quoted
-//	{{.Table}}         the events table, database-qualified and quoted
-//	{{.IDs}}           the identity table, likewise
-//	{{.IDsView}}       the materialized view feeding it, likewise
-//	{{.Next}}          the events table's rebuild (<table>_v2), likewise
-//	{{.Prev}}          the events table's name while a rebuild replaces it
-//	                   (<table>_v1), likewise
-//	{{.OnCluster}}     " ON CLUSTER `name`", or "" without a cluster
-//	{{.Engine "t"}}    the ReplacingMergeTree engine clause for table t
-//	                   (Replicated on a cluster), versioned by `version`
+//	{{.DB}}             the database, quoted
+//	{{.Table}}          the events table (schemas 1 and 2),
+//	                    database-qualified and quoted
+//	{{.IDs}}            its identity table, likewise
+//	{{.IDsView}}        the materialized view feeding it, likewise
+//	{{.Next}}           the events table's rebuild (<table>_v2), likewise
+//	{{.Prev}}           the events table's name while a rebuild replaces it
+//	                    (<table>_v1), likewise
+//	{{.Versions}}       the ledger's versions (<table>_versions), likewise
+//	{{.Identities}}     the versions by identity (<table>_identities) and
+//	{{.IdentitiesView}} the view feeding it
+//	{{.Entries}}        the ledger's entries (<table>_entries)
+//	{{.Trails}}         the entries by version (<table>_trails) and
+//	{{.TrailsView}}     the view feeding it
+//	{{.Keys}}           the entries' keys (<table>_keys) and
+//	{{.KeysView}}       the view feeding it
+//	{{.Logs}}           each log's last seq (<table>_logs) and
+//	{{.LogsView}}       the view feeding it
+//	{{.OnCluster}}      " ON CLUSTER `name`", or "" without a cluster
+//	{{.Engine "t"}}     the ReplacingMergeTree engine clause for table t of
+//	                    schemas 1 and 2 (Replicated on a cluster),
+//	                    versioned by `version`
+//	{{.Replacing "t" "v"}} the ReplacingMergeTree engine clause for the
+//	                    ledger's table t, versioned by column v
+//	{{.Plain "t"}}      the MergeTree engine clause for the ledger's table t
 //	{{.LowCardinality}} "LowCardinality(String)" where the server has it,
-//	                   else "String"
-//	{{.DateTime64}}    true where the server has DateTime64 and
-//	                   fromUnixTimestamp64Nano (20.5 and later)
+//	                    else "String"
+//	{{.DateTime64}}     true where the server has DateTime64 and
+//	                    fromUnixTimestamp64Nano (20.5 and later)
 package clickhouse
 
 import "embed"
