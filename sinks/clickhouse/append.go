@@ -1,248 +1,439 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// insertColumns are the events table's columns in the order Append fills
-// them.
-const insertColumns = "hour, type, time_ns, source, id, replay, received_ns, version, subject, " +
-	"route, outcome, transport, topic, `partition`, `offset`, attrs, data, data_flags"
+// versionInsert are the versions table's columns in the order
+// versionRows fills them.
+const versionInsert = "hour, type, time_ns, source, id, digest, subject, attrs, data, data_flags, stored_ns, added_ns, conflict"
 
-// data_flags bits.
-const (
-	flagHasData = 1 << 0
-	flagBase64  = 1 << 1
-)
-
-// columns holds one batch column-wise, the shape the driver appends
-// fastest.
-type columns struct {
-	hour                    []uint32
-	typ, source, id, replay []string
-	timeNs, received        []int64
-	version                 []uint64
-	subject, route, outcome []string
-	transport, topic        []string
-	partition, offset       []int64
-	attrs, data             [][]byte
-	flags                   []uint8
+// versionRows holds version rows column-wise, the shape the driver
+// appends fastest.
+type versionRows struct {
+	hour                             []uint32
+	typ, source, id, digest, subject []string
+	timeNs, stored, added            []int64
+	attrs, data                      [][]byte
+	flags, conflict                  []uint8
 }
 
-func (c *columns) add(r *sinks.Record, version uint64) error {
-	// The data goes in its own column so its bytes never pass through a
-	// JSON re-encoding; a shallow copy keeps the caller's event intact.
-	e := r.Event
-	e.DataEncoded, e.DataBase64 = nil, false
-	attrs, err := e.MarshalJSON()
+// encodedVersion is a version encoded for its row but for when it is
+// added and whether it conflicts.
+type encodedVersion struct {
+	k              vkey
+	ev             *event.Event
+	timeNs, stored int64
+	attrs          []byte
+}
+
+// encodeVersion encodes e's attributes for the attrs column: the event as
+// the SDK's structured JSON without data, whose bytes go in their own
+// column so they never pass through a JSON re-encoding.
+func encodeVersion(e *event.Event, d sinks.Digest, timeNs, stored int64) (encodedVersion, error) {
+	c := *e // a shallow copy keeps the caller's event intact
+	c.DataEncoded, c.DataBase64 = nil, false
+	attrs, err := c.MarshalJSON()
 	if err != nil {
-		return fmt.Errorf("encode event %q from %q: %w", e.ID(), e.Source(), err)
+		return encodedVersion{}, fmt.Errorf("encode event %q from %q: %w", e.ID(), e.Source(), err)
 	}
-	var flags uint8
-	if r.Event.DataEncoded != nil {
+	return encodedVersion{k: vkey{e.Source(), e.ID(), d}, ev: e, timeNs: timeNs, stored: stored, attrs: attrs}, nil
+}
+
+func (c *versionRows) add(v *encodedVersion, added int64, conflict bool) {
+	var flags, confl uint8
+	if v.ev.DataEncoded != nil {
 		flags |= flagHasData
 	}
-	if r.Event.DataBase64 {
+	if v.ev.DataBase64 {
 		flags |= flagBase64
 	}
-	t := r.Time().UnixNano()
-	c.hour = append(c.hour, hourOf(t))
-	c.typ = append(c.typ, e.Type())
-	c.timeNs = append(c.timeNs, t)
-	c.source = append(c.source, e.Source())
-	c.id = append(c.id, e.ID())
-	c.replay = append(c.replay, r.Replay)
-	c.received = append(c.received, nsOf(r.Received))
-	c.version = append(c.version, version)
-	c.subject = append(c.subject, e.Subject())
-	c.route = append(c.route, r.Route)
-	c.outcome = append(c.outcome, r.Outcome)
-	c.transport = append(c.transport, r.Transport)
-	c.topic = append(c.topic, r.Topic)
-	c.partition = append(c.partition, int64(r.Partition))
-	c.offset = append(c.offset, r.Offset)
-	c.attrs = append(c.attrs, attrs)
-	c.data = append(c.data, r.Event.DataEncoded)
+	if conflict {
+		confl = 1
+	}
+	c.hour = append(c.hour, hourOf(v.timeNs))
+	c.typ = append(c.typ, v.ev.Type())
+	c.timeNs = append(c.timeNs, v.timeNs)
+	c.source = append(c.source, v.k.source)
+	c.id = append(c.id, v.k.id)
+	c.digest = append(c.digest, string(v.k.digest[:]))
+	c.subject = append(c.subject, v.ev.Subject())
+	c.attrs = append(c.attrs, v.attrs)
+	c.data = append(c.data, v.ev.DataEncoded)
 	c.flags = append(c.flags, flags)
-	return nil
+	c.stored = append(c.stored, v.stored)
+	c.added = append(c.added, added)
+	c.conflict = append(c.conflict, confl)
 }
 
-func (c *columns) all() []any {
-	return []any{c.hour, c.typ, c.timeNs, c.source, c.id, c.replay, c.received, c.version, c.subject,
-		c.route, c.outcome, c.transport, c.topic, c.partition, c.offset, c.attrs, c.data, c.flags}
+func (c *versionRows) len() int { return len(c.hour) }
+
+func (c *versionRows) all() []any {
+	return []any{c.hour, c.typ, c.timeNs, c.source, c.id, c.digest, c.subject, c.attrs, c.data, c.flags, c.stored, c.added, c.conflict}
 }
 
-type identity struct{ source, id, replay string }
+// entryInsert are the entries table's columns in the order entryRows
+// fills them.
+const entryInsert = "log, seq, time_ns, hour, kind, source, id, digest, key, transport, topic, `partition`, `offset`, " +
+	"request, principal, route, destination, attempts, error, replay"
 
-func identityOf(r *sinks.Record) identity {
-	return identity{r.Event.Source(), r.Event.ID(), r.Replay}
+// entryRows holds entry rows column-wise.
+type entryRows struct {
+	log                                 []string
+	seq                                 []uint64
+	timeNs, partition, offset           []int64
+	hour, attempts                      []uint32
+	kind, source, id, digest, key       []string
+	transport, topic, request, princ    []string
+	route, destination, errText, replay []string
 }
 
-// winners keeps one record per identity of recs: the later Received, the
-// earlier one on a tie, in first-seen order.
-func winners(recs []sinks.Record) []*sinks.Record {
-	out := make([]*sinks.Record, 0, len(recs))
-	var seen map[identity]int
+func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
+	t := en.Time.UnixNano()
+	c.log = append(c.log, en.Log)
+	c.seq = append(c.seq, en.Seq)
+	c.timeNs = append(c.timeNs, t)
+	c.hour = append(c.hour, hourOf(t))
+	c.kind = append(c.kind, en.Kind)
+	c.source = append(c.source, en.Source)
+	c.id = append(c.id, en.ID)
+	c.digest = append(c.digest, string(en.Digest[:]))
+	c.key = append(c.key, string(key[:]))
+	c.transport = append(c.transport, en.Transport)
+	c.topic = append(c.topic, en.Topic)
+	c.partition = append(c.partition, int64(en.Partition))
+	c.offset = append(c.offset, en.Offset)
+	c.request = append(c.request, en.Request)
+	c.princ = append(c.princ, en.Principal)
+	c.route = append(c.route, en.Route)
+	c.destination = append(c.destination, en.Destination)
+	c.attempts = append(c.attempts, uint32(min(en.Attempts, 1<<32-1)))
+	c.errText = append(c.errText, en.Error)
+	c.replay = append(c.replay, en.Replay)
+}
+
+func (c *entryRows) len() int { return len(c.log) }
+
+func (c *entryRows) all() []any {
+	return []any{c.log, c.seq, c.timeNs, c.hour, c.kind, c.source, c.id, c.digest, c.key, c.transport, c.topic,
+		c.partition, c.offset, c.request, c.princ, c.route, c.destination, c.attempts, c.errText, c.replay}
+}
+
+// insert writes cols (of the named columns, in order) into table with one
+// batch insert.
+func insert(ctx context.Context, conn driver.Conn, table, columns string, cols []any) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer func() { _ = batch.Close() }()
+	for i, col := range cols {
+		if err := batch.Column(i).Append(col); err != nil {
+			return fmt.Errorf("column %d: %w", i, err)
+		}
+	}
+	return batch.Send()
+}
+
+// pending is what one Append wants to store, worked out before it asks
+// the server anything.
+type pending struct {
+	versions []encodedVersion // the batch's distinct versions, first seen first
+	entries  []*sinks.Entry   // every entry, in order
+	keys     [][16]byte       // their keys
+}
+
+// plan prepares recs (see sinks.Record.Prepare), fills in the entries'
+// zero times with now and encodes each distinct version once.
+func plan(recs []sinks.Record, now time.Time) (pending, error) {
+	var p pending
+	seen := make(map[vkey]bool, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		if seen == nil {
-			if i == 0 {
-				out = append(out, r)
-				continue
-			}
-			// A map only once a batch has two records.
-			seen = make(map[identity]int, len(recs))
-			seen[identityOf(out[0])] = 0
+		if err := r.Prepare(); err != nil {
+			return p, err
 		}
-		k := identityOf(r)
-		if j, ok := seen[k]; ok {
-			if r.Received.After(out[j].Received) {
-				out[j] = r
+		for j := range r.Entries {
+			en := &r.Entries[j]
+			if en.Time.IsZero() {
+				en.Time = now
 			}
+			p.entries = append(p.entries, en)
+			p.keys = append(p.keys, en.Key())
+		}
+		k := vkey{r.Event.Source(), r.Event.ID(), r.Digest}
+		if seen[k] {
 			continue
 		}
-		seen[k] = len(out)
-		out = append(out, r)
+		seen[k] = true
+		t, stored := r.Time(), now
+		if t.IsZero() {
+			t = now
+		}
+		if len(r.Entries) > 0 {
+			stored = r.Entries[0].Time
+		}
+		v, err := encodeVersion(&r.Event, r.Digest, t.UnixNano(), stored.UnixNano())
+		if err != nil {
+			return p, err
+		}
+		p.versions = append(p.versions, v)
 	}
-	return out
+	return p, nil
 }
 
-// Append stores recs with one batch insert and returns once ClickHouse has
-// written them. Retrying is safe: rows of an identity that lose to another
-// row (an earlier Received, or the same Received stored later) are never
-// returned, and merges drop exact repeats.
-func (s *Store) Append(ctx context.Context, recs []sinks.Record) error {
+// Append stores recs: each version not stored yet, flagged when another
+// version of its (source, id) was stored before, then each entry whose key
+// is new, numbered on from the log's last seq. Appends run one at a time
+// in a store, so two never take the same key or seq; after a failed one,
+// the next first reads the log's last seq back from the server (see
+// recoverLog), so an append that landed although it failed is neither
+// repeated nor followed by a hole.
+func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendResult, error) {
+	var res sinks.AppendResult
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer done()
 	if len(recs) == 0 {
-		return nil
+		return res, nil
 	}
-	// One version per call; within a call each identity appears once.
-	version := ^s.nextSeq()
-	ws := winners(recs)
-	var c columns
-	c.grow(len(ws))
-	for _, r := range ws {
-		if err := c.add(r, version); err != nil {
-			return fmt.Errorf("%s: append: %w", s.name, err)
-		}
-	}
-	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.n.table+" ("+insertColumns+")")
+	now := time.Now().UTC()
+	p, err := plan(recs, now)
 	if err != nil {
-		return fmt.Errorf("%s: append %d records: prepare: %w", s.name, len(recs), err)
+		return res, fmt.Errorf("%s: append: %w", s.name, err)
 	}
-	defer func() { _ = batch.Close() }()
-	for i, col := range c.all() {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("%s: append %d records: column %d: %w", s.name, len(recs), i, err)
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if s.dirty {
+		if err := s.recoverLog(ctx); err != nil {
+			return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 		}
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	res, err = s.appendLocked(ctx, p, now)
+	if err != nil {
+		s.dirty = true
+		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 	}
+	return res, nil
+}
+
+// appendLocked is Append's work under appendMu.
+func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sinks.AppendResult, error) {
+	var res sinks.AppendResult
+	stored, err := s.storedVersions(ctx, p.versions)
+	if err != nil {
+		return res, err
+	}
+	var vr versionRows
+	for i := range p.versions {
+		v := &p.versions[i]
+		known := stored[idOf(v.k)]
+		if known.has(v.k.digest) {
+			continue
+		}
+		conflict := len(known.digests) > 0
+		if conflict {
+			res.Conflicts = append(res.Conflicts, sinks.Conflict{Source: v.k.source, ID: v.k.id, Digest: v.k.digest, Earlier: known.digests[0]})
+		}
+		vr.add(v, s.stamp(now), conflict)
+		known.digests = append(known.digests, v.k.digest)
+		stored[idOf(v.k)] = known
+	}
+	res.Versions = vr.len()
+
+	have, err := s.storedKeys(ctx, p.keys)
+	if err != nil {
+		return res, err
+	}
+	fresh := make([]int, 0, len(p.entries))
+	for i, k := range p.keys {
+		if have[k] {
+			res.Duplicates++
+			continue
+		}
+		have[k] = true
+		fresh = append(fresh, i)
+	}
+	// Numbered day by day: each insert below fills one day partition,
+	// which the server writes as one part, so an insert lands whole or not
+	// at all, and the inserts land in seq order.
+	slices.SortStableFunc(fresh, func(a, b int) int { return cmp.Compare(dayOf(p.entries[a]), dayOf(p.entries[b])) })
+	if vr.len() > 0 {
+		if err := insert(ctx, s.conn, s.n.vers, versionInsert, vr.all()); err != nil {
+			return res, fmt.Errorf("insert %d versions: %w", vr.len(), err)
+		}
+	}
+	seq := s.seq
+	for len(fresh) > 0 {
+		day := dayOf(p.entries[fresh[0]])
+		n := 1
+		for n < len(fresh) && dayOf(p.entries[fresh[n]]) == day {
+			n++
+		}
+		var er entryRows
+		for _, i := range fresh[:n] {
+			en := p.entries[i]
+			seq++
+			en.Log, en.Seq = s.cfg.Log, seq
+			er.add(en, p.keys[i])
+		}
+		if err := insert(ctx, s.conn, s.n.entries, entryInsert, er.all()); err != nil {
+			return res, fmt.Errorf("insert %d entries: %w", n, err)
+		}
+		s.seq = seq
+		res.Entries += n
+		fresh = fresh[n:]
+	}
+	return res, nil
+}
+
+// stamp is the added_ns of a version added at now: now in nanoseconds,
+// kept increasing within the store so that its versions order as added.
+// The caller holds appendMu.
+func (s *Store) stamp(now time.Time) int64 {
+	s.added = max(now.UnixNano(), s.added+1)
+	return s.added
+}
+
+// dayOf is the day partition of an entry, in days since 1970.
+func dayOf(en *sinks.Entry) uint32 { return hourOf(en.Time.UnixNano()) / 24 }
+
+// ident is an event's identity, (source, id).
+type ident struct{ source, id string }
+
+func idOf(k vkey) ident { return ident{k.source, k.id} }
+
+// knownVersions are the digests of an identity's stored versions, the
+// first stored first.
+type knownVersions struct{ digests []sinks.Digest }
+
+func (k knownVersions) has(d sinks.Digest) bool { return slices.Contains(k.digests, d) }
+
+// storedVersions looks up the stored versions of the identities of vs.
+func (s *Store) storedVersions(ctx context.Context, vs []encodedVersion) (map[ident]knownVersions, error) {
+	t, err := ext.NewTable("batch", ext.Column("source", "String"), ext.Column("id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		if err := t.Append(vs[i].k.source, vs[i].k.id); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT source, id, digest, min(added_ns) AS first FROM "+s.n.idents+
+		" WHERE (source, id) IN (SELECT source, id FROM batch) GROUP BY source, id, digest ORDER BY first, digest")
+	if err != nil {
+		return nil, fmt.Errorf("look up stored versions: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := make(map[ident]knownVersions)
+	var (
+		k      ident
+		digest []byte
+		first  int64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&k.source, &k.id, &digest, &first); err != nil {
+			return nil, fmt.Errorf("look up stored versions: %w", err)
+		}
+		kv := out[k]
+		kv.digests = append(kv.digests, sinks.Digest(digest))
+		out[k] = kv
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up stored versions: %w", err)
+	}
+	return out, nil
+}
+
+// storedKeys looks up which of keys are stored.
+func (s *Store) storedKeys(ctx context.Context, keys [][16]byte) (map[[16]byte]bool, error) {
+	have := make(map[[16]byte]bool, len(keys))
+	if len(keys) == 0 {
+		return have, nil
+	}
+	t, err := ext.NewTable("batch", ext.Column("key", "FixedString(16)"))
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := t.Append(string(k[:])); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT key FROM "+s.n.keys+" WHERE key IN (SELECT key FROM batch)")
+	if err != nil {
+		return nil, fmt.Errorf("look up stored entry keys: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var key []byte
+	for rows.Next() {
+		if err := rows.Scan(&key); err != nil {
+			return nil, fmt.Errorf("look up stored entry keys: %w", err)
+		}
+		have[[16]byte(key)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up stored entry keys: %w", err)
+	}
+	return have, nil
+}
+
+// recoverLog makes the store's view of its log the server's after a failed
+// append: it reads the log's last seq back, and when entries of the
+// failed append landed (their seqs are past the one the store knew), it
+// writes any of their rows the views missed into the trails, keys and
+// logs tables, so the next append finds them.
+func (s *Store) recoverLog(ctx context.Context) error {
+	last, err := s.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	if last > s.seq {
+		var lo, hi uint32
+		if err := s.conn.QueryRow(ctx, "SELECT min(hour), max(hour) FROM "+s.n.entries+" WHERE log = ? AND seq > ? AND seq <= ?",
+			s.cfg.Log, s.seq, last).Scan(&lo, &hi); err != nil {
+			return fmt.Errorf("recover log %q: %w", s.cfg.Log, err)
+		}
+		landed := " WHERE log = ? AND seq > ? AND seq <= ? AND hour >= ? AND hour <= ?"
+		args := []any{s.cfg.Log, s.seq, last, lo, hi}
+		for _, st := range []struct{ table, cols string }{{s.n.trails, "*"}, {s.n.keys, "key, hour, log, seq"}} {
+			q := "INSERT INTO " + st.table + " SELECT " + st.cols + " FROM " + s.n.entries + landed +
+				" AND seq NOT IN (SELECT seq FROM " + st.table + landed + ")"
+			if err := s.conn.Exec(ctx, q, append(args, args...)...); err != nil {
+				return fmt.Errorf("recover log %q: complete %s: %w", s.cfg.Log, st.table, err)
+			}
+		}
+		if err := s.conn.Exec(ctx, "INSERT INTO "+s.n.logs+" (log, seq) SELECT ?, ?", s.cfg.Log, last); err != nil {
+			return fmt.Errorf("recover log %q: %w", s.cfg.Log, err)
+		}
+		s.seq = last
+	}
+	s.dirty = false
 	return nil
 }
 
-func (c *columns) grow(n int) {
-	c.hour = make([]uint32, 0, n)
-	c.typ, c.source, c.id, c.replay = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	c.timeNs, c.received = make([]int64, 0, n), make([]int64, 0, n)
-	c.version = make([]uint64, 0, n)
-	c.subject, c.route, c.outcome = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	c.transport, c.topic = make([]string, 0, n), make([]string, 0, n)
-	c.partition, c.offset = make([]int64, 0, n), make([]int64, 0, n)
-	c.attrs, c.data = make([][]byte, 0, n), make([][]byte, 0, n)
-	c.flags = make([]uint8, 0, n)
-}
-
-// applyRetention sets the TTL where the server has TTLs, else drops the
-// expired day partitions.
-func (s *Store) applyRetention(ctx context.Context) error {
-	if s.cfg.Retention <= 0 {
-		return nil
+// lastSeq reads the last seq of the store's log from the server: the
+// highest of its entries, or of the logs table once retention dropped
+// them.
+func (s *Store) lastSeq(ctx context.Context) (uint64, error) {
+	var a, b uint64
+	err := s.conn.QueryRow(ctx, "SELECT (SELECT max(seq) FROM "+s.n.entries+" WHERE log = ?), (SELECT max(seq) FROM "+s.n.logs+" WHERE log = ?)",
+		s.cfg.Log, s.cfg.Log).Scan(&a, &b)
+	if err != nil {
+		return 0, fmt.Errorf("read the last seq of log %q: %w", s.cfg.Log, err)
 	}
-	if !s.feat.ttl {
-		return s.DropExpired(ctx)
-	}
-	secs := int64(s.cfg.Retention / time.Second)
-	for _, t := range []string{s.n.table, s.n.ids} {
-		st := fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL toDateTime(hour * 3600, 'UTC') + toIntervalSecond(%d)", t, s.n.onCluster(), secs)
-		if err := s.conn.Exec(ctx, st); err != nil {
-			return fmt.Errorf("%s: set retention TTL on %s: %w", s.name, t, err)
-		}
-	}
-	return nil
-}
-
-// DropExpired drops the day partitions of both tables whose whole day is
-// older than the retention, for servers without TTL (Open and an hourly
-// pass call it). Without a retention it does nothing.
-func (s *Store) DropExpired(ctx context.Context) error {
-	if s.cfg.Retention <= 0 {
-		return nil
-	}
-	// A day partition YYYYMMDD may go once its last instant is older than
-	// the retention: the day before the cutoff's day and earlier.
-	cutoff := time.Now().Add(-s.cfg.Retention).UTC()
-	last := cutoff.Truncate(24*time.Hour).AddDate(0, 0, -1)
-	limit := last.Year()*10000 + int(last.Month())*100 + last.Day()
-	for _, t := range []string{s.n.table, s.n.ids} {
-		rows, err := s.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active",
-			s.cfg.Database, tableName(t))
-		if err != nil {
-			return fmt.Errorf("%s: list partitions of %s: %w", s.name, t, err)
-		}
-		var parts []string
-		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
-				_ = rows.Close()
-				return fmt.Errorf("%s: list partitions of %s: %w", s.name, t, err)
-			}
-			parts = append(parts, p)
-		}
-		_ = rows.Close()
-		for _, p := range parts {
-			var day int
-			if _, err := fmt.Sscanf(p, "%d", &day); err != nil || day > limit {
-				continue
-			}
-			if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION %d", t, s.n.onCluster(), day)); err != nil {
-				return fmt.Errorf("%s: drop expired partition %d of %s: %w", s.name, day, t, err)
-			}
-		}
-	}
-	return nil
-}
-
-// tableName is the bare table name of a quoted `db`.`table`.
-func tableName(q string) string {
-	i := len(q) - 2
-	for i > 0 && q[i] != '`' {
-		i--
-	}
-	return q[i+1 : len(q)-1]
-}
-
-func (s *Store) retentionLoop() {
-	defer close(s.done)
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-			_ = s.DropExpired(ctx) // the next pass tries again
-			cancel()
-		}
-	}
+	return max(a, b), nil
 }

@@ -19,8 +19,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// benchRecords builds n records of 1 KiB data from 16 callers' batches of
-// 100, spread over span from start, typed round-robin over types types.
+// benchRecords builds n records of 1 KiB events spread over span from
+// start, typed round-robin over types types, each with the entries a
+// route writes for one destination: received from a Kafka topic, then
+// delivered.
 func benchRecords(n int, start time.Time, span time.Duration, types int) []sinks.Record {
 	payload := make([]byte, 1024)
 	for i := range payload {
@@ -36,26 +38,21 @@ func benchRecords(n int, start time.Time, span time.Duration, types int) []sinks
 		e.SetTime(at)
 		e.SetDataContentType("application/octet-stream")
 		e.DataEncoded = payload
-		recs[i] = sinks.Record{Event: e, Transport: "kafka", Topic: "bench", Partition: i % 4, Offset: int64(i), Route: "r", Outcome: sinks.OutcomeDelivered, Received: at}
+		recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{
+			{Kind: sinks.KindReceived, Time: at, Transport: "kafka", Topic: "bench", Partition: i % 4, Offset: int64(i), Principal: "kafka:bench"},
+			{Kind: sinks.KindDelivered, Time: at, Route: "r", Destination: "kafka:out", Attempts: 1},
+		}}
 	}
 	return recs
 }
 
-// rawTable has the events table's columns and engine, with the engine's
-// default granularity and without the identity table and view: the least
-// a hand-written clickhouse-go insert of the same events could fill.
-const rawTable = "CREATE TABLE %s (hour UInt32, type String, time_ns Int64, source String, id String, replay String, " +
-	"received_ns Int64, version UInt64, subject String, route String, outcome String, transport String, topic String, " +
-	"`partition` Int64, `offset` Int64, attrs String, data String, data_flags UInt8) ENGINE = ReplacingMergeTree(version) " +
-	"PARTITION BY toYYYYMMDD(toDateTime(hour * 3600, 'UTC')) ORDER BY (hour, type, time_ns, source, id, replay, received_ns)"
-
-// rawInsertParallel inserts recs with clickhouse-go's PrepareBatch in
-// batches of batch rows from par goroutines, each inserting the next batch
-// not yet taken, filling the columns column-wise as fast as the driver
-// allows, encoding each event the same way (attributes as JSON, data
-// apart).
-func rawInsertParallel(ctx context.Context, conn ch.Conn, table string, recs []sinks.Record, batch, par int) error {
+// rawInsertParallel inserts the version and entry rows of recs with
+// clickhouse-go's PrepareBatch into the tables named prefix+"_versions"
+// and prefix+"_entries", in batches of batch records from par goroutines,
+// each inserting the next batch not yet taken.
+func rawInsertParallel(ctx context.Context, conn ch.Conn, prefix string, recs []sinks.Record, batch, par int) error {
 	var next atomic.Int64
+	var seq atomic.Uint64
 	errs := make(chan error, par)
 	var wg sync.WaitGroup
 	for range par {
@@ -65,7 +62,7 @@ func rawInsertParallel(ctx context.Context, conn ch.Conn, table string, recs []s
 				if start >= len(recs) {
 					return
 				}
-				if err := rawInsertBatch(ctx, conn, table, recs[start:min(start+batch, len(recs))]); err != nil {
+				if err := rawInsertBatch(ctx, conn, prefix, recs[start:min(start+batch, len(recs))], &seq); err != nil {
 					errs <- err
 					return
 				}
@@ -77,20 +74,35 @@ func rawInsertParallel(ctx context.Context, conn ch.Conn, table string, recs []s
 	return <-errs
 }
 
-// rawInsertBatch inserts part with one PrepareBatch.
-func rawInsertBatch(ctx context.Context, conn ch.Conn, table string, part []sinks.Record) error {
-	n := len(part)
+// rawInsertBatch inserts the rows of part as the store lays them out (the
+// event's attributes as JSON, its data apart, its digest; each entry with
+// its key and the next seq of one log), filling the columns column-wise
+// as fast as the driver allows: one insert of versions, then one of
+// entries. It asks the server nothing first.
+func rawInsertBatch(ctx context.Context, conn ch.Conn, prefix string, part []sinks.Record, seq *atomic.Uint64) error {
+	n, now := len(part), time.Now().UnixNano()
 	var (
-		hour                                             = make([]uint32, 0, n)
-		typ, source, id, replay, subject, route, outcome = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-		transport, topic                                 = make([]string, 0, n), make([]string, 0, n)
-		timeNs, received, partition, offset              = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
-		version                                          = make([]uint64, 0, n)
-		attrs, data                                      = make([][]byte, 0, n), make([][]byte, 0, n)
-		flags                                            = make([]uint8, 0, n)
+		hour                             = make([]uint32, 0, n)
+		typ, source, id, digest, subject = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		timeNs, stored, added            = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+		attrs, data                      = make([][]byte, 0, n), make([][]byte, 0, n)
+		flags, conflict                  = make([]uint8, 0, n), make([]uint8, 0, n)
+	)
+	m := 2 * n
+	var (
+		log, kind, esource, eid, edigest, key = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
+		transport, topic, request, principal  = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
+		route, dest, errText, replay          = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
+		eseq                                  = make([]uint64, 0, m)
+		etime, partition, offset              = make([]int64, 0, m), make([]int64, 0, m), make([]int64, 0, m)
+		ehour, attempts                       = make([]uint32, 0, m), make([]uint32, 0, m)
 	)
 	for i := range part {
 		r := &part[i]
+		d, err := sinks.DigestEvent(&r.Event)
+		if err != nil {
+			return err
+		}
 		e := r.Event
 		e.DataEncoded = nil
 		a, err := e.MarshalJSON()
@@ -98,29 +110,42 @@ func rawInsertBatch(ctx context.Context, conn ch.Conn, table string, part []sink
 			return err
 		}
 		t := r.Event.Time().UnixNano()
-		hour = append(hour, uint32(t/int64(time.Hour)))
-		typ, source, id, replay = append(typ, e.Type()), append(source, e.Source()), append(id, e.ID()), append(replay, r.Replay)
-		subject, route, outcome = append(subject, e.Subject()), append(route, r.Route), append(outcome, r.Outcome)
-		transport, topic = append(transport, r.Transport), append(topic, r.Topic)
-		timeNs, received = append(timeNs, t), append(received, r.Received.UnixNano())
-		partition, offset = append(partition, int64(r.Partition)), append(offset, r.Offset)
-		version = append(version, 1)
+		hour, typ, timeNs = append(hour, uint32(t/int64(time.Hour))), append(typ, e.Type()), append(timeNs, t)
+		source, id, digest, subject = append(source, e.Source()), append(id, e.ID()), append(digest, string(d[:])), append(subject, e.Subject())
 		attrs, data, flags = append(attrs, a), append(data, r.Event.DataEncoded), append(flags, 1)
+		stored, added, conflict = append(stored, r.Entries[0].Time.UnixNano()), append(added, now+int64(i)), append(conflict, 0)
+		for _, en := range r.Entries {
+			en.Source, en.ID, en.Digest = e.Source(), e.ID(), d
+			k := en.Key()
+			et := en.Time.UnixNano()
+			log, eseq, etime, ehour = append(log, "raw"), append(eseq, seq.Add(1)), append(etime, et), append(ehour, uint32(et/int64(time.Hour)))
+			kind, esource, eid, edigest, key = append(kind, en.Kind), append(esource, en.Source), append(eid, en.ID), append(edigest, string(d[:])), append(key, string(k[:]))
+			transport, topic, partition, offset = append(transport, en.Transport), append(topic, en.Topic), append(partition, int64(en.Partition)), append(offset, en.Offset)
+			request, principal, route, dest = append(request, en.Request), append(principal, en.Principal), append(route, en.Route), append(dest, en.Destination)
+			attempts, errText, replay = append(attempts, uint32(en.Attempts)), append(errText, en.Error), append(replay, en.Replay)
+		}
 	}
-	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" (hour, type, time_ns, source, id, replay, received_ns, version, subject, "+
-		"route, outcome, transport, topic, `partition`, `offset`, attrs, data, data_flags)")
+	if err := rawInsert(ctx, conn, prefix+"_versions", "hour, type, time_ns, source, id, digest, subject, attrs, data, data_flags, stored_ns, added_ns, conflict",
+		hour, typ, timeNs, source, id, digest, subject, attrs, data, flags, stored, added, conflict); err != nil {
+		return err
+	}
+	return rawInsert(ctx, conn, prefix+"_entries", "log, seq, time_ns, hour, kind, source, id, digest, key, transport, topic, `partition`, `offset`, "+
+		"request, principal, route, destination, attempts, error, replay",
+		log, eseq, etime, ehour, kind, esource, eid, edigest, key, transport, topic, partition, offset, request, principal, route, dest, attempts, errText, replay)
+}
+
+// rawInsert inserts cols into table with one PrepareBatch.
+func rawInsert(ctx context.Context, conn ch.Conn, table, columns string, cols ...any) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
 	if err != nil {
 		return err
 	}
-	for i, col := range []any{hour, typ, timeNs, source, id, replay, received, version, subject, route, outcome, transport, topic, partition, offset, attrs, data, flags} {
+	for i, col := range cols {
 		if err := b.Column(i).Append(col); err != nil {
 			return err
 		}
 	}
-	if err := b.Send(); err != nil {
-		return err
-	}
-	return nil
+	return b.Send()
 }
 
 // writeAll pushes recs through w from 128 callers in batches of 100, as a
@@ -160,24 +185,27 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// BenchmarkWriterVsRaw measures, in one run, rows/s of 1 KiB events
-// through sinks.Writer into the store (128 callers, batches of 100, default
-// writer options: batches of up to 5,000, two flushers) and through raw
-// clickhouse-go PrepareBatch inserts of the same events in batches of
-// 5,000 from two goroutines, the same batches in flight; both with LZ4 as
-// the store defaults to. The raw side inserts into tables the store
-// created (the events table and the identity table its view fills), so
-// both sides ask the server for the same work and the ratio is the cost of
-// the auditbus client; it also inserts into a plain table of the same
-// columns with the engine's default granularity and no identity table
-// (raw-plain-rows/s), which shows what the store's schema costs the
-// server. Every iteration is one round: raw, raw into the plain table,
-// then auditbus, each into fresh tables (run it with -benchtime 5x for five
-// rounds); the median round of each side counts. Each side writes
-// AUDITBUS_BENCH_ROWS events per round (default 100,000). It reports
-// auditbus-rows/s, raw-rows/s, raw-plain-rows/s and ratio (auditbus ÷
-// raw). On servers before 19.1 the raw side connects through
-// clickhouse.LegacyDialer too, as it must.
+// BenchmarkWriterVsRaw measures, in one run, rows/s of 1 KiB events, each
+// a version and two entries (received, delivered), through sinks.Writer
+// into the store (128 callers, batches of 100, default writer options:
+// batches of up to 5,000, two flushers) and through raw clickhouse-go
+// PrepareBatch inserts of the same rows (versions, then entries, as the
+// store lays them out) in batches of 5,000 records from two goroutines,
+// the same batches in flight; both with LZ4 as the store defaults to. The
+// raw side inserts into tables the store created (with the views that
+// fill the identity, trail, key and log tables), so both sides ask the
+// server for the same writes and the ratio is the cost of the auditbus
+// client, including its two lookups per append (stored versions, stored
+// entry keys) and its appends running one at a time; it also inserts into
+// plain copies of the versions and entries tables without the views
+// (raw-plain-rows/s), which shows what the views cost the server. Every
+// iteration is one round: raw, raw into the plain tables, then auditbus,
+// each into fresh tables (run it with -benchtime 5x for five rounds); the
+// median round of each side counts. Each side writes AUDITBUS_BENCH_ROWS
+// events per round (default 100,000). It reports auditbus-rows/s,
+// raw-rows/s, raw-plain-rows/s and ratio (auditbus ÷ raw). On servers
+// before 19.1 the raw side connects through clickhouse.LegacyDialer too,
+// as it must.
 func BenchmarkWriterVsRaw(b *testing.B) {
 	ctx := context.Background()
 	recs := benchRecords(envInt(b, "AUDITBUS_BENCH_ROWS", 100_000), time.Now().Add(-time.Hour), time.Hour, 10)
@@ -202,18 +230,21 @@ func BenchmarkWriterVsRaw(b *testing.B) {
 		rc := cfg
 		rc.Table = fmt.Sprintf("raw_%d", round)
 		open(b, rc).Close()
+		prefix := fmt.Sprintf("`%s`.raw_%d", cfg.Database, round)
 		start := time.Now()
-		if err := rawInsertParallel(ctx, raw, fmt.Sprintf("`%s`.raw_%d", cfg.Database, round), recs, 5000, flushers); err != nil {
+		if err := rawInsertParallel(ctx, raw, prefix, recs, 5000, flushers); err != nil {
 			b.Fatal(err)
 		}
 		theirs = append(theirs, rate(start))
 
-		table := fmt.Sprintf("`%s`.plain_%d", cfg.Database, round)
-		if err := raw.Exec(ctx, fmt.Sprintf(rawTable, table)); err != nil {
-			b.Fatal(err)
+		plainPrefix := fmt.Sprintf("`%s`.plain_%d", cfg.Database, round)
+		for _, t := range []string{"_versions", "_entries"} {
+			if err := raw.Exec(ctx, "CREATE TABLE "+plainPrefix+t+" AS "+prefix+t); err != nil {
+				b.Fatal(err)
+			}
 		}
 		start = time.Now()
-		if err := rawInsertParallel(ctx, raw, table, recs, 5000, flushers); err != nil {
+		if err := rawInsertParallel(ctx, raw, plainPrefix, recs, 5000, flushers); err != nil {
 			b.Fatal(err)
 		}
 		plain = append(plain, rate(start))
@@ -229,7 +260,7 @@ func BenchmarkWriterVsRaw(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("round %d: auditbus %.0f rows/s, raw %.0f rows/s, raw into a plain table %.0f rows/s", round+1, ours[round], theirs[round], plain[round])
+		b.Logf("round %d: auditbus %.0f rows/s, raw %.0f rows/s, raw into plain tables %.0f rows/s", round+1, ours[round], theirs[round], plain[round])
 	}
 	median := func(xs []float64) float64 {
 		slices.Sort(xs)
@@ -244,10 +275,13 @@ func BenchmarkWriterVsRaw(b *testing.B) {
 }
 
 // BenchmarkQueryLatency stores 1,000,000 1 KiB events over 24 hours in 10
-// types (about 4,200 per type and hour), then times one query per
-// iteration (-benchtime 1000x for 1,000): a random one-hour window and
-// type, first page of 100, newest first. It reports the p50-ms and p99-ms
-// latencies and the load's rows/s. AUDITBUS_BENCH_EVENTS changes the count.
+// types (about 4,200 per type and hour), each with two entries, then
+// times one query per iteration (-benchtime 1000x for 1,000): a random
+// one-hour window and type, first page of 100, newest first, with the
+// page's trails (one more statement), as the audit query endpoint asks
+// it. It reports the p50-ms and p99-ms latencies, the same without trails
+// (notrail-p50-ms, notrail-p99-ms, one query each iteration too) and the
+// load's rows/s. AUDITBUS_BENCH_EVENTS changes the count.
 func BenchmarkQueryLatency(b *testing.B) {
 	ctx := context.Background()
 	n := envInt(b, "AUDITBUS_BENCH_EVENTS", 1_000_000)
@@ -267,7 +301,10 @@ func BenchmarkQueryLatency(b *testing.B) {
 			at := start.Add(time.Duration(int64(span) / int64(n) * int64(k)))
 			part[j].Event.SetTime(at)
 			part[j].Event.SetType(fmt.Sprintf("com.example.bench.t%d", k%types))
-			part[j].Received = at
+			for e := range part[j].Entries {
+				part[j].Entries[e].Time = at
+				part[j].Entries[e].Offset = int64(k)
+			}
 		}
 		if err := writeAll(w, part); err != nil {
 			b.Fatal(err)
@@ -276,21 +313,33 @@ func BenchmarkQueryLatency(b *testing.B) {
 	_ = w.Close()
 	loadRate := float64(n) / time.Since(loadStart).Seconds()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var lat []time.Duration
+	var lat, bare []time.Duration
 	for b.Loop() {
 		from := start.Add(time.Duration(rng.Int64N(int64(span - time.Hour))))
 		q := sinks.Query{From: from, To: from.Add(time.Hour), Type: fmt.Sprintf("com.example.bench.t%d", rng.IntN(types)), Limit: 100, Desc: true}
-		t0 := time.Now()
-		p, err := s.Query(ctx, q)
-		lat = append(lat, time.Since(t0))
-		if err != nil || len(p.Records) != 100 || p.Next == "" {
-			b.Fatalf("Query(%+v): %d records, next %q, %v", q, len(p.Records), p.Next, err)
+		for _, noTrail := range []bool{false, true} {
+			q.NoTrail = noTrail
+			t0 := time.Now()
+			p, err := s.Query(ctx, q)
+			took := time.Since(t0)
+			if err != nil || len(p.Items) != 100 || p.Next == "" || !noTrail && len(p.Items[0].Trail) != 2 {
+				b.Fatalf("Query(%+v): %d items, next %q, %v", q, len(p.Items), p.Next, err)
+			}
+			if noTrail {
+				bare = append(bare, took)
+			} else {
+				lat = append(lat, took)
+			}
 		}
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-	b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
+	pct := func(ds []time.Duration, p int) float64 {
+		slices.Sort(ds)
+		return float64(ds[min(len(ds)-1, len(ds)*p/100)]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(lat, 50), "p50-ms")
+	b.ReportMetric(pct(lat, 99), "p99-ms")
+	b.ReportMetric(pct(bare, 50), "notrail-p50-ms")
+	b.ReportMetric(pct(bare, 99), "notrail-p99-ms")
 	b.ReportMetric(loadRate, "load-rows/s")
 	b.ReportMetric(float64(n), "events")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func testConfig(t testing.TB) clickhouse.Config {
 	needServer(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	cfg := clickhouse.Config{Addrs: []string{addr}, Database: "auditbus_test_" + hex.EncodeToString(b)}
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: "auditbus_test_" + hex.EncodeToString(b), Log: "test"}
 	t.Cleanup(func() { dropDatabase(t, cfg.Database) })
 	return cfg
 }
@@ -70,25 +71,42 @@ func open(t testing.TB, cfg clickhouse.Config) *clickhouse.Store {
 	return s
 }
 
-// configs remembers each store's config for Reopen.
-type reopener map[sinks.Store]clickhouse.Config
+// configs remembers each store's config, for Reopen and OpenLog.
+type configs struct {
+	mu sync.Mutex
+	m  map[sinks.Store]clickhouse.Config
+}
+
+func (c *configs) put(s sinks.Store, cfg clickhouse.Config) sinks.Store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[s] = cfg
+	return s
+}
+
+func (c *configs) get(s sinks.Store) clickhouse.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[s]
+}
 
 func TestConformance(t *testing.T) {
-	cfgs := reopener{}
+	cfgs := &configs{m: map[sinks.Store]clickhouse.Config{}}
 	sinktest.TestStore(t, sinktest.Features{
 		Reopen: func(t *testing.T, s sinks.Store) sinks.Store {
-			cfg := cfgs[s]
+			cfg := cfgs.get(s)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s2 := open(t, cfg)
-			cfgs[s2] = cfg
-			return s2
+			return cfgs.put(open(t, cfg), cfg)
+		},
+		OpenLog: func(t *testing.T, s sinks.Store, log string) sinks.Store {
+			cfg := cfgs.get(s)
+			cfg.Log = log
+			return cfgs.put(open(t, cfg), cfg)
 		},
 	}, func(t *testing.T) sinks.Store {
 		cfg := testConfig(t)
-		s := open(t, cfg)
-		cfgs[s] = cfg
-		return s
+		return cfgs.put(open(t, cfg), cfg)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/sinks"
 )
 
 // Compat says how the store talks to old servers.
@@ -32,12 +33,18 @@ type Config struct {
 	// Addrs are host:port native-protocol addresses (default
 	// 127.0.0.1:9000); the driver picks among them.
 	Addrs []string
-	// Database and Table name where records go (defaults "auditbus" and
-	// "events"). The store also creates Table+"_ids", Table+"_ids_mv" and
-	// Table+"_schema_version" beside it. Names are identifiers: letters,
+	// Database and Table name where the ledger goes (defaults "auditbus"
+	// and "events"): its tables are named Table+"_versions",
+	// "_identities", "_entries", "_trails", "_keys" and "_logs", with the
+	// views feeding some of them ("_identities_mv" ...) and
+	// Table+"_schema_version" beside them. Names are identifiers: letters,
 	// digits and underscores, not starting with a digit.
 	Database string
 	Table    string
+	// Log names the log this store appends entries to (default
+	// sinks.DefaultLogName()): each writer of a shared database needs its
+	// own. See sinks.ValidLogName.
+	Log string
 	// Username and Password authenticate (default user "default", no
 	// password).
 	Username string
@@ -50,12 +57,13 @@ type Config struct {
 	// so the servers need those macros. The store reads and writes the
 	// tables on the node it is connected to.
 	Cluster string
-	// Retention, when positive, is how long records are kept, by their
-	// time: a TTL on servers that have it (19.6 and later), else whole day
-	// partitions older than the retention are dropped at Open and hourly
-	// while the store is open.
+	// Retention, when positive, is how long the ledger is kept: versions
+	// by when they were first stored, entries by their time. Servers that
+	// have TTLs (19.6 and later) get one; on older ones the whole days
+	// older than the retention are dropped (see Store.Retain) at Open and
+	// hourly while the store is open.
 	Retention time.Duration
-	// Timeout bounds each Append, Query, Get and Counts call, on top of its
+	// Timeout bounds each call (each round of a Scan), on top of its
 	// context (default 30s): a server that stops answering fails the call
 	// instead of hanging it.
 	Timeout time.Duration
@@ -97,7 +105,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Compat == "" {
 		c.Compat = CompatAuto
 	}
+	if c.Log == "" {
+		c.Log = sinks.DefaultLogName()
+	}
 	var errs []error
+	if err := sinks.ValidLogName(c.Log); err != nil {
+		errs = append(errs, fmt.Errorf("field Log: %w", err))
+	}
 	for _, f := range []struct{ name, v string }{{"Database", c.Database}, {"Table", c.Table}} {
 		if !identRE.MatchString(f.v) {
 			errs = append(errs, fmt.Errorf("field %s %q: want letters, digits and underscores, not starting with a digit", f.name, f.v))
@@ -132,7 +146,8 @@ const EnvPrefix = "AUDITBUS_CLICKHOUSE_"
 //
 //	AUDITBUS_CLICKHOUSE_ADDRS            comma-separated host:port native addresses (default 127.0.0.1:9000)
 //	AUDITBUS_CLICKHOUSE_DATABASE         database (default auditbus)
-//	AUDITBUS_CLICKHOUSE_TABLE            events table (default events)
+//	AUDITBUS_CLICKHOUSE_TABLE            prefix of the ledger's tables (default events)
+//	AUDITBUS_CLICKHOUSE_LOG              the log this instance appends to (default the host name, see sinks.DefaultLogName)
 //	AUDITBUS_CLICKHOUSE_USERNAME         user (default default)
 //	AUDITBUS_CLICKHOUSE_PASSWORD         password (default none)
 //	AUDITBUS_CLICKHOUSE_CLUSTER          cluster name for ON CLUSTER DDL and replicated tables
@@ -157,6 +172,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		Addrs:       r.List("ADDRS", nil),
 		Database:    r.String("DATABASE", ""),
 		Table:       r.String("TABLE", ""),
+		Log:         r.String("LOG", ""),
 		Username:    r.String("USERNAME", ""),
 		Password:    r.String("PASSWORD", ""),
 		Cluster:     r.String("CLUSTER", ""),
@@ -180,6 +196,11 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	for _, a := range c.Addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", r.Name("ADDRS"), a))
+		}
+	}
+	if c.Log != "" {
+		if err := sinks.ValidLogName(c.Log); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name("LOG"), err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,42 +1,56 @@
-// Package clickhouse is the audit store on ClickHouse, for scale: a
+// Package clickhouse is the audit ledger on ClickHouse, for scale: a
 // sinks.Store on github.com/ClickHouse/clickhouse-go/v2 (native protocol,
 // column-wise batch inserts), with its schema applied at Open from the
-// versioned migrations in schemas/clickhouse.
+// numbered migrations in schemas/clickhouse.
 //
 // # Tables
 //
-// The events table (Config.Table) is a ReplacingMergeTree partitioned by
-// day and ordered by (hour, type, time_ns, source, id, replay, received_ns):
-// a time window prunes by hour through the primary index, (hour, type,
-// time_ns), and a type (exact or prefix) narrows it, and the identity is in
-// the sorting key so merges drop a repeated append of the same record. Its
-// granules are of 256 rows, not the engine's 8,192: a page reads its 100
-// full rows (1 KiB or more each) a granule at a time, so small granules
-// keep that to a few hundred rows (schema 2 rebuilt tables of schema 1 in
-// place; see schemas/clickhouse). Its version column orders rows with
-// the same key so the one stored first survives merges, which is the
-// contract's "ties keep the stored one".
+// Config.Table names the ledger's tables (default "events"):
 //
-// A record's time or type may change when a later record of its identity
-// supersedes it, so the engine cannot find an identity's rows by its key
-// alone. A materialized view copies every row's identity, Received, version
-// and position into <table>_ids, ordered by identity, and every read asks
-// it which row of an identity wins (latest Received, then first stored);
-// see Query. Scan (sinks.Scanner, which replays read through) asks it once
-// for many pages, and only about the identities recorded at more than one
-// time; rows of an identity at one instant are told apart in the client. The view writes only after the events row is written, so an
-// append that fails half-way leaves nothing visible, and retrying it is
-// safe. Superseded rows stay on disk, invisible, until their day partition
-// expires.
+//   - <table>_versions: one row per event version (source, id, digest),
+//     the event kept losslessly (its attributes as the SDK's JSON without
+//     data, the data bytes apart). A ReplacingMergeTree partitioned by the
+//     day the version was stored and ordered by (hour, type, time_ns,
+//     source, id, digest), with 256-row granules: a time window prunes by
+//     hour through the primary index (hour, type, time_ns), a type narrows
+//     it, and a page reads its 100 rows a small granule at a time. A
+//     version is stored once; only two writers racing to store the same
+//     version write it twice, and then merges keep the row added first,
+//     which reads pick too, before any merge.
+//   - <table>_identities, fed by a view: every version's identity and
+//     position, ordered by (source, id, digest), for Get and for Append's
+//     lookup of the versions a batch's events already have.
+//   - <table>_entries: the entries, narrow rows in a plain MergeTree
+//     partitioned by day of the entry's time and ordered by (log, seq),
+//     never merged away or changed.
+//   - <table>_trails, <table>_keys and <table>_logs, fed by views of the
+//     entries: the entries ordered by version (trails, and the entry
+//     filters of a query), their keys ordered by key (deduplication), and
+//     each log's last seq (kept when retention drops the entries).
+//
+// # Appending
+//
+// An Append computes the records' digests and entry keys, then, one
+// Append at a time per store, asks the identity table which versions of
+// the batch's events are stored and the keys table which entry keys are,
+// inserts the new versions (flagging conflicts), and inserts the new
+// entries numbered on from the log's last seq, one insert per day
+// partition, so that each lands whole or not at all and in seq order.
+// The last seq is read at Open and kept in memory; after a failed
+// insert, which may have landed although it failed, the next Append
+// reads it back from the server and writes the rows the views missed, so
+// the log has no hole and nothing is appended twice. Two stores appending
+// to one database must use different logs (Config.Log).
 //
 // # Server versions
 //
-// The DDL uses only what ClickHouse 18.16 has (String, Int64, UInt32,
-// ReplacingMergeTree with a version column, PARTITION BY, LIMIT BY,
-// materialized views). Where SELECT version() allows, Open adds
-// LowCardinality columns (19.1), a TTL for Config.Retention (19.6; older
-// servers get expired day partitions dropped instead) and a DateTime64
-// "time" column (20.5) for people writing SQL by hand.
+// The DDL uses only what ClickHouse 18.16 has (String, FixedString,
+// Int64, UInt32, ReplacingMergeTree with a version column, PARTITION BY,
+// LIMIT BY, materialized views, external tables for the lookups). Where
+// SELECT version() allows, Open adds LowCardinality columns (19.1), TTLs
+// for Config.Retention (19.6; older servers get expired day partitions
+// dropped instead, through Retain) and a DateTime64 "time" column on the
+// versions (20.5) for people writing SQL by hand.
 //
 // Modern servers (19.1 and later) take the driver's own connection path:
 // with Config.Compat left at auto the store only asks their version.

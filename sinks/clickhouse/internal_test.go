@@ -108,8 +108,14 @@ func TestMigrationsFor(t *testing.T) {
 			t.Errorf("18.16 DDL uses %s:\n%s", bad, old)
 		}
 	}
-	if !strings.Contains(old, "ENGINE = ReplacingMergeTree(version)") || !strings.Contains(old, "`audit`.`ev_ids`") {
-		t.Errorf("18.16 DDL:\n%s", old)
+	for _, want := range []string{
+		"ENGINE = ReplacingMergeTree(version)", "`audit`.`ev_ids`", "ENGINE = ReplacingMergeTree(keep)",
+		"ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(toDateTime(hour * 3600, 'UTC'))\nORDER BY (log, seq)",
+		"ENGINE = ReplacingMergeTree(seq)", "LEDGER `audit`.`ev`",
+	} {
+		if !strings.Contains(old, want) {
+			t.Errorf("18.16 DDL lacks %q:\n%s", want, old)
+		}
 	}
 	modern := render("24.8.4.13", "main")
 	for _, want := range []string{
@@ -119,6 +125,14 @@ func TestMigrationsFor(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS `audit`.`ev_v2` ON CLUSTER `main` AS `audit`.`ev`",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_v2', '{replica}', version)",
 		"SWAP `audit`.`ev` WITH `audit`.`ev_v2`",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_versions', '{replica}', keep)",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_identities', '{replica}', keep)",
+		"ReplicatedMergeTree('/clickhouse/tables/{shard}/audit.ev_entries', '{replica}')",
+		"ReplicatedMergeTree('/clickhouse/tables/{shard}/audit.ev_trails', '{replica}')",
+		"ReplicatedMergeTree('/clickhouse/tables/{shard}/audit.ev_keys', '{replica}')",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_logs', '{replica}', seq)",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS `audit`.`ev_trails_mv` ON CLUSTER `main` TO `audit`.`ev_trails`",
+		"log         LowCardinality(String)",
 	} {
 		if !strings.Contains(modern, want) {
 			t.Errorf("24.8 DDL lacks %q:\n%s", want, modern)
@@ -139,17 +153,17 @@ func TestMigrationsFor(t *testing.T) {
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{
 		"C_ADDRS": "ch1:9000, ch2:9440", "C_DATABASE": "audit", "C_TABLE": "ev", "C_CLUSTER": "main",
-		"C_RETENTION": "720h", "C_TIMEOUT": "5s", "C_COMPAT": "LEGACY", "C_PASSWORD": "pw",
+		"C_RETENTION": "720h", "C_TIMEOUT": "5s", "C_COMPAT": "LEGACY", "C_PASSWORD": "pw", "C_LOG": "pod-1",
 	}
 	c, err := configFrom(envconf.WithLookup("C_", func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(c.Addrs, "|") != "ch1:9000|ch2:9440" || c.Database != "audit" || c.Table != "ev" || c.Cluster != "main" ||
-		c.Retention.Hours() != 720 || c.Timeout.Seconds() != 5 || c.Compat != CompatLegacy || c.Password != "pw" {
+		c.Retention.Hours() != 720 || c.Timeout.Seconds() != 5 || c.Compat != CompatLegacy || c.Password != "pw" || c.Log != "pod-1" {
 		t.Errorf("config: %+v", c)
 	}
-	bad := map[string]string{"C_TABLE": "ev; DROP TABLE x", "C_ADDRS": "nohost", "C_COMPAT": "maybe", "C_RETENTION": "soon"}
+	bad := map[string]string{"C_TABLE": "ev; DROP TABLE x", "C_ADDRS": "nohost", "C_COMPAT": "maybe", "C_RETENTION": "soon", "C_LOG": "a b"}
 	_, err = configFrom(envconf.WithLookup("C_", func(k string) (string, bool) { v, ok := bad[k]; return v, ok }))
 	for _, want := range []string{`C_COMPAT="maybe"`, `C_RETENTION="soon"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -159,7 +173,7 @@ func TestConfigFromEnv(t *testing.T) {
 	delete(bad, "C_COMPAT")
 	delete(bad, "C_RETENTION")
 	_, err = configFrom(envconf.WithLookup("C_", func(k string) (string, bool) { v, ok := bad[k]; return v, ok }))
-	for _, want := range []string{`C_TABLE="ev; DROP TABLE x"`, `C_ADDRS: "nohost"`} {
+	for _, want := range []string{`C_TABLE="ev; DROP TABLE x"`, `C_ADDRS: "nohost"`, `C_LOG: log name "a b"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}

@@ -57,16 +57,25 @@ func featuresOf(v serverVersion) features {
 type names struct {
 	db, table, ids, idsView, versions string
 	next, prev                        string // the events table's rebuild and its predecessor during 0002
-	cluster                           string // raw cluster name, "" for none
-	dbRaw, tableRaw                   string
+	preLedger                         string // the events table once 0003 moved its rows into the ledger
+	migrating                         string // 0003's scratch table
+	// The ledger's tables and the views feeding them.
+	vers, idents, identsView                                    string
+	entries, trails, trailsView, keys, keysView, logs, logsView string
+	cluster                                                     string // raw cluster name, "" for none
+	dbRaw, tableRaw                                             string
 }
 
 func namesOf(c Config) names {
 	q := func(s string) string { return "`" + c.Database + "`.`" + s + "`" }
+	t := func(suffix string) string { return q(c.Table + "_" + suffix) }
 	return names{
-		db: "`" + c.Database + "`", table: q(c.Table), ids: q(c.Table + "_ids"),
-		idsView: q(c.Table + "_ids_mv"), versions: q(c.Table + "_schema_version"),
-		next: q(c.Table + "_v2"), prev: q(c.Table + "_v1"),
+		db: "`" + c.Database + "`", table: q(c.Table), ids: t("ids"),
+		idsView: t("ids_mv"), versions: t("schema_version"),
+		next: t("v2"), prev: t("v1"), preLedger: t("pre_ledger"), migrating: t("migrating"),
+		vers: t("versions"), idents: t("identities"), identsView: t("identities_mv"),
+		entries: t("entries"), trails: t("trails"), trailsView: t("trails_mv"),
+		keys: t("keys"), keysView: t("keys_mv"), logs: t("logs"), logsView: t("logs_mv"),
 		cluster: c.Cluster, dbRaw: c.Database, tableRaw: c.Table,
 	}
 }
@@ -79,29 +88,59 @@ func (n names) onCluster() string {
 }
 
 // engine is the engine clause of the table whose suffix is given ("events"
-// for the events table, "ids" for the identity table).
+// for the events table, "ids" for the identity table) in schemas 1 and 2.
 func (n names) engine(which string) string {
+	if which == "events" {
+		return n.mergeTree("", "Replacing", "version")
+	}
+	return n.mergeTree(which, "Replacing", "version")
+}
+
+// mergeTree is the engine clause of the table with the given suffix ("" for
+// the events table itself): kind "" for MergeTree, "Replacing" with its
+// version column for ReplacingMergeTree, Replicated on a cluster.
+func (n names) mergeTree(suffix, kind, version string) string {
 	if n.cluster == "" {
-		return "ReplacingMergeTree(version)"
+		if version == "" {
+			return kind + "MergeTree"
+		}
+		return kind + "MergeTree(" + version + ")"
 	}
 	t := n.tableRaw
-	if which != "events" {
-		t += "_" + which
+	if suffix != "" {
+		t += "_" + suffix
 	}
-	return fmt.Sprintf("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s.%s', '{replica}', version)", n.dbRaw, t)
+	args := fmt.Sprintf("'/clickhouse/tables/{shard}/%s.%s', '{replica}'", n.dbRaw, t)
+	if version != "" {
+		args += ", " + version
+	}
+	return "Replicated" + kind + "MergeTree(" + args + ")"
 }
 
 // templateData is what migration templates see; see schemas/clickhouse.
 type templateData struct {
-	DB, Table, IDs, IDsView, OnCluster string
-	Next, Prev                         string
-	LowCardinality                     string
-	DateTime64                         bool
-	n                                  names
+	DB, Table, IDs, IDsView, OnCluster                          string
+	Next, Prev                                                  string
+	Versions, Identities, IdentitiesView                        string
+	Entries, Trails, TrailsView, Keys, KeysView, Logs, LogsView string
+	LowCardinality                                              string
+	DateTime64                                                  bool
+	n                                                           names
 }
 
-// Engine is the engine clause for the table named by which.
+// Engine is the engine clause for the table named by which, in schemas 1
+// and 2.
 func (d templateData) Engine(which string) string { return d.n.engine(which) }
+
+// Replacing is the ReplacingMergeTree engine clause for the ledger's table
+// with the suffix which, versioned by the column version.
+func (d templateData) Replacing(which, version string) string {
+	return d.n.mergeTree(which, "Replacing", version)
+}
+
+// Plain is the MergeTree engine clause for the ledger's table with the
+// suffix which.
+func (d templateData) Plain(which string) string { return d.n.mergeTree(which, "", "") }
 
 // migration is one numbered schema step, rendered into statements.
 type migration struct {
@@ -119,6 +158,9 @@ func loadMigrations(fsys fs.FS, n names, f features) ([]migration, error) {
 	}
 	data := templateData{
 		DB: n.db, Table: n.table, IDs: n.ids, IDsView: n.idsView, OnCluster: n.onCluster(), Next: n.next, Prev: n.prev,
+		Versions: n.vers, Identities: n.idents, IdentitiesView: n.identsView,
+		Entries: n.entries, Trails: n.trails, TrailsView: n.trailsView, Keys: n.keys, KeysView: n.keysView,
+		Logs: n.logs, LogsView: n.logsView,
 		LowCardinality: "String", DateTime64: f.dateTime64, n: n,
 	}
 	if f.lowCardinality {
@@ -197,8 +239,8 @@ func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, whe
 	}
 	for _, m := range ms[have:] {
 		for _, st := range m.stmts {
-			if strings.HasPrefix(st, swapStmt) {
-				if err := swapEvents(ctx, conn, n); err != nil {
+			if step := dataSteps[strings.SplitN(st, " ", 2)[0]]; step != nil {
+				if err := step(ctx, conn, n); err != nil {
 					return fmt.Errorf("%s: migration %s: %w", where, m.name, err)
 				}
 				continue
@@ -214,9 +256,13 @@ func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, whe
 	return nil
 }
 
-// swapStmt begins the pseudo-statement "SWAP <table> WITH <next>" of a
-// migration that rebuilds the events table: swapEvents runs it.
-const swapStmt = "SWAP "
+// dataSteps run the statements of migrations that are not SQL, by their
+// first word: "SWAP <table> WITH <next>" rebuilds the events table (0002),
+// "LEDGER <table>" moves its rows into the ledger (0003).
+var dataSteps = map[string]func(ctx context.Context, conn driver.Conn, n names) error{
+	"SWAP":   swapEvents,
+	"LEDGER": moveToLedger,
+}
 
 // swapEvents copies the events table's rows into its rebuild n.next and
 // renames the rebuild into its place, dropping the old table. Each step
@@ -230,14 +276,7 @@ const swapStmt = "SWAP "
 //   - then n.prev, and an n.next the migration re-created after an
 //     earlier run had already swapped, are dropped.
 func swapEvents(ctx context.Context, conn driver.Conn, n names) error {
-	exists := func(quoted string) (bool, error) {
-		var c uint64
-		err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", n.dbRaw, tableName(quoted)).Scan(&c)
-		if err != nil {
-			return false, fmt.Errorf("look up table %s: %w", quoted, err)
-		}
-		return c > 0, nil
-	}
+	exists := func(quoted string) (bool, error) { return tableExists(ctx, conn, n, quoted) }
 	exec := func(st string) error {
 		if err := conn.Exec(ctx, st); err != nil {
 			return fmt.Errorf("rebuild %s: %w", n.table, err)
@@ -282,4 +321,14 @@ func swapEvents(ctx context.Context, conn driver.Conn, n names) error {
 		}
 	}
 	return nil
+}
+
+// tableExists reports whether the table quoted (`db`.`name`) exists.
+func tableExists(ctx context.Context, conn driver.Conn, n names, quoted string) (bool, error) {
+	var c uint64
+	err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", n.dbRaw, tableName(quoted)).Scan(&c)
+	if err != nil {
+		return false, fmt.Errorf("look up table %s: %w", quoted, err)
+	}
+	return c > 0, nil
 }

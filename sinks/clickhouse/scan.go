@@ -1,7 +1,6 @@
 package clickhouse
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,33 +10,22 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 )
 
-// A scan reads in rounds of up to scanPages pages. Each round costs three
-// kinds of statement:
+// A scan reads in rounds of up to scanPages pages. Each round costs:
 //
 //  1. the times of the round's rows, sorted (one Int64 column, a top-N),
 //     which cut the round into pages at instants, never inside one;
-//  2. the identities of the round's rows recorded at more than one time
-//     (or, under a type filter, position: type and time), with all their
-//     rows, from the identity table: only for those is the winner decided
-//     away from the row, and they are rare (a redrive, a route's verdict
-//     after the ingest's record, a duplicate delivery all keep the time);
-//  3. per page, the page's rows, unsorted: the server reads them by the
-//     primary index and the client sorts them and keeps, of each
-//     identity's rows at one instant, the one with the latest (received,
-//     version), which is the identity's winner unless (2) says otherwise.
-//     When a filter is on a record's own field (subject, route, outcome),
-//     the rows that do not match it are not read, so the page's statement
-//     keeps only rows that are the winner among all of the identity's rows
-//     at the instant, matching or not.
+//  2. per page, the page's rows, unsorted: the server reads them by the
+//     primary index and the client sorts them and keeps each version's
+//     first stored row;
+//  3. per page, unless the caller reads events only, the page's trails.
 //
 // Against Query's rounds (a top-N bound, then a page statement that sorts
-// and checks every row against the identity table) this moves the sort to
-// the client and the identity table lookup to once a round, for the few
-// identities that need it.
+// on the server) this moves the sort to the client and plans ten pages
+// with one statement.
 const scanPages = 10
 
 // roundPages is how many pages round (from 0) plans: the first only one,
-// so that the first records come soon, then scanPages.
+// so that the first items come soon, then scanPages.
 func roundPages(round int) int {
 	if round == 0 {
 		return 1
@@ -46,15 +34,15 @@ func roundPages(round int) int {
 }
 
 // Scan implements sinks.Scanner.
-func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn func(recs []sinks.Record) error) error {
+func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn func(items []sinks.Item) error) error {
 	if q.Desc {
 		return sinks.Scan(ctx, s, q, o, fn) // refused there
 	}
 	if err := q.Validate(); err != nil {
 		return err
 	}
-	at, where := positionFilter(q), queryFilter(q)
-	own := q.Subject != "" || q.Route != "" || q.Outcome != ""
+	q.NoTrail = q.NoTrail || o.EventsOnly
+	where := versionFilter(q)
 	// pos is where the round starts; start its time, when known; after the
 	// time the scan is past, once it is past one.
 	var pos filter
@@ -65,7 +53,7 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 		start = &c.TimeNs
 		pos.add("hour >= ?", hourOf(c.TimeNs))
 		pos.add("time_ns >= ?", c.TimeNs)
-		pos.add("(time_ns, source, id, replay) > (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Replay)
+		pos.add("(time_ns, source, id, digest) > (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, string(c.Digest[:]))
 	case !q.From.IsZero():
 		ns := q.From.UnixNano()
 		start = &ns
@@ -74,7 +62,6 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 	for round := 0; ; round++ {
 		var (
 			times   []int64
-			multi   map[identity]rowKey
 			full    bool  // the round read as many times as it asked for
 			instant int64 // then, the last one
 		)
@@ -88,15 +75,8 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 				// the next round, unless it is all there is.
 				instant = times[len(times)-1]
 				times = times[:sort.Search(len(times), func(i int) bool { return times[i] >= instant })]
-				if len(times) == 0 {
-					return nil
-				}
 			}
-			var upTo filter
-			upTo.add("hour <= ?", hourOf(times[len(times)-1]))
-			upTo.add("time_ns <= ?", times[len(times)-1])
-			multi, err = s.multiPosition(ctx, where.and(pos).and(upTo), q.Type != "")
-			return err
+			return nil
 		})
 		if err != nil {
 			return err
@@ -130,16 +110,16 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 				var to filter
 				to.add("hour <= ?", hourOf(b))
 				to.add("time_ns <= ?", b)
-				var recs []sinks.Record
+				var items []sinks.Item
 				err := s.call(ctx, func(ctx context.Context) (err error) {
-					recs, err = s.scanPage(ctx, where.and(from).and(to), at.and(from).and(to), own, o.EventsOnly, multi, end+1-first)
+					items, err = s.scanPage(ctx, q, where.and(from).and(to), end+1-first)
 					return err
 				})
 				if err != nil {
 					return err
 				}
-				if len(recs) > 0 {
-					if err := fn(recs); err != nil {
+				if len(items) > 0 {
+					if err := fn(items); err != nil {
 						return err
 					}
 				}
@@ -155,10 +135,10 @@ func (s *Store) Scan(ctx context.Context, q sinks.Query, o sinks.ScanOptions, fn
 	}
 }
 
-// scanByQuery hands over q's records after the time after (or, when after
+// scanByQuery hands over q's items after the time after (or, when after
 // is nil, from q's cursor or start) up to and including the instant b,
 // paging through Query in pages of limit.
-func (s *Store) scanByQuery(ctx context.Context, q sinks.Query, after *int64, b int64, limit int, fn func(recs []sinks.Record) error) error {
+func (s *Store) scanByQuery(ctx context.Context, q sinks.Query, after *int64, b int64, limit int, fn func(items []sinks.Item) error) error {
 	q.Limit = limit
 	if to := time.Unix(0, b+1).UTC(); q.To.IsZero() || q.To.After(to) {
 		q.To = to
@@ -187,16 +167,16 @@ func (s *Store) call(ctx context.Context, step func(ctx context.Context) error) 
 	return nil
 }
 
-// scanTimes returns the times of the first n rows f matches, ascending,
-// looked for in the hours after start first. When those hours hold at
-// least a page (limit) of rows, the round keeps to them even if they hold
-// fewer than n, rather than reading the time of every row in the rest of
-// the window to find the others.
+// scanTimes returns the times of the first n rows f (and q's entry
+// filters) match, ascending, looked for in the hours after start first.
+// When those hours hold at least a page (limit) of rows, the round keeps
+// to them even if they hold fewer than n, rather than reading the time of
+// every row in the rest of the window to find the others.
 func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *int64, n, limit int) ([]int64, error) {
 	var times []int64
 	err := probeHours(q, start, func(extra filter) (bool, error) {
-		g := f.and(extra)
-		rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns LIMIT %d", s.n.table, g.where(), n), g.args...)
+		g := s.withEntries(q, f.and(extra))
+		rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns LIMIT %d", s.n.vers, g.where(), n), g.args...)
 		if err != nil {
 			return false, err
 		}
@@ -230,90 +210,16 @@ func pageEnds(times []int64, limit int) []int {
 	return ends
 }
 
-// multiPosition returns, for the identities of the rows f matches that are
-// recorded at more than one position, the key of their winner: the row
-// with the latest (received, version) of all of the identity's rows.
-// typed says whether f filters on the type (see positionRows).
-func (s *Store) multiPosition(ctx context.Context, f filter, typed bool) (map[identity]rowKey, error) {
-	rows, err := s.positionRows(ctx, f, typed)
+// scanPage reads the rows f (and q's entry filters) match, about expect
+// of them, sorts them in Query's ascending order, keeps each version's
+// first stored row and, unless q.NoTrail, reads the items' trails.
+func (s *Store) scanPage(ctx context.Context, q sinks.Query, f filter, expect int) ([]sinks.Item, error) {
+	w := s.withEntries(q, f)
+	rows, err := s.conn.Query(ctx, "SELECT "+versionColumns+" FROM "+s.n.vers+w.where(), w.args...)
 	if err != nil {
 		return nil, err
 	}
-	var multi map[identity]rowKey
-	for _, r := range rows {
-		if multi == nil {
-			multi = make(map[identity]rowKey)
-		}
-		if w, ok := multi[r.k.id]; !ok || later(r.k, w) {
-			multi[r.k.id] = r.k
-		}
-	}
-	return multi, nil
-}
-
-// positionRows returns every identity table row of the identities of the
-// rows f matches that are recorded at more than one time, or, when typed
-// (f filters on the type), at more than one position (type and time). A
-// filter without a type condition reads all of an identity's rows at one
-// time alike, so the rows of other types at that time are read with it and
-// judged beside it; telling the types apart costs more than the rest of
-// the statement on a server without LowCardinality. The identity table is
-// searched by a 64-bit hash of the identity, so a hash two identities
-// share brings in the other's rows too: callers tell identities apart
-// exactly.
-func (s *Store) positionRows(ctx context.Context, f filter, typed bool) ([]positionRow, error) {
-	const h = "cityHash64(source, id, replay)"
-	cols, having := "time_ns", "min(time_ns) != max(time_ns)"
-	if typed {
-		cols, having = "type, time_ns", having+" OR min(type) != max(type)"
-	}
-	st := "SELECT source, id, replay, received_ns, version, type, time_ns FROM " + s.n.ids + " WHERE " + h + " IN (" +
-		"SELECT h FROM (SELECT " + h + " AS h, " + cols + " FROM " + s.n.ids +
-		" WHERE h IN (SELECT " + h + " FROM " + s.n.table + f.where() + "))" +
-		" GROUP BY h HAVING " + having + ")"
-	rows, err := s.conn.Query(ctx, st, f.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rows.Close() }()
-	var out []positionRow
-	for rows.Next() {
-		var r positionRow
-		if err := rows.Scan(&r.k.id.source, &r.k.id.id, &r.k.id.replay, &r.k.received, &r.k.version, &r.typ, &r.timeNs); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-// later reports whether a wins over b: a later Received, then a higher
-// version.
-func later(a, b rowKey) bool {
-	return a.received > b.received || a.received == b.received && a.version > b.version
-}
-
-// scanPage reads the rows where matches, about expect of them, sorts them
-// in Query's ascending order and keeps each identity's winner. at is where
-// without the filters on a record's own fields; own says there are such
-// filters. eventsOnly reads only the columns of the events (and the
-// identity, Received and version).
-func (s *Store) scanPage(ctx context.Context, where, at filter, own, eventsOnly bool, multi map[identity]rowKey, expect int) ([]sinks.Record, error) {
-	w := where
-	if own {
-		w = where.and(filter{})
-		w.add("(source, id, replay, received_ns, version) IN (SELECT source, id, replay, received_ns, version FROM "+s.n.table+at.where()+
-			" ORDER BY received_ns DESC, version DESC LIMIT 1 BY time_ns, source, id, replay)", at.args...)
-	}
-	cols := recordColumns
-	if eventsOnly {
-		cols = eventColumns
-	}
-	rows, err := s.conn.Query(ctx, "SELECT "+cols+", time_ns FROM "+s.n.table+w.where(), w.args...)
-	if err != nil {
-		return nil, err
-	}
-	raws, times, err := readRows(rows, newRowReader(true, eventsOnly), make([]rawRow, 0, expect), make([]int64, 0, expect))
+	raws, err := readRows(rows, make([]rawRow, 0, expect))
 	if err != nil {
 		return nil, err
 	}
@@ -321,40 +227,23 @@ func (s *Store) scanPage(ctx context.Context, where, at filter, own, eventsOnly 
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := &raws[a].k, &raws[b].k
-		if c := cmp.Compare(times[a], times[b]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.id.source, y.id.source); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.id.id, y.id.id); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.id.replay, y.id.replay); c != 0 {
-			return c
-		}
-		// The winner first: the latest Received, then the highest version.
-		if c := cmp.Compare(y.received, x.received); c != 0 {
-			return c
-		}
-		return cmp.Compare(y.version, x.version)
-	})
-	keep := order[:0] // the winners, in order, written over the order read
+	slices.SortFunc(order, func(a, b int32) int { return compareRows(&raws[a], &raws[b]) })
+	keep := order[:0] // the first row of each version, in order, written over the order read
 	prev := int32(-1)
-	for _, i := range order {
+	for _, j := range order {
 		p := prev
-		prev = i
-		k := raws[i].k
-		if p >= 0 && times[p] == times[i] && raws[p].k.id == k.id {
-			continue // a losing row of the same identity and instant, or a copy
+		prev = j
+		if p >= 0 && raws[p].k == raws[j].k && raws[p].timeNs == raws[j].timeNs {
+			continue // a later stored copy
 		}
-		if w, ok := multi[k.id]; ok && (w.received != k.received || w.version != k.version) {
-			continue // the winner is a row at another position
-		}
-		keep = append(keep, i)
+		keep = append(keep, j)
 	}
-	recs := make([]sinks.Record, len(keep))
-	return recs, decodeAll(raws, keep, recs)
+	items := make([]sinks.Item, len(keep))
+	if err := decodeAll(raws, keep, items); err != nil {
+		return nil, err
+	}
+	if q.NoTrail {
+		return items, nil
+	}
+	return items, s.loadTrails(ctx, items)
 }

@@ -26,8 +26,13 @@ type Store struct {
 	ver  serverVersion
 	feat features
 
-	seqMu   sync.Mutex
-	lastSeq uint64
+	// appendMu makes Appends run one at a time; it guards seq, the last
+	// seq of the store's log, dirty, set when an append failed, and added,
+	// the last version's added_ns.
+	appendMu sync.Mutex
+	seq      uint64
+	dirty    bool
+	added    int64
 
 	// mu lets Close wait for calls in progress: they hold it shared.
 	mu     sync.RWMutex
@@ -37,20 +42,39 @@ type Store struct {
 }
 
 var (
-	_ sinks.Store            = (*Store)(nil)
-	_ sinks.OriginalsCounter = (*Store)(nil)
+	_ sinks.Store          = (*Store)(nil)
+	_ sinks.VersionCounter = (*Store)(nil)
+	_ sinks.Scanner        = (*Store)(nil)
 )
 
 // Open connects to ClickHouse, creates the database and tables or migrates
 // them (refusing, with an error wrapping sinks.ErrSchemaTooNew, a schema
-// written by a newer build) and applies the retention. Errors name the
-// store and its addresses.
+// written by a newer build), applies the retention and reads the last seq
+// of the store's log. Errors name the store and its addresses.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	return openAt(ctx, cfg, 0)
+	s, err := openAt(ctx, cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	err = s.applyRetention(ctx)
+	if err == nil {
+		s.seq, err = s.lastSeq(ctx)
+	}
+	if err != nil {
+		_ = s.conn.Close()
+		return nil, fmt.Errorf("%s: open: %w", s.name, err)
+	}
+	if cfg.Retention > 0 && !s.feat.ttl {
+		go s.retentionLoop()
+	} else {
+		close(s.done)
+	}
+	return s, nil
 }
 
-// openAt is Open applying the migrations up to schema version upTo only,
-// or all of them for 0: tests build older databases with it.
+// openAt connects and applies the migrations up to schema version upTo
+// only, or all of them for 0: tests build older databases with it, and
+// use the store it returns for its connection only.
 func openAt(ctx context.Context, cfg Config, upTo int) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -68,17 +92,9 @@ func openAt(ctx context.Context, cfg Config, upTo int) (*Store, error) {
 	if err == nil {
 		err = migrate(ctx, s.conn, s.n, ms, s.name)
 	}
-	if err == nil {
-		err = s.applyRetention(ctx)
-	}
 	if err != nil {
 		_ = s.conn.Close()
 		return nil, err
-	}
-	if cfg.Retention > 0 && !s.feat.ttl {
-		go s.retentionLoop()
-	} else {
-		close(s.done)
 	}
 	return s, nil
 }
@@ -179,19 +195,6 @@ func (s *Store) begin(ctx context.Context) (context.Context, func(), error) {
 	return ctx, func() { cancel(); s.mu.RUnlock() }, nil
 }
 
-// nextSeq is the append sequence: nanoseconds of the wall clock, kept
-// strictly increasing within the process.
-func (s *Store) nextSeq() uint64 {
-	s.seqMu.Lock()
-	defer s.seqMu.Unlock()
-	n := uint64(time.Now().UnixNano())
-	if n <= s.lastSeq {
-		n = s.lastSeq + 1
-	}
-	s.lastSeq = n
-	return n
-}
-
 // Close closes the connections once calls in progress return; later calls
 // fail with sinks.ErrClosed.
 func (s *Store) Close() error {
@@ -219,12 +222,4 @@ func hourOf(ns int64) uint32 {
 		h--
 	}
 	return uint32(min(max(h, 0), math.MaxUint32))
-}
-
-// nsOf is t in ns since 1970, or 0 for the zero time.
-func nsOf(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }

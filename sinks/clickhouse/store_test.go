@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
+// record is a record of a new event at at, received a millisecond later.
 func record(source, id, typ string, at time.Time, data []byte) sinks.Record {
 	e := event.New()
 	e.SetID(id)
@@ -21,7 +22,7 @@ func record(source, id, typ string, at time.Time, data []byte) sinks.Record {
 	e.SetTime(at)
 	e.SetDataContentType("application/octet-stream")
 	e.DataEncoded = data
-	return sinks.Record{Event: e, Transport: "mem", Topic: "t", Received: at.Add(time.Millisecond)}
+	return sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Time: at.Add(time.Millisecond), Transport: "mem", Topic: "t"}}}
 }
 
 func TestOpenAppliesMigrationsOnce(t *testing.T) {
@@ -33,8 +34,14 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	var v uint32
 	err := s.Conn().QueryRow(context.Background(),
 		"SELECT count(), toUInt32(max(version)) FROM `"+cfg.Database+"`.events_schema_version").Scan(&n, &v)
-	if err != nil || n != 2 || v != 2 {
-		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 2 rows, up to version 2", n, v, err)
+	if err != nil || n != 3 || v != 3 {
+		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 3 rows, up to version 3", n, v, err)
+	}
+	var left uint64
+	err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM system.tables WHERE database = ? AND name IN "+
+		"('events', 'events_ids', 'events_ids_mv', 'events_pre_ledger', 'events_migrating')", cfg.Database).Scan(&left)
+	if err != nil || left != 0 {
+		t.Errorf("tables of the events schema left in a new database: %d, %v", left, err)
 	}
 	if !s.Legacy() || s.ServerVersion() == "" {
 		t.Logf("server %s, legacy wire %v", s.ServerVersion(), s.Legacy())
@@ -63,6 +70,13 @@ func TestOpenUnreachableNamesStoreAndAddress(t *testing.T) {
 	}
 }
 
+func TestOpenRefusesBadLogName(t *testing.T) {
+	_, err := clickhouse.Open(context.Background(), clickhouse.Config{Log: "a log"})
+	if err == nil || !strings.Contains(err.Error(), "field Log") {
+		t.Fatalf("Open with log %q: %v", "a log", err)
+	}
+}
+
 // TestPayloadWithRewrittenText stores data holding exactly the query text
 // LegacyDialer rewrites: data blocks must pass through untouched.
 func TestPayloadWithRewrittenText(t *testing.T) {
@@ -70,98 +84,98 @@ func TestPayloadWithRewrittenText(t *testing.T) {
 	defer s.Close()
 	data := []byte("\x01INSERT INTO t (a) FORMAT Native and \x02 FORMAT Native")
 	r := record("urn:payload", "1", "t", time.Now().UTC(), data)
-	if err := s.Append(context.Background(), []sinks.Record{r}); err != nil {
+	if _, err := s.Append(context.Background(), []sinks.Record{r}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(context.Background(), "urn:payload", "1")
-	if err != nil || string(got.Event.Data()) != string(data) {
-		t.Fatalf("Get: %q, %v; want %q", got.Event.Data(), err, data)
+	if err != nil || len(got) != 1 || string(got[0].Event.Data()) != string(data) {
+		t.Fatalf("Get: %+v, %v; want one version of data %q", got, err, data)
 	}
 }
 
-// TestWinnersSurviveMerges forces ClickHouse's merges, which drop rows, and
-// checks every read still sees each identity's winner: a later record with
-// another time and type, a tie that must keep the stored record, and a
-// retried append.
-// winnerBatches are appends, in order, where the later record of one
-// identity moves it to another time and type ("moved"), a tie keeps the
-// stored record ("tie") and a repeated append changes nothing ("retried").
-func winnerBatches(at time.Time) [][]sinks.Record {
-	first := record("urn:m", "moved", "com.a", at, []byte("1"))
-	later := record("urn:m", "moved", "com.b", at.Add(48*time.Hour), []byte("2"))
-	later.Received = first.Received.Add(time.Second)
-	stored := record("urn:m", "tie", "com.a", at, []byte("stored"))
-	stored.Outcome = sinks.OutcomeAccepted
-	tie := stored
-	tie.Event = stored.Event.Clone()
-	tie.Event.DataEncoded = []byte("tie")
-	tie.Outcome = sinks.OutcomeDelivered
-	retried := record("urn:m", "retried", "com.a", at, []byte("r"))
-	return [][]sinks.Record{{first, stored, retried}, {retried}, {later, tie}, {retried}}
-}
-
-// checkWinners checks that Get, Query and Counts see exactly the winners
-// of winnerBatches(at).
-func checkWinners(t *testing.T, s *clickhouse.Store, at time.Time, when string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, c := range []struct {
-		id, data string
-	}{{"moved", "2"}, {"tie", "stored"}, {"retried", "r"}} {
-		got, err := s.Get(ctx, "urn:m", c.id)
-		if err != nil || string(got.Event.Data()) != c.data {
-			t.Errorf("%s: Get %s: %q, %v; want data %q", when, c.id, got.Event.Data(), err, c.data)
-		}
-	}
-	p, err := s.Query(ctx, sinks.Query{Source: "urn:m"})
-	if err != nil || len(p.Records) != 3 {
-		t.Fatalf("%s: Query: %d records, %v; want 3", when, len(p.Records), err)
-	}
-	if p.Records[2].Event.ID() != "moved" || p.Records[2].Event.Type() != "com.b" {
-		t.Errorf("%s: last record %s of type %s; want moved of type com.b", when, p.Records[2].Event.ID(), p.Records[2].Event.Type())
-	}
-	cs, err := s.Counts(ctx, sinks.CountQuery{From: at.Add(-time.Hour), To: at.Add(72 * time.Hour), Bucket: 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, c := range cs {
-		n += c.N
-	}
-	if n != 3 {
-		t.Errorf("%s: Counts total %d, want 3: %+v", when, n, cs)
-	}
-}
-
-func TestWinnersSurviveMerges(t *testing.T) {
+// TestRepeatedVersionRowsReadOnce writes the rows of a version a second
+// time, as two writers racing to store it would, and checks that every
+// read sees the version once, with the first row's flags, before and
+// after ClickHouse's merges.
+func TestRepeatedVersionRowsReadOnce(t *testing.T) {
 	cfg := testConfig(t)
 	s := open(t, cfg)
 	defer s.Close()
 	ctx := context.Background()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, batch := range winnerBatches(at) {
-		if err := s.Append(ctx, batch); err != nil {
-			t.Fatal(err)
+	var recs []sinks.Record
+	for i := range 5 {
+		recs = append(recs, record("urn:rep", fmt.Sprintf("e%d", i), "com.rep", at.Add(time.Duration(i)*time.Second), []byte("x")))
+	}
+	if _, err := s.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	db := "`" + cfg.Database + "`."
+	// The copy is added later and says it conflicts: reads must not pick it.
+	copyRows := "INSERT INTO " + db + "events_versions (hour, type, time_ns, source, id, digest, subject, attrs, data, data_flags, stored_ns, added_ns, conflict) " +
+		"SELECT hour, type, time_ns, source, id, digest, subject, attrs, data, data_flags, stored_ns, added_ns + 1000, 1 FROM " + db + "events_versions"
+	if err := s.Conn().Exec(ctx, copyRows); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		var ids []string
+		err := sinks.PageAll(ctx, s, sinks.Query{Source: "urn:rep", Limit: 2}, func(items []sinks.Item) error {
+			for _, it := range items {
+				if it.Conflict || len(it.Trail) != 1 {
+					t.Errorf("%s: %s conflict %v, trail %d entries; want the first row, one entry", when, it.Event.ID(), it.Conflict, len(it.Trail))
+				}
+				ids = append(ids, it.Event.ID())
+			}
+			return nil
+		})
+		if err != nil || strings.Join(ids, ",") != "e0,e1,e2,e3,e4" {
+			t.Errorf("%s: Query: %v, %v", when, ids, err)
+		}
+		ids = nil
+		err = s.Scan(ctx, sinks.Query{Source: "urn:rep", Limit: 2}, sinks.ScanOptions{}, func(items []sinks.Item) error {
+			for _, it := range items {
+				ids = append(ids, it.Event.ID())
+			}
+			return nil
+		})
+		if err != nil || strings.Join(ids, ",") != "e0,e1,e2,e3,e4" {
+			t.Errorf("%s: Scan: %v, %v", when, ids, err)
+		}
+		if its, err := s.Get(ctx, "urn:rep", "e3"); err != nil || len(its) != 1 || its[0].Conflict {
+			t.Errorf("%s: Get: %+v, %v; want one version", when, its, err)
+		}
+		if n, err := s.CountVersions(ctx, sinks.Query{Source: "urn:rep"}); err != nil || n != 5 {
+			t.Errorf("%s: CountVersions: %d, %v; want 5", when, n, err)
+		}
+		cs, err := s.Counts(ctx, sinks.CountQuery{From: at, To: at.Add(time.Hour), Bucket: time.Hour})
+		if err != nil || len(cs) != 1 || cs[0].N != 5 {
+			t.Errorf("%s: Counts: %+v, %v; want 5", when, cs, err)
+		}
+		// A retried append finds the version stored.
+		if res, err := s.Append(ctx, recs[:1]); err != nil || res.Versions != 0 || res.Duplicates != 1 {
+			t.Errorf("%s: Append again: %+v, %v", when, res, err)
 		}
 	}
-	check := func(when string) { t.Helper(); checkWinners(t, s, at, when) }
 	check("before merges")
-	for _, tbl := range []string{"events", "events_ids"} {
-		if err := s.Conn().Exec(ctx, "OPTIMIZE TABLE `"+cfg.Database+"`."+tbl+" FINAL"); err != nil {
+	for _, tbl := range []string{"events_versions", "events_identities"} {
+		if err := s.Conn().Exec(ctx, "OPTIMIZE TABLE "+db+tbl+" FINAL"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	check("after OPTIMIZE FINAL")
-	var rows uint64
-	if err := s.Conn().QueryRow(ctx, "SELECT count() FROM `"+cfg.Database+"`.events").Scan(&rows); err != nil {
+	var rows, flagged uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT count(), sum(conflict) FROM "+db+"events_versions").Scan(&rows, &flagged); err != nil {
 		t.Fatal(err)
 	}
-	// moved (2 positions) + the tie's stored row + retried once.
-	if rows != 4 {
-		t.Errorf("after merges: %d rows on disk, want 4 (repeats and the losing tie merged away)", rows)
+	if rows != 5 || flagged != 0 {
+		t.Errorf("after merges: %d rows on disk, %d flagged; want 5, the first of each", rows, flagged)
 	}
 }
 
+// TestRetentionDropsExpiredDays opens a store with Config.Retention over
+// a ledger of several days: the days older than the retention are gone,
+// the log's positions stay.
 func TestRetentionDropsExpiredDays(t *testing.T) {
 	cfg := testConfig(t)
 	s := open(t, cfg)
@@ -170,7 +184,7 @@ func TestRetentionDropsExpiredDays(t *testing.T) {
 	for _, age := range []time.Duration{10 * 24 * time.Hour, 3 * 24 * time.Hour, time.Hour} {
 		recs = append(recs, record("urn:ret", fmt.Sprintf("age-%v", age), "t", now.Add(-age), nil))
 	}
-	if err := s.Append(context.Background(), recs); err != nil {
+	if _, err := s.Append(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -182,10 +196,119 @@ func TestRetentionDropsExpiredDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, r := range p.Records {
-		ids = append(ids, r.Event.ID())
+	for _, it := range p.Items {
+		ids = append(ids, it.Event.ID())
 	}
 	if strings.Join(ids, ",") != "age-72h0m0s,age-1h0m0s" {
-		t.Errorf("after retention of 5 days: %v; want the 3-day-old and 1-hour-old records", ids)
+		t.Errorf("after retention of 5 days: %v; want the 3-day-old and 1-hour-old versions", ids)
+	}
+	ens, err := s.Entries(context.Background(), cfg.Log, 0, 10)
+	if err != nil || len(ens) != 2 || ens[0].Seq != 2 {
+		t.Errorf("entries after retention: %+v, %v; want seqs 2 and 3", ens, err)
+	}
+	ls, err := s.Logs(context.Background())
+	if err != nil || len(ls) != 1 || ls[0].Size != 3 {
+		t.Errorf("Logs after retention: %+v, %v; want size 3", ls, err)
+	}
+}
+
+// TestAppendAfterFailedInsert makes appends fail after part of them
+// landed, with the server itself: a view fed by the entries table is
+// replaced by one that fails, so the entries land and the view's rows do
+// not; or the entries table is detached, so the versions land and the
+// entries do not. The retry must find what landed, complete the views,
+// store the rest, and leave the log without a hole or a repeat.
+func TestAppendAfterFailedInsert(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	db := "`" + cfg.Database + "`."
+	exec := func(st string) {
+		t.Helper()
+		if err := s.Conn().Exec(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// failing replaces view by one that fails on every row and returns
+	// what puts it back.
+	failing := func(view string) (undo func()) {
+		var ddl string
+		if err := s.Conn().QueryRow(ctx, "SHOW CREATE TABLE "+db+view).Scan(&ddl); err != nil {
+			t.Fatal(err)
+		}
+		exec("DROP TABLE " + db + view)
+		exec(ddl + " WHERE throwIf(seq > 0) = 0")
+		return func() { exec("DROP TABLE " + db + view); exec(ddl) }
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	batch := func(name string, n int) []sinks.Record {
+		recs := make([]sinks.Record, n)
+		for i := range recs {
+			recs[i] = record("urn:fail", fmt.Sprintf("%s-%d", name, i), "com.fail", at.Add(time.Duration(i)*time.Second), []byte(name))
+			recs[i].Entries = append(recs[i].Entries, sinks.Entry{Kind: sinks.KindDelivered, Time: at.Add(time.Hour), Route: "r", Destination: "d"})
+		}
+		return recs
+	}
+	if _, err := s.Append(ctx, batch("a", 3)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		fail   func() (undo func())
+		landed bool // the entries landed
+	}{
+		{"keys", func() func() { return failing("events_keys_mv") }, true},
+		{"trails", func() func() { return failing("events_trails_mv") }, true},
+		{"entries", func() func() {
+			exec("DETACH TABLE " + db + "events_entries")
+			return func() { exec("ATTACH TABLE " + db + "events_entries") }
+		}, false},
+	} {
+		recs := batch(c.name, 4)
+		undo := c.fail()
+		_, err := s.Append(ctx, recs)
+		undo()
+		if err == nil {
+			t.Fatalf("%s: Append with a failing %s succeeded", c.name, c.name)
+		}
+		res, err := s.Append(ctx, recs)
+		if err != nil {
+			t.Fatalf("%s: retry: %v", c.name, err)
+		}
+		entries := 8
+		if c.landed {
+			entries = 0
+		}
+		if res.Versions != 0 || res.Entries != entries || res.Duplicates != 8-entries {
+			t.Errorf("%s: retry: %+v; want no version, %d entries, %d duplicates", c.name, res, entries, 8-entries)
+		}
+	}
+	ens, err := s.Entries(ctx, cfg.Log, 0, 100)
+	if err != nil || len(ens) != 6+3*8 {
+		t.Fatalf("log: %d entries, %v; want 30", len(ens), err)
+	}
+	for i, en := range ens {
+		if en.Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d: a hole or a repeat", i, en.Seq)
+		}
+	}
+	var keys, trails uint64
+	if err := s.Conn().QueryRow(ctx, "SELECT (SELECT count() FROM "+db+"events_keys), (SELECT count() FROM "+db+"events_trails)").Scan(&keys, &trails); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 30 || trails != 30 {
+		t.Errorf("%d keys, %d trail rows; want 30 of each", keys, trails)
+	}
+	err = sinks.PageAll(ctx, s, sinks.Query{Source: "urn:fail"}, func(items []sinks.Item) error {
+		for _, it := range items {
+			if len(it.Trail) != 2 {
+				t.Errorf("%s: trail of %d entries, want 2", it.Event.ID(), len(it.Trail))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
