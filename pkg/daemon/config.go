@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +46,17 @@ type Config struct {
 	// Store is the audit store: sqlite or clickhouse. AUDITBUS_STORE,
 	// default sqlite.
 	Store string
+	// LedgerLog names the log this instance appends its ledger entries
+	// to, in either store: every instance writing one store needs its
+	// own. AUDITBUS_LEDGER_LOG, default sinks.DefaultLogName() (the host
+	// name, a pod's name on Kubernetes).
+	LedgerLog string
+	// SQLiteRetention, when positive, is how long the SQLite store keeps
+	// the ledger: the daemon removes the whole days older than that at
+	// start and hourly. AUDITBUS_SQLITE_RETENTION, a Go duration ("720h")
+	// or days ("30d"); default off, keeping everything. The ClickHouse
+	// store has its own, AUDITBUS_CLICKHOUSE_RETENTION.
+	SQLiteRetention time.Duration
 	// Routes is the routes file. AUDITBUS_ROUTES; none by default.
 	Routes string
 	// MaxBodyBytes bounds an ingest request. AUDITBUS_MAX_BODY_BYTES,
@@ -82,6 +95,19 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
 	var errs []error
+	c.LedgerLog = r.String("LEDGER_LOG", sinks.DefaultLogName())
+	if err := sinks.ValidLogName(c.LedgerLog); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", r.Name("LEDGER_LOG"), err))
+	}
+	if v := r.String("SQLITE_RETENTION", ""); v != "" {
+		var err error
+		if c.SQLiteRetention, err = parseRetention(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", r.Name("SQLITE_RETENTION"), v, err))
+		} else if c.Store != "sqlite" {
+			errs = append(errs, fmt.Errorf("%s: applies to the sqlite store, and %s is %s (set AUDITBUS_CLICKHOUSE_RETENTION instead)",
+				r.Name("SQLITE_RETENTION"), r.Name("STORE"), c.Store))
+		}
+	}
 	if c.ReplayBatchSize > sinks.MaxLimit {
 		errs = append(errs, fmt.Errorf("%s: %d is more than the audit store's largest page, %d", r.Name("REPLAY_BATCH_SIZE"), c.ReplayBatchSize, sinks.MaxLimit))
 	}
@@ -117,6 +143,29 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		return c, joinLines(errs)
 	}
 	return c, nil
+}
+
+// parseRetention reads a retention: a Go duration ("720h") or a whole
+// number of days ("30d"), at least one day since the store removes whole
+// days.
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 || days > 100_000 {
+			return 0, errors.New(`want a number of days such as "30d", or a Go duration such as "720h"`)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, errors.New(`want a Go duration such as "720h", or a number of days such as "30d"`)
+		}
+	}
+	if d < 24*time.Hour {
+		return 0, fmt.Errorf("%s is less than a day; the store removes whole days", d)
+	}
+	return d, nil
 }
 
 // joinLines joins errors one per line, as a start-up report.

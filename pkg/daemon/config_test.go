@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/sinks"
 )
 
 func lookup(env map[string]string) func(string) (string, bool) {
@@ -18,8 +19,20 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:8080" || c.DataDir != "data" || c.Store != "sqlite" || c.DefaultTransport != "mem" ||
-		c.DefaultTopic != "events" || len(c.Transports) != 1 || c.ShutdownTimeout != 30*time.Second || c.Insecure {
+		c.DefaultTopic != "events" || len(c.Transports) != 1 || c.ShutdownTimeout != 30*time.Second || c.Insecure ||
+		c.LedgerLog != sinks.DefaultLogName() || c.SQLiteRetention != 0 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestConfigLedger(t *testing.T) {
+	for v, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "1d": 24 * time.Hour, "720h": 720 * time.Hour, "36h30m": 36*time.Hour + 30*time.Minute} {
+		c, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{
+			"AUDITBUS_SQLITE_RETENTION": v, "AUDITBUS_LEDGER_LOG": "pod-7.eu:a/b_c",
+		})))
+		if err != nil || c.SQLiteRetention != want || c.LedgerLog != "pod-7.eu:a/b_c" {
+			t.Errorf("AUDITBUS_SQLITE_RETENTION=%s: %v, %s (log %q), want %s", v, err, c.SQLiteRetention, c.LedgerLog, want)
+		}
 	}
 }
 
@@ -35,6 +48,13 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUDITBUS_TLS_CERT_FILE": "c.pem"}, "AUDITBUS_TLS_CERT_FILE and AUDITBUS_TLS_KEY_FILE"},
 		{map[string]string{"AUDITBUS_LOG_LEVEL": "loud"}, "AUDITBUS_LOG_LEVEL"},
 		{map[string]string{"AUDITBUS_INSECURE": "maybe"}, "AUDITBUS_INSECURE"},
+		{map[string]string{"AUDITBUS_LEDGER_LOG": "no spaces"}, `AUDITBUS_LEDGER_LOG: log name "no spaces"`},
+		{map[string]string{"AUDITBUS_LEDGER_LOG": strings.Repeat("x", 129)}, "AUDITBUS_LEDGER_LOG: log name"},
+		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "soon"}, `AUDITBUS_SQLITE_RETENTION="soon"`},
+		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "0d"}, `AUDITBUS_SQLITE_RETENTION="0d"`},
+		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "12h"}, "less than a day"},
+		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "-48h"}, `AUDITBUS_SQLITE_RETENTION="-48h"`},
+		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "30d", "AUDITBUS_STORE": "clickhouse"}, "AUDITBUS_CLICKHOUSE_RETENTION"},
 	} {
 		_, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(tt.env)))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

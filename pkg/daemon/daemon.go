@@ -43,7 +43,13 @@ type Daemon struct {
 	drains  []bus.Subscription
 	srv     *http.Server
 	ln      net.Listener
+	// stopRetention ends the retention loop, which closes retained.
+	stopRetention context.CancelFunc
+	retained      chan struct{}
 }
+
+// retentionEvery is how often the SQLite store's retention runs.
+const retentionEvery = time.Hour
 
 // Start opens everything cfg names and starts serving. Close it to drain.
 // Errors name the setting or file at fault.
@@ -81,7 +87,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.store, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg)})
+	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg, log)})
+	if cfg.SQLiteRetention > 0 {
+		rctx, stop := context.WithCancel(context.Background())
+		d.stopRetention, d.retained = stop, make(chan struct{})
+		go d.retain(rctx)
+	}
 
 	// The poison callbacks need the router, which needs the transports.
 	var rt *router.Router
@@ -129,7 +140,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, fmt.Errorf("AUDITBUS_LISTEN %q: %w", cfg.Listen, err)
 	}
 	d.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("auditbus serving", "addr", d.ln.Addr().String(), "tls", cfg.TLSCertFile != "", "store", cfg.Store,
+	log.Info("auditbus serving", "addr", d.ln.Addr().String(), "tls", cfg.TLSCertFile != "", "store", cfg.Store, "ledger_log", cfg.LedgerLog,
 		"transports", cfg.Transports, "routes", len(routes), "auth", verifier.Configured())
 	return d, nil
 }
@@ -193,6 +204,10 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.writer != nil {
 		errs = append(errs, d.writer.Close())
 	}
+	if d.stopRetention != nil {
+		d.stopRetention()
+		<-d.retained
+	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
@@ -221,6 +236,30 @@ func (d *Daemon) ready(ctx context.Context) error {
 	return d.router.Err()
 }
 
+// retain removes the days of the ledger older than cfg.SQLiteRetention
+// from the store, at once and then every retentionEvery, until ctx ends.
+// A failed run is logged and tried again at the next.
+func (d *Daemon) retain(ctx context.Context) {
+	defer close(d.retained)
+	tick := time.NewTicker(retentionEvery)
+	defer tick.Stop()
+	for {
+		cutoff := time.Now().Add(-d.cfg.SQLiteRetention).UTC()
+		n, err := d.store.Retain(ctx, cutoff)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log.Warn("audit store retention failed; it runs again within the hour", "retention", d.cfg.SQLiteRetention.String(), "error", err)
+		case n > 0:
+			d.log.Info("audit store retention removed whole days", "days", n, "before", cutoff.Format(time.DateOnly))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
 	switch cfg.Store {
 	case "clickhouse":
@@ -228,12 +267,17 @@ func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if chCfg.Log != "" && chCfg.Log != cfg.LedgerLog {
+			return nil, fmt.Errorf("AUDITBUS_CLICKHOUSE_LOG %q differs from AUDITBUS_LEDGER_LOG %q: set AUDITBUS_LEDGER_LOG only, it names the log in either store",
+				chCfg.Log, cfg.LedgerLog)
+		}
+		chCfg.Log = cfg.LedgerLog
 		return clickhouse.Open(ctx, chCfg)
 	default:
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("AUDITBUS_DATA_DIR %q: %w", cfg.DataDir, err)
 		}
-		return sqlite.Open(ctx, cfg.DataDir, sqlite.Options{})
+		return sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Log: cfg.LedgerLog})
 	}
 }
 

@@ -25,6 +25,8 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_REPLAY_DIR        replay jobs and checkpoints (default $AUDITBUS_DATA_DIR/replays)
   AUDITBUS_REPLAY_BATCH_SIZE events a replay reads and publishes at once (default 1000, at most 10000)
   AUDITBUS_STORE             sqlite (default) or clickhouse (AUDITBUS_CLICKHOUSE_*)
+  AUDITBUS_LEDGER_LOG        the log this instance appends ledger entries to (default the host name)
+  AUDITBUS_SQLITE_RETENTION  keep the SQLite ledger this long, e.g. 30d or 720h (default: keep everything)
   AUDITBUS_TRANSPORTS        mem,kafka,amqp (default mem; AUDITBUS_KAFKA_*, AUDITBUS_AMQP_*)
   AUDITBUS_DEFAULT_TRANSPORT, AUDITBUS_DEFAULT_TOPIC   where POST /v1/events?topic= goes
   AUDITBUS_ROUTES            routes file (YAML)
