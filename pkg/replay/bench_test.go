@@ -12,7 +12,8 @@ import (
 )
 
 // BenchmarkReplayToKafka replays 20,000 stored events (SQLite) to a Kafka
-// topic on an in-process kfake broker with no rate limit, and in the same
+// topic on an in-process kfake broker with no rate limit, recording a
+// replayed entry for each in the store, and in the same
 // iteration publishes the same 20,000 events, already in memory, straight
 // through the Kafka transport in batches of the same size: the raw
 // publish rate. It reports both rates and their ratio.
@@ -26,19 +27,14 @@ func BenchmarkReplayToKafka(b *testing.B) {
 
 	var events []bus.Event
 	q := filter
-	q.Limit = sinks.MaxLimit
-	for {
-		p, err := store.Query(context.Background(), q)
-		if err != nil {
-			b.Fatal(err)
+	q.Limit, q.NoTrail = sinks.MaxLimit, true
+	if err := sinks.PageAll(context.Background(), store, q, func(items []sinks.Item) error {
+		for i := range items {
+			events = append(events, items[i].Event)
 		}
-		for _, r := range p.Records {
-			events = append(events, r.Event)
-		}
-		if p.Next == "" {
-			break
-		}
-		q.Cursor = p.Next
+		return nil
+	}); err != nil {
+		b.Fatal(err)
 	}
 	if len(events) != n {
 		b.Fatalf("%d events selected, want %d", len(events), n)

@@ -49,9 +49,11 @@ func clickhouseStore(t *testing.T) *clickhouse.Store {
 
 // TestReplayFromClickHouse replays a filtered subset of 50,000 events from
 // the ClickHouse store, which reads through its sinks.Scanner, to a Kafka
-// topic (kfake), where some events have later records: at the same time
-// (a later outcome: replayed once, as stored) and at a time outside the
-// window (not replayed: its winner does not match).
+// topic (kfake), where some events have later records: more entries of the
+// same version (replayed once, as stored) and a second version at a time
+// outside the window (not replayed: it does not match, while the first
+// version does), and checks that each replayed version has one replayed
+// entry of the job.
 func TestReplayFromClickHouse(t *testing.T) {
 	t.Parallel()
 	store := clickhouseStore(t)
@@ -70,22 +72,22 @@ func TestReplayFromClickHouse(t *testing.T) {
 		switch i % 1000 {
 		case 1, 2:
 			again := r
-			again.Received, again.Outcome = r.Received.Add(time.Hour), sinks.OutcomeDeadLettered
+			at := r.Entries[0].Time.Add(time.Hour)
+			again.Entries = []sinks.Entry{{Time: at, Kind: sinks.KindDeadLettered, Route: "orders", Destination: "hook", Attempts: 3, Error: "down"}}
 			later = append(later, again)
 		case 3, 4:
 			moved := r
 			moved.Event = r.Event.Clone()
 			moved.Event.SetTime(base.Add(400 * time.Second))
-			moved.Received = r.Received.Add(time.Hour)
+			moved.Entries = []sinks.Entry{{Time: r.Entries[0].Time.Add(time.Hour), Kind: sinks.KindReceived, Transport: "kafka", Topic: "orders", Offset: int64(i) + 1e6}}
 			later = append(later, moved)
-			continue
 		}
 		want[r.Event.ID()] = r
 	}
 	if len(later) == 0 {
 		t.Fatal("no later records generated")
 	}
-	if err := store.Append(context.Background(), later); err != nil {
+	if _, err := store.Append(context.Background(), later); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := replay.Count(context.Background(), store, filter); err != nil || n != int64(len(want)) {

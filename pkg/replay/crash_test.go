@@ -30,6 +30,9 @@ const (
 	childStoreEnv   = "AUDITBUS_REPLAY_CRASH_STORE"
 	childJobsEnv    = "AUDITBUS_REPLAY_CRASH_JOBS"
 	crashTopic      = "replayed"
+	// childLog is the log the child appends its entries to, beside the
+	// parent's in the same store.
+	childLog = "replay-crash-child"
 )
 
 // crashFilter selects 20,000 of the history's events: the order events of
@@ -46,16 +49,17 @@ func crashChild() int {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
 	}
-	store, err := sqlite.Open(context.Background(), os.Getenv(childStoreEnv), sqlite.Options{Synchronous: "NORMAL"})
+	store, err := sqlite.Open(context.Background(), os.Getenv(childStoreEnv), sqlite.Options{Synchronous: "NORMAL", Log: childLog})
 	if err != nil {
 		return fail(err)
 	}
+	writer := sinks.NewWriter(store, sinks.WriterOptions{})
 	kc := kafkaConfig(strings.Split(os.Getenv(childBrokersEnv), ","))
 	tr, err := kafka.New(kc)
 	if err != nil {
 		return fail(err)
 	}
-	m, err := replay.NewManager(replay.Options{Dir: os.Getenv(childJobsEnv), Store: store, Logger: quiet()})
+	m, err := replay.NewManager(replay.Options{Dir: os.Getenv(childJobsEnv), Store: store, Audit: writer, Logger: quiet()})
 	if err != nil {
 		return fail(err)
 	}
@@ -112,8 +116,10 @@ func readJobFile(t *testing.T, dir string) (jobFile, bool) {
 
 // TestCrashResume kills a process with SIGKILL while it replays 20,000
 // events to a Kafka topic, then resumes the job in a new Manager on the
-// same job directory: the job completes, reports every event done, and
-// the topic holds every event (duplicates allowed, none missing).
+// same job directory: the job completes, reports every event done, the
+// topic holds every event (duplicates allowed, none missing), and each
+// version has exactly one replayed entry of the job, though the events
+// past the child's checkpoint were published, and recorded, twice.
 func TestCrashResume(t *testing.T) {
 	t.Parallel()
 	store, storeDir := history(t)
@@ -212,6 +218,25 @@ func TestCrashResume(t *testing.T) {
 		t.Errorf("%d duplicates; the child had published %d events past its checkpoint", len(got)-len(seen), past)
 	}
 	t.Logf("0 missing of %d; %d duplicates from the batches after the last checkpoint", crashEvents, len(got)-len(seen))
+
+	// One replayed entry per version, whichever process wrote it.
+	byChild := 0
+	q := crashFilter
+	q.Kind = sinks.KindReplayed
+	replayed := versions(t, store, q)
+	for _, it := range replayed {
+		en := entriesOf(it.Trail, sinks.KindReplayed, j.ID)
+		if len(en) != 1 || en[0].Destination != "kafka:"+crashTopic {
+			t.Fatalf("%s: replayed entries of the job %+v, want one", it.Event.ID(), en)
+		}
+		if en[0].Log == childLog {
+			byChild++
+		}
+	}
+	if len(replayed) != crashEvents || int64(byChild) < before.Progress.Done {
+		t.Errorf("%d versions replayed, %d recorded by the child; want %d, at least the %d it checkpointed",
+			len(replayed), byChild, crashEvents, before.Progress.Done)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the writers of a child process.

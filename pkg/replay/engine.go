@@ -11,38 +11,42 @@ import (
 	"github.com/auditbus/auditbus/pkg/cehttp"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // page is one batch the reader hands to the publisher.
 type page struct {
-	recs []sinks.Record // originals only
-	next string         // cursor after the page's last record
-	err  error
+	// items are the versions to publish: the batch's versions but for
+	// copies made by replays.
+	items []sinks.Item
+	// skipped counts the copies left out.
+	skipped int
+	next    string // cursor after the batch's last version
+	err     error
 }
 
 // read reads the store from cursor through sinks.Scan (a sinks.Scanner
-// plans many pages at once) and sends every batch of up to size records
-// on out, closing it after the last. It reads the store in pages of
-// ReadPage(size) records and runs as far ahead of the publisher as out has
-// room for. A redrive, which audits what it delivers, reads whole records;
-// a replay only the events.
-func read(ctx context.Context, store sinks.Store, q sinks.Query, redrive bool, cursor string, size int, out chan<- page) {
+// plans many pages at once), events only, and sends every batch of up to
+// size versions on out, closing it after the last. It reads the store in
+// pages of ReadPage(size) versions and runs as far ahead of the publisher
+// as out has room for.
+func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, size int, out chan<- page) {
 	defer close(out)
 	q.Limit, q.Cursor, q.Desc = ReadPage(size), cursor, false
-	err := sinks.Scan(ctx, store, q, sinks.ScanOptions{EventsOnly: !redrive}, func(recs []sinks.Record) error {
-		for lo := 0; lo < len(recs); lo += size {
-			chunk := recs[lo:min(lo+size, len(recs))]
-			// The checkpoint goes past the replays' copies left out, too.
+	err := sinks.Scan(ctx, store, q, sinks.ScanOptions{EventsOnly: true}, func(items []sinks.Item) error {
+		for lo := 0; lo < len(items); lo += size {
+			chunk := items[lo:min(lo+size, len(items))]
+			// The checkpoint goes past the copies left out, too.
 			cursor = sinks.CursorAfter(&chunk[len(chunk)-1], false)
 			// Filtered in place: the batch keeps the chunk's own slots.
 			kept := chunk[:0]
-			for _, r := range chunk {
-				if r.Replay == "" {
-					kept = append(kept, r)
+			for i := range chunk {
+				if !isCopy(&chunk[i].Event) {
+					kept = append(kept, chunk[i])
 				}
 			}
 			select {
-			case out <- page{recs: kept, next: cursor}:
+			case out <- page{items: kept, skipped: len(chunk) - len(kept), next: cursor}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -57,6 +61,17 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, redrive bool, c
 	}
 }
 
+// isCopy reports whether e is a copy a replay published (it carries
+// ExtReplay), recorded as a version of its own by a route that read it.
+func isCopy(e *event.Event) bool {
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		_, ok = ec.Extensions[ExtReplay]
+		return ok
+	}
+	_, ok := e.Extensions()[ExtReplay]
+	return ok
+}
+
 // ReadPage is the store page size a job reads for publish batches of size: ten
 // batches a page, since a store's cost is mostly per query (ClickHouse's
 // especially), up to sinks.MaxLimit. A rate-limited job's small batches
@@ -65,34 +80,28 @@ func ReadPage(size int) int {
 	return max(size, min(10*size, sinks.MaxLimit))
 }
 
-// Count returns how many records a replay with filter f would publish:
-// the matching records that are not copies made by earlier replays. A
-// sinks.OriginalsCounter answers directly; other stores are paged through.
+// Count returns how many versions filter f selects: those a replay with
+// the filter publishes, and the copies made by earlier replays among
+// them, which it leaves out (Progress.Skipped). A sinks.VersionCounter
+// answers directly; other stores are paged through.
 func Count(ctx context.Context, store sinks.Store, f sinks.Query) (int64, error) {
-	if c, ok := store.(sinks.OriginalsCounter); ok {
-		n, err := c.CountOriginals(ctx, f)
+	if c, ok := store.(sinks.VersionCounter); ok {
+		n, err := c.CountVersions(ctx, f)
 		if err != nil {
-			return 0, fmt.Errorf("replay: count matching records: %w", err)
+			return 0, fmt.Errorf("replay: count matching versions: %w", err)
 		}
 		return n, nil
 	}
-	f.Limit, f.Cursor, f.Desc = sinks.MaxLimit, "", false
+	f.Limit, f.Cursor, f.Desc, f.NoTrail = sinks.MaxLimit, "", false, true
 	var n int64
-	for {
-		p, err := store.Query(ctx, f)
-		if err != nil {
-			return 0, fmt.Errorf("replay: count matching records: %w", err)
-		}
-		for i := range p.Records {
-			if p.Records[i].Replay == "" {
-				n++
-			}
-		}
-		if p.Next == "" {
-			return n, nil
-		}
-		f.Cursor = p.Next
+	err := sinks.PageAll(ctx, store, f, func(items []sinks.Item) error {
+		n += int64(len(items))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay: count matching versions: %w", err)
 	}
+	return n, nil
 }
 
 // giveUp is an event the publisher gave up on.
@@ -103,13 +112,15 @@ type giveUp struct {
 	err       error
 }
 
-// publish sends events to t in order with the retry policy, and returns the
-// events it gave up on. It returns an error only when ctx ends.
-func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPolicy) ([]giveUp, error) {
+// publish sends events to t in order with the retry policy. It returns the
+// events it gave up on, and for every event of the batch how many times it
+// was offered to t. It returns an error only when ctx ends.
+func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPolicy) ([]giveUp, []int, error) {
 	pending := make([]int, len(events))
 	for i := range pending {
 		pending[i] = i
 	}
+	tries := make([]int, len(events))
 	batch := events
 	var failed []giveUp
 	drop := func(k int) { // pending[k] is given up; the batch shrinks
@@ -121,38 +132,44 @@ func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPo
 	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
+		for _, i := range pending {
+			tries[i]++
+		}
 		err := t.Publish(ctx, batch)
 		if err == nil {
-			return failed, nil
+			return failed, tries, nil
 		}
 		if ctx.Err() != nil {
-			return failed, ctx.Err()
+			return failed, tries, ctx.Err()
 		}
-		var pe *PartialError
-		if errors.As(err, &pe) && pe.Index >= 0 && pe.Index < len(pending) {
+		if pe, ok := errors.AsType[*PartialError](err); ok && pe.Index >= 0 && pe.Index < len(pending) {
 			if pe.Index > 0 { // progress: the next event gets attempts of its own
 				pending, batch = pending[pe.Index:], batch[pe.Index:]
 				attempt, start = 1, time.Now()
 			}
+			// The events after the failed one were not offered.
+			for _, i := range pending[1:] {
+				tries[i]--
+			}
 			if permanent(pe.Err) {
 				failed = append(failed, giveUp{pending[0], attempt, true, pe.Err})
 				if drop(0); len(pending) == 0 {
-					return failed, nil
+					return failed, tries, nil
 				}
 				attempt, start = 0, time.Now()
 				continue
 			}
 		} else if permanent(err) {
-			var ee *bus.EventError
-			if !errors.As(err, &ee) || ee.Index < 0 || ee.Index >= len(pending) {
+			ee, ok := errors.AsType[*bus.EventError](err)
+			if !ok || ee.Index < 0 || ee.Index >= len(pending) {
 				for _, i := range pending {
 					failed = append(failed, giveUp{i, attempt, true, err})
 				}
-				return failed, nil
+				return failed, tries, nil
 			}
 			failed = append(failed, giveUp{pending[ee.Index], attempt, true, err})
 			if drop(ee.Index); len(pending) == 0 {
-				return failed, nil
+				return failed, tries, nil
 			}
 			attempt-- // the others were not refused; try them afresh
 			continue
@@ -165,10 +182,10 @@ func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPo
 			for _, i := range pending {
 				failed = append(failed, giveUp{i, attempt, false, err})
 			}
-			return failed, nil
+			return failed, tries, nil
 		}
 		if err := sleep(ctx, pause); err != nil {
-			return failed, err
+			return failed, tries, err
 		}
 	}
 }

@@ -33,7 +33,10 @@ func ExampleManager_Start() {
 		func(context.Context, []bus.Message) error { return nil }, bus.SubscribeConfig{}.WithDefaults())
 	defer sub.Close()
 
-	m, err := replay.NewManager(replay.Options{Dir: dir + "/replays", Store: store})
+	// The job records a replayed entry for every event it publishes.
+	audit := sinks.NewWriter(store, sinks.WriterOptions{})
+	defer audit.Close()
+	m, err := replay.NewManager(replay.Options{Dir: dir + "/replays", Store: store, Audit: audit})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -54,8 +54,12 @@ func gen(i, keys int) sinks.Record {
 	} else {
 		_ = e.SetData("application/json", []byte(fmt.Sprintf(`{"n":%d,"note":"héllo \u00e9 %d"}`, i, i*31)))
 	}
-	return sinks.Record{Event: e, Transport: "kafka", Topic: "orders", Partition: i % 4, Offset: int64(i),
-		Route: "orders", Outcome: sinks.OutcomeDelivered, Received: base.Add(time.Duration(i)*10*time.Millisecond + time.Second)}
+	at := base.Add(time.Duration(i)*10*time.Millisecond + time.Second)
+	from := sinks.Entry{Time: at, Transport: "kafka", Topic: "orders", Partition: i % 4, Offset: int64(i)}
+	received, delivered := from, from
+	received.Kind, received.Principal = sinks.KindReceived, "kafka:orders"
+	delivered.Kind, delivered.Route, delivered.Destination, delivered.Attempts = sinks.KindDelivered, "orders", "kafka:orders-out", 1
+	return sinks.Record{Event: e, Entries: []sinks.Entry{received, delivered}}
 }
 
 // seq is the number of a generated event, from its id.
@@ -85,7 +89,7 @@ func fill(s sinks.Store, n, keys int) error {
 	for i := 0; i < n; i++ {
 		recs = append(recs, gen(i, keys))
 		if len(recs) == chunk || i == n-1 {
-			if err := s.Append(context.Background(), recs); err != nil {
+			if _, err := s.Append(context.Background(), recs); err != nil {
 				return err
 			}
 			recs = recs[:0]
@@ -263,6 +267,18 @@ func (c *collector) handle(_ context.Context, msgs []bus.Message) error {
 	return nil
 }
 
+// byID is the extensions of the last event received with id, or nil.
+func (c *collector) byID(id string) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.events) - 1; i >= 0; i-- {
+		if c.events[i].ID() == id {
+			return c.events[i].Extensions()
+		}
+	}
+	return nil
+}
+
 func (c *collector) all() []bus.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -301,12 +317,18 @@ func distinct(t testing.TB, c *collector, n int, within time.Duration) map[strin
 	}
 }
 
-// newManager makes a Manager over store with a fresh job directory.
+// newManager makes a Manager over store with a fresh job directory and,
+// unless o has one, a Writer on store for its ledger records.
 func newManager(t testing.TB, store sinks.Store, o replay.Options) *replay.Manager {
 	t.Helper()
 	o.Store = store
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
+	}
+	if o.Audit == nil {
+		w := sinks.NewWriter(store, sinks.WriterOptions{})
+		t.Cleanup(func() { _ = w.Close() })
+		o.Audit = w
 	}
 	if o.Logger == nil {
 		o.Logger = quiet()
@@ -329,6 +351,31 @@ func wait(t testing.TB, m *replay.Manager, id string, within time.Duration) repl
 		t.Fatalf("job %s: %v (progress %+v)", id, err, j.Progress)
 	}
 	return j
+}
+
+// versions lists the versions q selects, with their trails.
+func versions(t testing.TB, s sinks.Store, q sinks.Query) []sinks.Item {
+	t.Helper()
+	var out []sinks.Item
+	q.Limit = sinks.MaxLimit
+	if err := sinks.PageAll(context.Background(), s, q, func(items []sinks.Item) error {
+		out = append(out, items...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// entriesOf are the entries of the trail of kind made by replay job id.
+func entriesOf(trail []sinks.Entry, kind, id string) []sinks.Entry {
+	var out []sinks.Entry
+	for _, en := range trail {
+		if en.Kind == kind && en.Replay == id {
+			out = append(out, en)
+		}
+	}
+	return out
 }
 
 // extString formats an extension value as a string, whatever its type.

@@ -14,7 +14,7 @@ const (
 	// Running: the job is publishing, or was when its process stopped;
 	// Manager.Resume continues it from its checkpoint.
 	Running State = "running"
-	// Done: every selected record was published or given up on (see
+	// Done: every selected version was published or given up on (see
 	// Progress.Failed and Job.Errors).
 	Done State = "done"
 	// Failed: the job stopped on an error it could not get past (the audit
@@ -28,15 +28,19 @@ const (
 
 // Progress counts a job's events.
 type Progress struct {
-	// Total is the number of records the filter selected when the job
-	// started, or -1 while they are being counted. Records stored later in
-	// the window are replayed too, so Done+Failed may end above it.
+	// Total is the number of versions the filter selected when the job
+	// started, or -1 while they are being counted. Versions stored later
+	// in the window are replayed too, so Done+Failed+Skipped may end
+	// above it.
 	Total int64 `json:"total"`
 	// Done is the events the destination accepted.
 	Done int64 `json:"done"`
 	// Failed is the events given up on: dead-lettered, or reported in
 	// Job.Errors when the request has no dead letter.
 	Failed int64 `json:"failed"`
+	// Skipped is the selected versions left out because they are copies
+	// made by replays (see Request.Filter).
+	Skipped int64 `json:"skipped"`
 	// Rate is events handled per second since the job (re)started.
 	Rate float64 `json:"rate"`
 	// ETA is the estimated time left, 0 when unknown or finished.
@@ -48,13 +52,14 @@ type progressJSON struct {
 	Total      int64   `json:"total"`
 	Done       int64   `json:"done"`
 	Failed     int64   `json:"failed"`
+	Skipped    int64   `json:"skipped,omitempty"`
 	Rate       float64 `json:"rate"`
 	ETASeconds float64 `json:"eta_seconds"`
 }
 
 // MarshalJSON writes the progress with "eta_seconds".
 func (p Progress) MarshalJSON() ([]byte, error) {
-	return json.Marshal(progressJSON{p.Total, p.Done, p.Failed, round3(p.Rate), round3(p.ETA.Seconds())})
+	return json.Marshal(progressJSON{p.Total, p.Done, p.Failed, p.Skipped, round3(p.Rate), round3(p.ETA.Seconds())})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -63,7 +68,7 @@ func (p *Progress) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*p = Progress{Total: w.Total, Done: w.Done, Failed: w.Failed, Rate: w.Rate,
+	*p = Progress{Total: w.Total, Done: w.Done, Failed: w.Failed, Skipped: w.Skipped, Rate: w.Rate,
 		ETA: time.Duration(w.ETASeconds * float64(time.Second))}
 	return nil
 }
@@ -99,8 +104,9 @@ type Job struct {
 	ErrorCount int64      `json:"error_count"`
 	// Error says why a Failed job stopped.
 	Error string `json:"error,omitempty"`
-	// Checkpoint is the position after the last batch handled (an opaque
-	// sinks cursor), "" before the first.
+	// Checkpoint is the position after the last batch handled, whose
+	// ledger entries are durable (an opaque sinks cursor: time, source,
+	// id and digest), "" before the first.
 	Checkpoint string `json:"checkpoint,omitempty"`
 	// Created and Updated are when the job was started and last changed.
 	Created time.Time `json:"created"`

@@ -32,10 +32,11 @@ func smallStore(t *testing.T, n int) sinks.Store {
 	return s
 }
 
-// TestReplayIsAuditedBesideTheOriginal: copies a replay publishes to a topic
-// a route reads are audited with the job id as their Replay, and the
-// originals' records stay as they were.
-func TestReplayIsAuditedBesideTheOriginal(t *testing.T) {
+// TestReplayIsRecordedOnTheOriginal: each copy a replay publishes is a
+// replayed entry on its original version. A route that reads the copies
+// records them as versions of their own (they carry the job id), which a
+// later replay skips, publishing the originals only.
+func TestReplayIsRecordedOnTheOriginal(t *testing.T) {
 	const n = 300
 	store := smallStore(t, n)
 	writer := sinks.NewWriter(store, sinks.WriterOptions{})
@@ -43,6 +44,7 @@ func TestReplayIsAuditedBesideTheOriginal(t *testing.T) {
 	tr := mem.New()
 	t.Cleanup(func() { _ = tr.Close() })
 	out := subscribe(t, tr, "out")
+	again := subscribe(t, tr, "again")
 	r, err := router.New([]router.RouteConfig{{
 		Name:         "again",
 		Source:       router.SourceConfig{Transport: "mem", Topic: "in", Group: "again"},
@@ -57,43 +59,59 @@ func TestReplayIsAuditedBesideTheOriginal(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = r.Close() })
 
-	m := newManager(t, store, replay.Options{})
-	j, err := m.Start(context.Background(), replay.Request{Destination: replay.TopicTarget("mem", tr, "in")})
+	m := newManager(t, store, replay.Options{Audit: writer})
+	// The originals: routed by "orders", which the copies are not.
+	j, err := m.Start(context.Background(), replay.Request{Filter: sinks.Query{Route: "orders"}, Destination: replay.TopicTarget("mem", tr, "in")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = wait(t, m, j.ID, time.Minute); j.State != replay.Done || j.Progress.Done != n {
+	if j = wait(t, m, j.ID, time.Minute); j.State != replay.Done || j.Progress.Done != n || j.Progress.Total != n || j.Progress.Skipped != 0 {
 		t.Fatalf("job ended %s with %+v (error %q)", j.State, j.Progress, j.Error)
 	}
 	distinct(t, out, n, 20*time.Second)
-	// The router audits a batch before it lets the source go; poll until
-	// every copy's record is there.
+	for _, it := range versions(t, store, sinks.Query{Kind: sinks.KindReplayed}) {
+		got := entriesOf(it.Trail, sinks.KindReplayed, j.ID)
+		if len(got) != 1 || got[0].Destination != "mem:in" || got[0].Route != "" || it.Conflict {
+			t.Fatalf("%s: replayed entries %+v (conflict %v), want one to mem:in", it.Event.ID(), got, it.Conflict)
+		}
+		if _, ok := it.Event.Extensions()[replay.ExtReplay]; ok {
+			t.Fatalf("%s: the original version carries %s", it.Event.ID(), replay.ExtReplay)
+		}
+	}
+	if got := len(versions(t, store, sinks.Query{Kind: sinks.KindReplayed})); got != n {
+		t.Fatalf("%d versions have a replayed entry, want %d", got, n)
+	}
+	// The router records a batch before it lets the source go; poll until
+	// every copy is there.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		p, err := store.Query(context.Background(), sinks.Query{Route: "again", Limit: sinks.MaxLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(p.Records) == n {
-			for _, rec := range p.Records {
-				if rec.Replay != j.ID || rec.Outcome != sinks.OutcomeDelivered {
-					t.Fatalf("copy %s audited with replay %q, outcome %q; want %q, delivered", rec.Event.ID(), rec.Replay, rec.Outcome, j.ID)
+		copies := versions(t, store, sinks.Query{Route: "again"})
+		if len(copies) == n {
+			for _, c := range copies {
+				if c.Event.Extensions()[replay.ExtReplay] != j.ID || !c.Conflict {
+					t.Fatalf("copy %s recorded with extensions %v, conflict %v", c.Event.ID(), c.Event.Extensions(), c.Conflict)
 				}
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d copies audited, want %d", len(p.Records), n)
+			t.Fatalf("%d copies recorded, want %d", len(copies), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	orig, err := store.Get(context.Background(), "/test/shop", "ev-000042")
-	if err != nil || orig.Route != "orders" || orig.Replay != "" || orig.Outcome != sinks.OutcomeDelivered {
-		t.Fatalf("original record changed: %+v, %v", orig, err)
+
+	// A second replay of every version publishes the originals only.
+	j2, err := m.Start(context.Background(), replay.Request{Destination: replay.TopicTarget("mem", tr, "again")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A second replay of the same filter replays the originals only.
-	if c, err := replay.Count(context.Background(), store, sinks.Query{}); err != nil || c != n {
-		t.Fatalf("Count after the replay = %d, %v; want the %d originals", c, err, n)
+	if j2 = wait(t, m, j2.ID, time.Minute); j2.State != replay.Done || j2.Progress.Done != n || j2.Progress.Skipped != n || j2.Progress.Total != 2*n {
+		t.Fatalf("second job ended %s with %+v (error %q); want %d done, %d skipped", j2.State, j2.Progress, j2.Error, n, n)
+	}
+	for id, c := range distinct(t, again, n, 20*time.Second) {
+		if _, ok := again.byID(id)[replay.ExtReplay]; !ok || c != 1 {
+			t.Fatalf("%s arrived %d times", id, c)
+		}
 	}
 }
 
@@ -296,7 +314,12 @@ func TestRequestValidation(t *testing.T) {
 		{replay.Request{Destination: dest, Filter: sinks.Query{Cursor: "x"}}, "filter.cursor"},
 		{replay.Request{Destination: dest, Filter: sinks.Query{Desc: true}}, "filter.order"},
 		{replay.Request{Destination: dest, Filter: sinks.Query{TypePrefix: true}}, "filter.type"},
-		{replay.Request{Destination: dest, Filter: sinks.Query{Outcome: "lost"}}, "filter.outcome"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Kind: "lost"}}, "filter.outcome"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{Kind: sinks.KindDelivered, Redrivable: true}}, "filter.outcome"},
+		{replay.Request{Destination: dest, Filter: sinks.Query{ReceivedFrom: t0, ReceivedTo: t0}}, "filter.received_to"},
+		{replay.Request{Destination: dest, Route: "orders"}, "routedestination"},
+		{replay.Request{Destination: dest, Redrive: true}, "route"},
+		{replay.Request{Destination: dest, Redrive: true, Route: "orders", RouteDestination: "hook"}, "filter"},
 		{replay.Request{Destination: dest, Rate: -1}, "rate"},
 		{replay.Request{Destination: dest, DeadLetter: replay.WebhookTarget(nil)}, "deadletter"},
 		{replay.Request{Destination: dest, Name: strings.Repeat("n", replay.MaxNameLen+1)}, "name"},
@@ -313,14 +336,23 @@ func TestRequestValidation(t *testing.T) {
 	if _, err := (replay.RedriveRequest{}).Request(dest); err == nil || !strings.Contains(err.Error(), `"route"`) {
 		t.Errorf("a redrive without a route: %v", err)
 	}
-	r, err := replay.RedriveRequest{Route: "orders"}.Request(dest)
-	if err != nil || !r.Redrive || r.Filter.Route != "orders" || r.Filter.Outcome != sinks.OutcomeDeadLettered {
+	if _, err := (replay.RedriveRequest{Route: "orders"}).Request(dest); err == nil || !strings.Contains(err.Error(), `"destination"`) {
+		t.Errorf("a redrive without a destination: %v", err)
+	}
+	r, err := replay.RedriveRequest{Route: "orders", Destination: "hook"}.Request(dest)
+	if err != nil || !r.Redrive || r.Route != "orders" || r.RouteDestination != "hook" || r.Filter != (sinks.Query{Route: "orders",
+		Destination: "hook", Kind: sinks.KindDeadLettered, Redrivable: true}) || r.Name != "redrive orders to hook" {
 		t.Errorf("redrive request: %+v, %v", r, err)
 	}
-	m := newManager(t, smallStore(t, 30), replay.Options{})
-	if _, err := m.Start(context.Background(), r); err == nil {
+	noAudit, err := replay.NewManager(replay.Options{Dir: t.TempDir(), Store: smallStore(t, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = noAudit.Close() })
+	if _, err := noAudit.Start(context.Background(), r); err == nil {
 		t.Error("a redrive started on a Manager without Audit")
 	}
+	m := newManager(t, smallStore(t, 30), replay.Options{})
 	if n, err := m.Count(context.Background(), sinks.Query{Type: "com.example.order.", TypePrefix: true}); err != nil || n != 20 {
 		t.Errorf("dry-run Count = %d, %v; want 20", n, err)
 	}

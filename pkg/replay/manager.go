@@ -27,7 +27,8 @@ var (
 	ErrClosed = errors.New("replay: manager closed")
 )
 
-// Auditor makes records durable; *sinks.Writer is one, as for the router.
+// Auditor makes ledger records durable; *sinks.Writer is one, as for the
+// router.
 type Auditor interface {
 	Write(ctx context.Context, recs []sinks.Record) error
 }
@@ -42,8 +43,10 @@ type Options struct {
 	// Resolve turns a target's name (Target.String) back into the target,
 	// for jobs read from Dir: Resume and Retry need it.
 	Resolve func(name string) (Target, error)
-	// Audit receives the "delivered" records of redrives; Start refuses a
-	// redrive without it.
+	// Audit receives the jobs' ledger records: a replayed entry on the
+	// original version of every event a destination accepted, a
+	// delivered entry for a redrive's. Nil records nothing (benchmarks
+	// only: an audit needs them), and Start refuses a redrive without it.
 	Audit Auditor
 	// Retry is how a batch is retried before its events are given up on;
 	// zero means router.DefaultRetryPolicy(), as for routes.
@@ -171,8 +174,8 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	return js.snapshot(), nil
 }
 
-// Count is how many records a replay with filter f would publish now,
-// for a dry run; a bad filter gives a *FieldError naming the field.
+// Count is how many versions filter f selects now (see Count), for a dry
+// run; a bad filter gives a *FieldError naming the field.
 func (m *Manager) Count(ctx context.Context, f sinks.Query) (int64, error) {
 	if err := ValidateFilter(f); err != nil {
 		return 0, err

@@ -41,9 +41,10 @@ func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func countOutcome(t *testing.T, s sinks.Store, route, outcome string) int {
+// count is how many versions q selects.
+func count(t *testing.T, s sinks.Store, q sinks.Query) int {
 	t.Helper()
-	n, err := replay.Count(context.Background(), s, sinks.Query{Route: route, Outcome: outcome})
+	n, err := replay.Count(context.Background(), s, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +52,10 @@ func countOutcome(t *testing.T, s sinks.Store, route, outcome string) int {
 }
 
 // TestRedrive: a route's webhook is down, so the router dead-letters its
-// events and audits them as dead-lettered; the webhook is fixed (and still
-// fails a few requests); a redrive delivers every dead-lettered event once
-// more and the audit store then records each as delivered.
+// events and records them as dead-lettered there; the webhook is fixed
+// (and still fails a few requests); a redrive delivers every dead-lettered
+// version once more and records a delivered entry on each, so that a
+// second redrive finds nothing to deliver.
 func TestRedrive(t *testing.T) {
 	const n = 200
 	store := openStore(t, t.TempDir())
@@ -83,12 +85,13 @@ func TestRedrive(t *testing.T) {
 	for i := range events {
 		events[i] = gen(i, 10).Event
 	}
-	if err := r.Ingest(context.Background(), "orders", "/v1/events", events); err != nil {
+	if err := r.Ingest(context.Background(), "orders", events, router.IngestOptions{Principal: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	distinct(t, dead, n, 20*time.Second)
-	if got := countOutcome(t, store, "orders", sinks.OutcomeDeadLettered); got != n {
-		t.Fatalf("%d events audited as dead-lettered, want %d", got, n)
+	redrivable := sinks.Query{Route: "orders", Destination: "hook", Kind: sinks.KindDeadLettered, Redrivable: true}
+	if got := count(t, store, redrivable); got != n {
+		t.Fatalf("%d versions redrivable, want %d", got, n)
 	}
 
 	hook.flaky.Store(3)
@@ -119,17 +122,33 @@ func TestRedrive(t *testing.T) {
 	}
 	hook.mu.Unlock()
 
-	if got := countOutcome(t, store, "orders", sinks.OutcomeDeadLettered); got != 0 {
-		t.Errorf("%d events still audited as dead-lettered after the redrive", got)
+	if got := count(t, store, redrivable); got != 0 {
+		t.Errorf("%d versions still redrivable after the redrive", got)
 	}
-	if got := countOutcome(t, store, "orders", sinks.OutcomeDelivered); got != n {
-		t.Errorf("%d events audited as delivered after the redrive, want %d", got, n)
+	if got := count(t, store, sinks.Query{Route: "orders", Destination: "hook", Kind: sinks.KindDelivered}); got != n {
+		t.Errorf("%d versions delivered to the hook after the redrive, want %d", got, n)
 	}
-	rec, err := store.Get(context.Background(), events[0].Source(), events[0].ID())
-	if err != nil || rec.Outcome != sinks.OutcomeDelivered || rec.Route != "orders" || string(rec.Event.Data()) != string(events[0].Data()) {
-		t.Errorf("the original's record after the redrive: %+v, %v", rec, err)
+	items, err := store.Get(context.Background(), events[0].Source(), events[0].ID())
+	if err != nil || len(items) != 1 || string(items[0].Event.Data()) != string(events[0].Data()) {
+		t.Fatalf("the original after the redrive: %+v, %v", items, err)
 	}
-	if _, ok := rec.Event.Extensions()[replay.ExtReplay]; ok {
-		t.Errorf("the original's record carries %s", replay.ExtReplay)
+	trail := items[0].Trail
+	last := trail[len(trail)-1]
+	if len(trail) != 3 || trail[1].Kind != sinks.KindDeadLettered || last.Kind != sinks.KindDelivered || last.Route != "orders" ||
+		last.Destination != "hook" || last.Replay != j.ID || last.Attempts < 1 {
+		t.Errorf("the original's trail after the redrive: %+v", trail)
+	}
+	if _, ok := items[0].Event.Extensions()[replay.ExtReplay]; ok {
+		t.Errorf("the original carries %s", replay.ExtReplay)
+	}
+
+	// A second redrive finds nothing left to deliver.
+	j2, err := m.Redrive(context.Background(), replay.RedriveRequest{Route: "orders", Destination: "hook"},
+		replay.Named("hook", replay.WebhookTarget(wh)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j2 = wait(t, m, j2.ID, time.Minute); j2.State != replay.Done || j2.Progress.Done != 0 || j2.Progress.Total != 0 {
+		t.Fatalf("second redrive ended %s with %+v", j2.State, j2.Progress)
 	}
 }

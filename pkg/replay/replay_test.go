@@ -52,6 +52,7 @@ func TestReplayFilteredSubset(t *testing.T) {
 		checkDone(t, j, len(want))
 		distinct(t, got, len(want), time.Minute)
 		checkArrived(t, j.ID, want, got.all())
+		checkReplayed(t, store, filter, j.ID, "amqp:"+topic, len(want))
 	})
 }
 
@@ -70,6 +71,26 @@ func replayToKafka(t *testing.T, store sinks.Store, o replay.Options, filter sin
 	j = wait(t, m, j.ID, 2*time.Minute)
 	checkDone(t, j, len(want))
 	checkArrived(t, j.ID, want, consumeKafka(t, brokers, "replayed", len(want), time.Minute))
+	checkReplayed(t, store, filter, j.ID, "kafka:replayed", len(want))
+}
+
+// checkReplayed checks that the n versions filter selects each have one
+// replayed entry of job id, to destination dest.
+func checkReplayed(t *testing.T, store sinks.Store, filter sinks.Query, id, dest string, n int) {
+	t.Helper()
+	filter.Kind = sinks.KindReplayed
+	got := versions(t, store, filter)
+	bad := 0
+	for _, it := range got {
+		if en := entriesOf(it.Trail, sinks.KindReplayed, id); len(en) != 1 || en[0].Destination != dest || en[0].Time.IsZero() {
+			if bad++; bad <= 5 {
+				t.Errorf("%s: replayed entries of the job %+v, want one to %s", it.Event.ID(), en, dest)
+			}
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d versions have a replayed entry, want %d", len(got), n)
+	}
 }
 
 func checkDone(t *testing.T, j replay.Job, n int) {

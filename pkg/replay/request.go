@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,9 +15,10 @@ import (
 // Extensions a replayed copy carries. Names follow the CloudEvents rules
 // for extension names: lower-case a-z and 0-9, at most 20 characters.
 const (
-	// ExtReplay is the id of the replay job that published the copy. It is
-	// router.ExtReplay, which the router reads to audit the copy beside the
-	// original (Record.Replay) instead of overwriting the original's record.
+	// ExtReplay is the id of the replay job that published the copy
+	// (router.ExtReplay). The job records the copy as a replayed entry on
+	// the original version; a route that reads the copy records it as a
+	// version of its own, which later replays leave out.
 	ExtReplay = router.ExtReplay
 	// ExtReplayTime is when the replay job was created, as an RFC 3339
 	// time in UTC: it tells a consumer when the copy was made, where the
@@ -54,15 +54,24 @@ const MaxNameLen = 200
 
 // Request describes a replay.
 type Request struct {
-	// Filter selects the records to replay, as the audit query does: From
-	// (inclusive) and To (exclusive), Type (a prefix with TypePrefix),
-	// Source, Subject, ID, Route and Outcome. Its paging fields (Limit,
-	// Cursor, Desc) must be zero: the job pages in ascending time order
-	// itself. Records of earlier replays' copies (Record.Replay set) are
-	// never replayed; their originals are.
+	// Filter selects the event versions to replay, as the audit query
+	// does: From (inclusive) and To (exclusive), Type (a prefix with
+	// TypePrefix), Source, Subject and ID on the version, and Route,
+	// Destination, Kind, ReceivedFrom and ReceivedTo on its entries (a
+	// version is selected when one of its entries matches all of those
+	// set). Its paging fields (Limit, Cursor, Desc) must be zero: the job
+	// reads in ascending order itself. Versions that are copies made by
+	// earlier replays (they carry ExtReplay, as a route that read a copy
+	// recorded it) are never published again; their originals are.
 	Filter sinks.Query
 	// Destination receives the copies. Required.
 	Destination Target
+	// Route and RouteDestination name the destination of a route that
+	// Destination stands for, when it is one: the job's ledger entries
+	// then name that route and destination, as the router's entries do.
+	// Otherwise the entries name Destination.String() as their
+	// destination and no route.
+	Route, RouteDestination string
 	// DeadLetter, if set, receives the events the destination gave up on,
 	// with the router's dead-letter extensions; without one, an event the
 	// destination refuses for good is only reported in the job's errors,
@@ -72,10 +81,12 @@ type Request struct {
 	Rate float64
 	// Name is a label for people, at most MaxNameLen bytes.
 	Name string
-	// Redrive makes the job audit every event the destination accepted
-	// again as delivered: a record of the original identity (Replay "")
-	// with Outcome "delivered" and a later Received, which supersedes the
-	// stored "deadlettered" one. RedriveRequest.Request sets it.
+	// Redrive makes the job deliver dead-lettered versions again: each
+	// version the destination accepts gets a delivered entry (Route,
+	// RouteDestination, the attempts and the job id as Replay) instead of
+	// a replayed one, and so is no longer redrivable.
+	// RedriveRequest.Request sets it, with the filter that selects what
+	// is still dead-lettered.
 	Redrive bool
 }
 
@@ -92,6 +103,12 @@ func (r Request) Validate() error {
 		return badField("destination", "has no name (Target.String)")
 	case r.DeadLetter != nil && (isNil(r.DeadLetter) || r.DeadLetter.String() == ""):
 		return badField("deadletter", "set but nil or without a name")
+	case (r.Route == "") != (r.RouteDestination == ""):
+		return badField("routedestination", "route and routedestination go together: they name one destination of a route")
+	case r.Redrive && r.Route == "":
+		return badField("route", "required for a redrive: the route whose destination delivers again")
+	case r.Redrive && (!r.Filter.Redrivable || r.Filter.Route != r.Route || r.Filter.Destination != r.RouteDestination):
+		return badField("filter", "a redrive selects the versions its route and destination dead-lettered (RedriveRequest.Request makes the filter)")
 	case math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) || r.Rate < 0:
 		return badField("rate", fmt.Sprintf("%v is not a number of events per second >= 0 (0 means no limit)", r.Rate))
 	case len(r.Name) > MaxNameLen:
@@ -99,10 +116,6 @@ func (r Request) Validate() error {
 	}
 	return nil
 }
-
-// outcomes are the values Filter.Outcome may take.
-var outcomes = []string{sinks.OutcomeDelivered, sinks.OutcomeDeadLettered, sinks.OutcomeFiltered,
-	sinks.OutcomeAccepted, sinks.OutcomePoison}
 
 // ValidateFilter checks a replay filter (Request.Filter) alone, as a dry
 // run needs: a *FieldError wrapping ErrBadRequest names the first bad
@@ -119,10 +132,14 @@ func ValidateFilter(f sinks.Query) error {
 		return badField("filter.to", "equals filter.from: the time range is empty")
 	case !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From):
 		return badField("filter.to", "is before filter.from: the time range is inverted")
+	case !f.ReceivedFrom.IsZero() && !f.ReceivedTo.IsZero() && !f.ReceivedTo.After(f.ReceivedFrom):
+		return badField("filter.received_to", "is not after filter.received_from: the time range is empty")
 	case f.TypePrefix && f.Type == "":
 		return badField("filter.type", "a type prefix must not be empty")
-	case f.Outcome != "" && !slices.Contains(outcomes, f.Outcome):
-		return badField("filter.outcome", fmt.Sprintf("%q is not one of %s", f.Outcome, strings.Join(outcomes, ", ")))
+	case f.Kind != "" && !sinks.ValidKind(f.Kind):
+		return badField("filter.outcome", fmt.Sprintf("%q is not an entry kind; the kinds are %s", f.Kind, strings.Join(sinks.Kinds, ", ")))
+	case f.Redrivable && f.Kind != sinks.KindDeadLettered:
+		return badField("filter.outcome", "a redrive selects "+sinks.KindDeadLettered+" entries")
 	}
 	if err := f.Validate(); err != nil {
 		return badField("filter", err.Error())
@@ -143,25 +160,31 @@ func isNil(t Target) bool {
 
 // filterJSON is the JSON form of a replay filter.
 type filterJSON struct {
-	From       *time.Time `json:"from,omitempty"`
-	To         *time.Time `json:"to,omitempty"`
-	Type       string     `json:"type,omitempty"`
-	TypePrefix bool       `json:"typeprefix,omitempty"`
-	Source     string     `json:"source,omitempty"`
-	Subject    string     `json:"subject,omitempty"`
-	ID         string     `json:"id,omitempty"`
-	Route      string     `json:"route,omitempty"`
-	Outcome    string     `json:"outcome,omitempty"`
+	From         *time.Time `json:"from,omitempty"`
+	To           *time.Time `json:"to,omitempty"`
+	Type         string     `json:"type,omitempty"`
+	TypePrefix   bool       `json:"typeprefix,omitempty"`
+	Source       string     `json:"source,omitempty"`
+	Subject      string     `json:"subject,omitempty"`
+	ID           string     `json:"id,omitempty"`
+	Route        string     `json:"route,omitempty"`
+	Destination  string     `json:"destination,omitempty"`
+	Outcome      string     `json:"outcome,omitempty"`
+	ReceivedFrom *time.Time `json:"received_from,omitempty"`
+	ReceivedTo   *time.Time `json:"received_to,omitempty"`
+	Redrivable   bool       `json:"redrivable,omitempty"`
 }
 
 // requestJSON is the JSON form of a Request: targets by name.
 type requestJSON struct {
-	Filter      filterJSON `json:"filter"`
-	Destination string     `json:"destination"`
-	DeadLetter  string     `json:"deadletter,omitempty"`
-	Rate        float64    `json:"rate,omitempty"`
-	Name        string     `json:"name,omitempty"`
-	Redrive     bool       `json:"redrive,omitempty"`
+	Filter           filterJSON `json:"filter"`
+	Destination      string     `json:"destination"`
+	Route            string     `json:"route,omitempty"`
+	RouteDestination string     `json:"routedestination,omitempty"`
+	DeadLetter       string     `json:"deadletter,omitempty"`
+	Rate             float64    `json:"rate,omitempty"`
+	Name             string     `json:"name,omitempty"`
+	Redrive          bool       `json:"redrive,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -171,12 +194,20 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
 func (r Request) wire() requestJSON {
 	f := r.Filter
 	w := requestJSON{
 		Filter: filterJSON{From: timePtr(f.From), To: timePtr(f.To), Type: f.Type, TypePrefix: f.TypePrefix,
-			Source: f.Source, Subject: f.Subject, ID: f.ID, Route: f.Route, Outcome: f.Outcome},
-		Rate: r.Rate, Name: r.Name, Redrive: r.Redrive,
+			Source: f.Source, Subject: f.Subject, ID: f.ID, Route: f.Route, Destination: f.Destination, Outcome: f.Kind,
+			ReceivedFrom: timePtr(f.ReceivedFrom), ReceivedTo: timePtr(f.ReceivedTo), Redrivable: f.Redrivable},
+		Route: r.Route, RouteDestination: r.RouteDestination, Rate: r.Rate, Name: r.Name, Redrive: r.Redrive,
 	}
 	if !isNil(r.Destination) {
 		w.Destination = r.Destination.String()
@@ -187,62 +218,73 @@ func (r Request) wire() requestJSON {
 	return w
 }
 
+// legacyOutcomes are the outcomes job files written before the ledger
+// hold, with the entry kind each stands for.
+var legacyOutcomes = map[string]string{"accepted": sinks.KindReceived}
+
 // filter turns the JSON form back into a query.
 func (w filterJSON) filter() sinks.Query {
-	q := sinks.Query{Type: w.Type, TypePrefix: w.TypePrefix, Source: w.Source, Subject: w.Subject,
-		ID: w.ID, Route: w.Route, Outcome: w.Outcome}
-	if w.From != nil {
-		q.From = *w.From
+	kind := w.Outcome
+	if k, ok := legacyOutcomes[kind]; ok {
+		kind = k
 	}
-	if w.To != nil {
-		q.To = *w.To
-	}
-	return q
+	return sinks.Query{From: timeOf(w.From), To: timeOf(w.To), Type: w.Type, TypePrefix: w.TypePrefix, Source: w.Source,
+		Subject: w.Subject, ID: w.ID, Route: w.Route, Destination: w.Destination, Kind: kind,
+		ReceivedFrom: timeOf(w.ReceivedFrom), ReceivedTo: timeOf(w.ReceivedTo), Redrivable: w.Redrivable}
 }
 
 // MarshalJSON writes the request with its targets by name (Target.String):
 // {"filter": {"from", "to", "type", "typeprefix", "source", "subject",
-// "id", "route", "outcome"}, "destination", "deadletter", "rate", "name",
-// "redrive"}, empty fields left out.
+// "id", "route", "destination", "outcome", "received_from",
+// "received_to", "redrivable"}, "destination", "route",
+// "routedestination", "deadletter", "rate", "name", "redrive"}, empty
+// fields left out.
 func (r Request) MarshalJSON() ([]byte, error) { return json.Marshal(r.wire()) }
 
-// RedriveRequest asks for the events a route dead-lettered to be delivered
-// again after a fix.
+// RedriveRequest asks for the versions a destination of a route
+// dead-lettered to be delivered again after a fix.
 type RedriveRequest struct {
-	// Route is the route whose dead-lettered events are redriven. Required.
+	// Route is the route whose dead-lettered versions are redriven.
+	// Required.
 	Route string
-	// Destination optionally names the route's destination to redrive to.
-	// The audit record says that a route dead-lettered an event, not which
-	// of its destinations gave up on it, so the caller resolves this name
-	// to the Target given to Request; with no name, the caller may send to
-	// every destination of the route, and those that had accepted the
-	// event get a duplicate, which the at-least-once contract allows.
+	// Destination names the route's destination to redrive, as the
+	// router's entries name it; the caller resolves it to the Target
+	// given to Request. Required: a route's destinations are redriven
+	// one job each, each job delivering the versions that destination
+	// dead-lettered and did not deliver since.
 	Destination string
-	// From and To optionally narrow the redrive to a time window, as in
-	// Request.Filter.
+	// From and To optionally narrow the redrive to a time window of the
+	// versions, as in Request.Filter.
 	From, To time.Time
 	// Rate and Name are as in Request.
 	Rate float64
 	Name string
 }
 
-// Request is the replay that carries out the redrive to target: the
-// route's records with outcome "deadlettered", published to target, each
-// accepted event audited again as delivered.
+// Filter selects what the redrive delivers: the versions with a
+// dead-lettered entry of the route and destination that no later
+// delivered entry of the same route and destination answers.
+func (rr RedriveRequest) Filter() sinks.Query {
+	return sinks.Query{From: rr.From, To: rr.To, Route: rr.Route, Destination: rr.Destination,
+		Kind: sinks.KindDeadLettered, Redrivable: true}
+}
+
+// Request is the replay that carries out the redrive to target, which
+// must be the route destination rr names.
 func (rr RedriveRequest) Request(target Target) (Request, error) {
-	if rr.Route == "" {
+	switch {
+	case rr.Route == "":
 		return Request{}, badField("route", "required: the route whose dead-lettered events to redrive")
+	case rr.Destination == "":
+		return Request{}, badField("destination", "required: the destination of the route that dead-lettered the events")
 	}
 	name := rr.Name
 	if name == "" {
-		name = "redrive " + rr.Route
-		if rr.Destination != "" {
-			name += " to " + rr.Destination
-		}
+		name = "redrive " + rr.Route + " to " + rr.Destination
 	}
 	r := Request{
-		Filter:      sinks.Query{From: rr.From, To: rr.To, Route: rr.Route, Outcome: sinks.OutcomeDeadLettered},
-		Destination: target, Rate: rr.Rate, Name: name, Redrive: true,
+		Filter: rr.Filter(), Destination: target, Route: rr.Route, RouteDestination: rr.Destination,
+		Rate: rr.Rate, Name: name, Redrive: true,
 	}
 	return r, r.Validate()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -13,8 +14,14 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// run replays the job's request from its checkpoint, a page at a time in
-// cursor order, and returns nil once every selected record was handled.
+// maxUnrecorded is how many published batches may wait for their ledger
+// entries to be durable while the next ones are published. A batch's
+// checkpoint is written only once its entries are, so a crash publishes
+// such batches again, and the store keeps each entry once.
+const maxUnrecorded = 4
+
+// run replays the job's request from its checkpoint, a batch at a time in
+// cursor order, and returns nil once every selected version was handled.
 // Publishing in cursor order, one batch after the other, is what keeps the
 // order per partition key (and time order within a key) on transports
 // that keep order.
@@ -23,6 +30,9 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	j := js.job.clone()
 	js.mu.Unlock()
 	req := j.Request
+	if req.Redrive && req.Route == "" {
+		return errors.New("the job was written by an earlier auditbus, whose redrives name no destination: start the redrive again")
+	}
 	size := m.o.BatchSize
 	if req.Rate > 0 {
 		// Small batches keep a rate-limited job's flow even.
@@ -54,10 +64,16 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	// page, or plans the store's next round of pages, while the publisher
 	// sends these.
 	pages := make(chan page, 2*ReadPage(size)/size)
-	go read(rctx, m.o.Store, req.Filter, req.Redrive, j.Checkpoint, size, pages)
+	go read(rctx, m.o.Store, req.Filter, j.Checkpoint, size, pages)
+	var rec recorder
 	defer func() {
 		stop()
 		for range pages { // wait for the reader to leave the store
+		}
+		// What was published is recorded, and checkpointed, even when
+		// the job stops.
+		if rerr := rec.settle(m, js, 0); err == nil {
+			err = rerr
 		}
 	}()
 
@@ -68,22 +84,24 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 		if p.err != nil {
 			return p.err
 		}
-		var res batchResult
-		if len(p.recs) > 0 {
-			if err := lim.wait(ctx, len(p.recs)); err != nil {
+		res := batchResult{skipped: p.skipped}
+		var recs []sinks.Record
+		if len(p.items) > 0 {
+			if err := lim.wait(ctx, len(p.items)); err != nil {
 				return err
 			}
 			var err error
-			if res, err = m.batch(ctx, &j, p.recs, stamp); err != nil {
+			if recs, err = m.batch(ctx, &j, p.items, stamp, &res); err != nil {
 				return err
 			}
 		}
-		if err := m.advance(js, p.next, res); err != nil {
+		rec.add(m, recs, p.next, res)
+		if err := rec.settle(m, js, maxUnrecorded); err != nil {
 			return err
 		}
 		if res.allExhausted {
 			giveUps++
-		} else if len(p.recs) > 0 {
+		} else if len(p.items) > 0 {
 			giveUps = 0
 		}
 		if giveUps >= m.o.MaxGiveUps {
@@ -94,8 +112,63 @@ func (m *Manager) run(ctx context.Context, js *jobState) (err error) {
 	return ctx.Err()
 }
 
-// count sets the job's total to the number of records its filter selects,
-// and closes counted when done.
+// recorder writes the ledger entries of published batches while the next
+// batches are published, and moves the job's checkpoint past each batch,
+// in order, once its entries are durable.
+type recorder struct {
+	queue []unrecorded
+}
+
+// unrecorded is a published batch whose entries are being written.
+type unrecorded struct {
+	done chan error
+	next string
+	res  batchResult
+}
+
+// add starts writing recs, the entries of the batch that ends at cursor
+// next. The write outlives a cancelled job: what was published is
+// recorded.
+func (r *recorder) add(m *Manager, recs []sinks.Record, next string, res batchResult) {
+	u := unrecorded{done: make(chan error, 1), next: next, res: res}
+	if len(recs) == 0 || m.o.Audit == nil {
+		u.done <- nil
+	} else {
+		go func() {
+			if err := m.o.Audit.Write(context.WithoutCancel(m.ctx), recs); err != nil {
+				u.done <- fmt.Errorf("record %d published events in the audit store: %w", len(recs), err)
+				return
+			}
+			u.done <- nil
+		}()
+	}
+	r.queue = append(r.queue, u)
+}
+
+// settle waits for the oldest writes until at most keep are left, and
+// advances the checkpoint past each batch written. After a failed write
+// it still waits for the others, advancing no further.
+func (r *recorder) settle(m *Manager, js *jobState, keep int) error {
+	var first error
+	for len(r.queue) > keep {
+		u := r.queue[0]
+		r.queue = r.queue[1:]
+		err := <-u.done
+		if err == nil && first == nil {
+			err = m.advance(js, u.next, u.res)
+		}
+		if first == nil {
+			first = err
+		}
+		if first != nil {
+			keep = 0
+		}
+	}
+	return first
+}
+
+// count sets the job's total to the number of versions its filter
+// selects, and closes counted when done.
 func (m *Manager) count(ctx context.Context, js *jobState, counted chan<- struct{}) {
 	defer close(counted)
 	js.mu.Lock()
@@ -104,7 +177,7 @@ func (m *Manager) count(ctx context.Context, js *jobState, counted chan<- struct
 	n, err := Count(ctx, m.o.Store, f)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.o.Logger.Warn("replay job: counting the records failed", "job", id, "err", err)
+			m.o.Logger.Warn("replay job: counting the versions failed", "job", id, "err", err)
 		}
 		return
 	}
@@ -115,33 +188,30 @@ func (m *Manager) count(ctx context.Context, js *jobState, counted chan<- struct
 
 // batchResult is what became of one batch.
 type batchResult struct {
-	done, failed int
-	errs         []JobError
-	allExhausted bool   // every event exhausted its retries
-	lastErr      string // the last failure, for the breaker's message
+	done, failed, skipped int
+	errs                  []JobError
+	allExhausted          bool   // every event exhausted its retries
+	lastErr               string // the last failure, for the breaker's message
 }
 
-// batch publishes copies of recs and deals with the events the destination
-// gave up on: parked in the dead letter and reported, or, without a dead
-// letter, reported when refused for good and fatal for the job when the
-// retries ran out (so the checkpoint stays before them and nothing is
-// lost). For a redrive it then audits the accepted events as delivered.
-func (m *Manager) batch(ctx context.Context, j *Job, recs []sinks.Record, stamp string) (batchResult, error) {
+// batch publishes copies of items and deals with the events the
+// destination gave up on: parked in the dead letter and reported, or,
+// without a dead letter, reported when refused for good and fatal for the
+// job when the retries ran out (so the checkpoint stays before them and
+// nothing is lost). It returns the ledger records of what the destination
+// accepted: a replayed entry on each original version, or for a redrive a
+// delivered entry.
+func (m *Manager) batch(ctx context.Context, j *Job, items []sinks.Item, stamp string, res *batchResult) ([]sinks.Record, error) {
 	req := j.Request
-	events := make([]bus.Event, len(recs))
-	for i := range recs {
-		e := recs[i].Event
-		if req.Redrive {
-			e = e.Clone() // the audit record keeps the event as stored
-		}
-		setReplayExtensions(&e, j.ID, stamp)
-		events[i] = e
+	events := make([]bus.Event, len(items))
+	for i := range items {
+		events[i] = replayCopy(&items[i].Event, j.ID, stamp)
 	}
-	gave, err := publish(ctx, req.Destination, events, m.o.Retry)
+	gave, tries, err := publish(ctx, req.Destination, events, m.o.Retry)
 	if err != nil {
-		return batchResult{}, err
+		return nil, err
 	}
-	res := batchResult{done: len(events) - len(gave), failed: len(gave)}
+	res.done, res.failed = len(events)-len(gave), len(gave)
 	if len(gave) > 0 {
 		now := time.Now().UTC()
 		exhausted := 0
@@ -161,12 +231,12 @@ func (m *Manager) batch(ctx context.Context, j *Job, recs []sinks.Record, stamp 
 				}
 			}
 			e := &events[g.index]
-			return res, fmt.Errorf("publish event %q from %q to %s: gave up after %d attempts and the job has no dead letter; the job stops before this batch (Retry continues it): %w",
+			return nil, fmt.Errorf("publish event %q from %q to %s: gave up after %d attempts and the job has no dead letter; the job stops before this batch (Retry continues it): %w",
 				e.ID(), e.Source(), req.Destination, g.attempts, g.err)
 		}
 		if req.DeadLetter != nil {
 			if err := m.park(ctx, req, events, gave); err != nil {
-				return res, err
+				return nil, err
 			}
 		}
 		for _, g := range gave {
@@ -175,29 +245,61 @@ func (m *Manager) batch(ctx context.Context, j *Job, recs []sinks.Record, stamp 
 				DeadLettered: req.DeadLetter != nil, Message: g.err.Error()})
 		}
 	}
-	if req.Redrive && res.done > 0 {
-		if err := m.audit(ctx, recs, gave); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	return records(j, items, gave, tries), nil
 }
 
-// setReplayExtensions marks e as a copy made by replay job id at stamp.
-// Both names are valid extension names and both values strings, so on a
-// CloudEvents 1.0 context they go straight into its extensions, as
+// records are the ledger records of the versions of a batch that the
+// destination accepted, each with one entry on the original version.
+func records(j *Job, items []sinks.Item, gave []giveUp, tries []int) []sinks.Record {
+	req := j.Request
+	skip := make(map[int]bool, len(gave))
+	for _, g := range gave {
+		skip[g.index] = true
+	}
+	en := sinks.Entry{Time: time.Now().UTC(), Kind: sinks.KindReplayed, Route: req.Route, Destination: req.RouteDestination, Replay: j.ID}
+	if req.Route == "" {
+		en.Destination = req.Destination.String()
+	}
+	if req.Redrive {
+		en.Kind = sinks.KindDelivered
+	}
+	recs := make([]sinks.Record, 0, len(items)-len(skip))
+	entries := make([]sinks.Entry, len(items)-len(skip))
+	for i := range items {
+		if skip[i] {
+			continue
+		}
+		e := &entries[len(recs)]
+		*e = en
+		if req.Redrive {
+			e.Attempts = tries[i]
+		}
+		recs = append(recs, sinks.Record{Event: items[i].Event, Digest: items[i].Digest, Entries: entries[len(recs) : len(recs)+1 : len(recs)+1]})
+	}
+	return recs
+}
+
+// replayCopy is e marked as a copy made by replay job id at stamp: e's
+// attributes and data (shared, not copied) with the replay extensions
+// added, e itself unchanged, since its ledger records name it. Both names
+// are valid extension names and both values strings, so on a CloudEvents
+// 1.0 context they go straight into a copy of its extensions, as
 // SetExtension would put them after checking.
-func setReplayExtensions(e *bus.Event, id, stamp string) {
+func replayCopy(e *bus.Event, id, stamp string) bus.Event {
+	c := *e
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
-		e.SetExtension(ExtReplay, id)
-		e.SetExtension(ExtReplayTime, stamp)
-		return
+		c.Context = e.Context.Clone()
+		c.SetExtension(ExtReplay, id)
+		c.SetExtension(ExtReplayTime, stamp)
+		return c
 	}
-	if ec.Extensions == nil {
-		ec.Extensions = make(map[string]any, 2)
-	}
-	ec.Extensions[ExtReplay], ec.Extensions[ExtReplayTime] = id, stamp
+	cc := *ec
+	cc.Extensions = make(map[string]any, len(ec.Extensions)+2)
+	maps.Copy(cc.Extensions, ec.Extensions)
+	cc.Extensions[ExtReplay], cc.Extensions[ExtReplayTime] = id, stamp
+	c.Context = &cc
+	return c
 }
 
 // park sends the events given up on to the dead letter with the router's
@@ -211,39 +313,12 @@ func (m *Manager) park(ctx context.Context, req Request, events []bus.Event, gav
 		e.SetExtension(router.ExtDeadLetterAttempts, int32(g.attempts))
 		parked[k] = e
 	}
-	lost, err := publish(ctx, req.DeadLetter, parked, m.o.Retry)
+	lost, _, err := publish(ctx, req.DeadLetter, parked, m.o.Retry)
 	if err != nil {
 		return err
 	}
 	if len(lost) > 0 {
 		return fmt.Errorf("dead-letter %d events to %s: %d refused: %w", len(parked), req.DeadLetter, len(lost), lost[0].err)
-	}
-	return nil
-}
-
-// audit records the accepted events of a redrive as delivered: records of
-// the original identity with a Received later than the stored one, which
-// the store's later-Received-wins rule lets supersede "deadlettered".
-func (m *Manager) audit(ctx context.Context, recs []sinks.Record, gave []giveUp) error {
-	skip := make(map[int]bool, len(gave))
-	for _, g := range gave {
-		skip[g.index] = true
-	}
-	now := time.Now().UTC()
-	out := make([]sinks.Record, 0, len(recs)-len(gave))
-	for i, r := range recs {
-		if skip[i] {
-			continue
-		}
-		r.Outcome, r.Replay = sinks.OutcomeDelivered, ""
-		r.Received = now
-		if !r.Received.After(recs[i].Received) {
-			r.Received = recs[i].Received.Add(time.Nanosecond)
-		}
-		out = append(out, r)
-	}
-	if err := m.o.Audit.Write(ctx, out); err != nil {
-		return fmt.Errorf("audit %d redriven events as delivered: %w", len(out), err)
 	}
 	return nil
 }
@@ -256,6 +331,7 @@ func (m *Manager) advance(js *jobState, cursor string, res batchResult) error {
 	js.job.Checkpoint = cursor
 	js.job.Progress.Done += int64(res.done)
 	js.job.Progress.Failed += int64(res.failed)
+	js.job.Progress.Skipped += int64(res.skipped)
 	for _, e := range res.errs {
 		js.addError(e, m.o.MaxErrors)
 	}
@@ -285,7 +361,7 @@ func (m *Manager) finish(ctx context.Context, js *jobState, err error) {
 	case err == nil:
 		js.job.State = Done
 		if p := &js.job.Progress; p.Total < 0 {
-			p.Total = p.Done + p.Failed // the count failed; this is what there was
+			p.Total = p.Done + p.Failed + p.Skipped // the count failed; this is what there was
 		}
 	case errors.Is(cause, errCancelled):
 		js.job.State = Cancelled
