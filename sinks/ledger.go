@@ -115,8 +115,9 @@ type Entry struct {
 // Key is the entry's identity: the same hop recorded twice (a retried
 // flush, a redelivered message, a resumed replay) has the same Key, and a
 // store keeps only the first. It covers the version, the kind, where the
-// version came from and where it went, and the replay job; not Time, Log,
-// Seq, Attempts or Error, which a repeat of the hop may see differently.
+// version came from (an AMQP delivery tag aside) and where it went, and the
+// replay job; not Time, Log, Seq, Attempts, Principal or Error, which a
+// repeat of the hop may see differently.
 func (e *Entry) Key() [16]byte {
 	h := sha256.New()
 	var b []byte
@@ -128,7 +129,13 @@ func (e *Entry) Key() [16]byte {
 		b = appendField(b, s)
 	}
 	b = binary.AppendVarint(b, int64(e.Partition))
-	b = binary.AppendVarint(b, e.Offset)
+	if e.Transport != "amqp" {
+		// An AMQP delivery tag counts deliveries on one channel: a message
+		// redelivered after a restart has another, so it is not part of
+		// the hop's identity there. The same content received again from
+		// the same queue by the same route is one hop.
+		b = binary.AppendVarint(b, e.Offset)
+	}
 	h.Write(b)
 	var k [16]byte
 	copy(k[:], h.Sum(nil))
