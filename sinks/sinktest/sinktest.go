@@ -16,6 +16,7 @@
 package sinktest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -281,17 +282,7 @@ func (e *env) checkLog(t *testing.T, log string, limit int) {
 	if i < 0 || ls[i].Size != e.m.size(log) {
 		t.Errorf("Logs: %+v; want %q of size %d", ls, log, e.m.size(log))
 	}
-	if !slices.IsSortedFunc(ls, func(a, b sinks.LogInfo) int { return cmpString(a.Name, b.Name) }) {
+	if !slices.IsSortedFunc(ls, func(a, b sinks.LogInfo) int { return cmp.Compare(a.Name, b.Name) }) {
 		t.Errorf("Logs not ordered by name: %+v", ls)
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
