@@ -6,130 +6,54 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/auditbus/auditbus/sinks"
 )
 
-const (
-	// insertCols is the number of values one row of upsertSQL binds.
-	insertCols = 16
-	// rowsPerStmt is how many records one prepared upsert stores. Several
-	// rows per statement save the per-statement cost of the driver; few,
-	// because the driver matches each parameter to its argument by a
-	// linear search, so binding grows with the square of the parameter
-	// count.
-	rowsPerStmt = 8
-	// chunkRows is how many records are encoded ahead as one unit; a
-	// multiple of rowsPerStmt.
-	chunkRows = 16 * rowsPerStmt
-)
-
-// upsertSQL stores n records. For an identity already stored it replaces
-// the row only when the new record was received later, so retries and
-// older duplicates leave the stored record alone. SQLite applies the rows
-// in order, so duplicates within one statement resolve the same way.
-func upsertSQL(n int) string {
-	return `INSERT INTO events (source, id, replay, time_ns, type, subject, attrs, data, data_base64,
-	transport, topic, partition, "offset", route, outcome, received_ns) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") + `
-	ON CONFLICT (source, id, replay) DO UPDATE SET
-	time_ns = excluded.time_ns, type = excluded.type, subject = excluded.subject,
-	attrs = excluded.attrs, data = excluded.data, data_base64 = excluded.data_base64,
-	transport = excluded.transport, topic = excluded.topic, partition = excluded.partition,
-	"offset" = excluded."offset", route = excluded.route, outcome = excluded.outcome,
-	received_ns = excluded.received_ns
-	WHERE excluded.received_ns > events.received_ns`
-}
-
-// writer is the store's one writing connection with its prepared upserts,
-// used through the driver directly: database/sql would convert and copy
-// every argument of every statement again, and the store already holds
-// them as driver values.
-type writer struct {
-	conn      *sql.Conn
-	many, one driver.Stmt // of rowsPerStmt records and of one
-}
-
-func openWriter(ctx context.Context, db *sql.DB) (*writer, error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w := &writer{conn: conn}
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.ConnPrepareContext)
-		if !ok {
-			return errors.New("driver cannot prepare with a context")
-		}
-		var err error
-		if w.many, err = c.PrepareContext(ctx, upsertSQL(rowsPerStmt)); err != nil {
-			return err
-		}
-		w.one, err = c.PrepareContext(ctx, upsertSQL(1))
-		return err
-	})
-	if err != nil {
-		w.close()
-		return nil, err
-	}
-	return w, nil
-}
-
-func (w *writer) close() {
-	_ = w.conn.Raw(func(any) error {
-		for _, st := range []driver.Stmt{w.many, w.one} {
-			if st != nil {
-				_ = st.Close()
-			}
-		}
-		return nil
-	})
-	_ = w.conn.Close()
-}
-
-// chunk is a run of encoded records, insertCols values each, numbered for
-// the statement that will store them.
-type chunk struct {
-	first int // index of the first record in the Append call
-	args  []driver.NamedValue
-	bytes int // about what the rows add to the database
-	err   error
-}
-
-// Append stores recs in one transaction. For an identity already stored,
-// the record with the later Received wins; of equal ones the stored stays.
-// Duplicates within recs resolve as if appended one after the other.
-func (s *Store) Append(ctx context.Context, recs []sinks.Record) error {
+// Append stores recs in one transaction: each new version once, each
+// entry new by Key at the next position of the store's log. A failed
+// Append stores nothing, so a retry leaves no hole in the log.
+func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendResult, error) {
 	if s.closed.Load() {
-		return sinks.ErrClosed
+		return sinks.AppendResult{}, sinks.ErrClosed
 	}
 	if len(recs) == 0 {
-		return nil
+		return sinks.AppendResult{}, nil
 	}
-	// Records are encoded on another goroutine, a chunk or two ahead of the
-	// inserts, so the JSON and argument work runs beside SQLite's.
+	// Records are digested and encoded on another goroutine, a chunk or
+	// two ahead of the inserts, so that work runs beside SQLite's.
+	// Append waits for it to end: it writes to recs (Prepare), which are
+	// the caller's again once Append returns.
 	chunks := make(chan chunk, 2)
-	quit := make(chan struct{})
-	defer close(quit)
-	go encodeChunks(recs, chunks, quit)
+	quit, encoded := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(quit)
+		<-encoded
+	}()
+	go func() {
+		defer close(encoded)
+		encodeChunks(recs, chunks, quit)
+	}()
 
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
-		return sinks.ErrClosed
+		return sinks.AppendResult{}, sinks.ErrClosed
 	}
 	if err := s.ckpt.keepUp(ctx); err != nil {
-		return fmt.Errorf("%s: append %d records: %w", s, len(recs), err)
+		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s, len(recs), err)
 	}
 	if s.w == nil { // the last one broke
 		w, err := openWriter(ctx, s.db)
 		if err != nil {
-			return fmt.Errorf("%s: writing connection: %w", s, err)
+			return sinks.AppendResult{}, fmt.Errorf("%s: writing connection: %w", s, err)
 		}
 		s.w = w
 	}
-	written := 0
+	a := appender{w: s.w, log: s.log, now: time.Now().UTC(), total: len(recs),
+		known: map[[2]string][]sinks.Digest{}, before: map[[2]string]int{},
+		keys: map[[16]byte]bool{}, looked: map[sinks.Digest]bool{}}
 	err := s.w.conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnBeginTx)
 		if !ok {
@@ -138,12 +62,12 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) error {
 		// The statements run without ctx's cancellation: given a
 		// cancellable context, the driver starts a goroutine per statement
 		// to interrupt it. ctx is checked once per chunk instead.
-		run := context.WithoutCancel(ctx)
-		tx, err := c.BeginTx(run, driver.TxOptions{})
+		a.run = context.WithoutCancel(ctx)
+		tx, err := c.BeginTx(a.run, driver.TxOptions{})
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
-		if err := s.w.insert(ctx, run, recs, chunks, &written); err != nil {
+		if err := a.append(ctx, chunks); err != nil {
 			_ = tx.Rollback()
 			return err
 		}
@@ -157,100 +81,204 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) error {
 		s.w = nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", s, err)
+		return sinks.AppendResult{}, fmt.Errorf("%s: %w", s, err)
 	}
-	s.ckpt.appended(written)
-	return nil
+	s.ckpt.appended(a.bytes)
+	return a.res, nil
 }
 
-// insert runs the upserts of every chunk.
-func (w *writer) insert(ctx, run context.Context, recs []sinks.Record, chunks <-chan chunk, written *int) error {
-	many, one := w.many.(driver.StmtExecContext), w.one.(driver.StmtExecContext)
+// appender is the state of one Append inside its transaction.
+type appender struct {
+	w     *writer
+	run   context.Context
+	log   string
+	now   time.Time
+	total int // records in the Append
+	// known holds the digests of every version of each (source, id) met
+	// so far, stored before (in the order stored) or by this Append.
+	known map[[2]string][]sinks.Digest
+	// before is how many of known's digests of an identity were stored
+	// before this Append.
+	before map[[2]string]int
+	// keys holds the entry keys appended by this Append, and the stored
+	// keys of the versions in looked.
+	keys   map[[16]byte]bool
+	looked map[sinks.Digest]bool
+	// size is the log's last seq; sized tells it was read.
+	size  uint64
+	sized bool
+	res   sinks.AppendResult
+	bytes int // about what the rows add to the database
+
+	versions, entries []any // rows of the chunk being stored
+}
+
+// append stores every chunk and records the log's new size.
+func (a *appender) append(ctx context.Context, chunks <-chan chunk) error {
 	for c := range chunks {
 		if c.err != nil {
 			return c.err
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("append %d records: %w", len(recs), err)
+			return fmt.Errorf("append %d records: %w", a.total, err)
 		}
-		for i := 0; i < len(c.args); {
-			st, n := many, rowsPerStmt*insertCols
-			if len(c.args)-i < n {
-				st, n = one, insertCols
-			}
-			if _, err := st.ExecContext(run, c.args[i:i+n]); err != nil {
-				first := c.first + i/insertCols
-				return fmt.Errorf("insert records %d to %d of %d, from event %q of %q: %w",
-					first+1, first+n/insertCols, len(recs), recs[first].Event.ID(), recs[first].Event.Source(), err)
-			}
-			i += n
+		if err := a.chunk(&c); err != nil {
+			return err
 		}
-		*written += c.bytes
+	}
+	if a.res.Entries == 0 {
+		return nil
+	}
+	if _, err := a.w.setSize.(driver.StmtExecContext).ExecContext(a.run, named(a.log, int64(a.size))); err != nil {
+		return fmt.Errorf("record the size of log %q: %w", a.log, err)
 	}
 	return nil
 }
 
-// encodeChunks encodes recs into chunks of chunkRows on out, until done or
-// until quit closes.
-func encodeChunks(recs []sinks.Record, out chan<- chunk, quit <-chan struct{}) {
-	defer close(out)
-	for start := 0; start < len(recs); start += chunkRows {
-		end := min(start+chunkRows, len(recs))
-		c := chunk{first: start, args: make([]driver.NamedValue, 0, (end-start)*insertCols)}
-		// Rows past the last full statement's worth go one per statement.
-		full := start + (end-start)/rowsPerStmt*rowsPerStmt
-		for i := start; i < end && c.err == nil; i++ {
-			base := 0
-			if i < full {
-				base = (i - start) % rowsPerStmt * insertCols
+// chunk stores one chunk: it looks up the versions and entry keys the
+// store already holds, then inserts what is new.
+func (a *appender) chunk(c *chunk) error {
+	if err := a.lookUpVersions(c); err != nil {
+		return err
+	}
+	a.versions, a.entries = a.versions[:0], a.entries[:0]
+	// Entries of versions stored before this Append may be stored too.
+	var maybe []*sinks.Record
+	for i := range c.recs {
+		er := &c.recs[i]
+		r := er.r
+		id := [2]string{r.Event.Source(), r.Event.ID()}
+		prev := a.known[id]
+		if at := indexDigest(prev, r.Digest); at >= 0 {
+			if at < a.before[id] && len(r.Entries) > 0 && !a.looked[r.Digest] {
+				a.looked[r.Digest] = true
+				maybe = append(maybe, r)
 			}
-			var n int
-			var err error
-			c.args, n, err = appendRow(c.args, base, &recs[i])
-			if err != nil {
-				c.err = fmt.Errorf("record %d of %d: %w", i+1, len(recs), err)
+			continue
+		}
+		if len(prev) > 0 {
+			a.res.Conflicts = append(a.res.Conflicts, sinks.Conflict{Source: id[0], ID: id[1], Digest: r.Digest, Earlier: prev[0]})
+		}
+		a.known[id] = append(prev, r.Digest)
+		a.res.Versions++
+		a.bytes += er.appendVersion(a, len(prev) > 0)
+	}
+	if err := a.lookUpKeys(maybe); err != nil {
+		return err
+	}
+	for i := range c.recs {
+		er := &c.recs[i]
+		for j := range er.r.Entries {
+			k := er.keys[j]
+			if a.keys[k] {
+				a.res.Duplicates++
+				continue
 			}
-			c.bytes += n
-		}
-		select {
-		case out <- c:
-		case <-quit:
-			return
-		}
-		if c.err != nil {
-			return
+			if err := a.nextSeq(); err != nil {
+				return err
+			}
+			a.keys[k] = true
+			a.res.Entries++
+			a.bytes += er.appendEntry(a, j)
 		}
 	}
+	if err := a.w.insert(a.run, a.w.versionsMany, a.w.versionsOne, versionCols, a.versions); err != nil {
+		return fmt.Errorf("insert versions of records %d to %d of %d, from event %q of %q: %w",
+			c.first+1, c.first+len(c.recs), a.total, c.recs[0].r.Event.ID(), c.recs[0].r.Event.Source(), err)
+	}
+	if err := a.w.insert(a.run, a.w.entriesMany, a.w.entriesOne, entryCols, a.entries); err != nil {
+		return fmt.Errorf("insert entries of records %d to %d of %d, from event %q of %q: %w",
+			c.first+1, c.first+len(c.recs), a.total, c.recs[0].r.Event.ID(), c.recs[0].r.Event.Source(), err)
+	}
+	return nil
 }
 
-// appendRow appends r's insertCols column values to args, in upsertSQL's
-// order and numbered from base+1, and returns about how many bytes the row
-// takes.
-func appendRow(args []driver.NamedValue, base int, r *sinks.Record) ([]driver.NamedValue, int, error) {
-	// The data goes in its own column so its bytes never pass through a
-	// JSON re-encoding; a shallow copy keeps the caller's event intact.
-	e := r.Event
-	e.DataEncoded, e.DataBase64 = nil, false
-	attrs, err := e.MarshalJSON()
-	if err != nil {
-		return args, 0, fmt.Errorf("encode event %q from %q: %w", e.ID(), e.Source(), err)
+// nextSeq moves the log's size on by one, reading it first if need be.
+func (a *appender) nextSeq() error {
+	if !a.sized {
+		n, err := a.w.logSize(a.run, a.log)
+		if err != nil {
+			return fmt.Errorf("read the size of log %q: %w", a.log, err)
+		}
+		a.size, a.sized = n, true
 	}
-	var recv int64
-	if !r.Received.IsZero() {
-		recv = r.Received.UnixNano()
+	a.size++
+	return nil
+}
+
+// lookUpVersions reads the digests of the stored versions of the chunk's
+// identities that this Append has not met yet.
+func (a *appender) lookUpVersions(c *chunk) error {
+	var ids [][2]string
+	for i := range c.recs {
+		r := c.recs[i].r
+		id := [2]string{r.Event.Source(), r.Event.ID()}
+		if _, ok := a.known[id]; !ok {
+			a.known[id] = nil
+			ids = append(ids, id)
+		}
 	}
-	source, id, typ, subject := e.Source(), e.ID(), e.Type(), e.Subject()
-	var data any // NULL for no data, not an empty blob
-	if r.Event.DataEncoded != nil {
-		data = r.Event.DataEncoded
+	for start := 0; start < len(ids); start += lookupIDs {
+		group := ids[start:min(start+lookupIDs, len(ids))]
+		args := make([]driver.NamedValue, 0, 2*lookupIDs)
+		for i := range lookupIDs {
+			id := group[min(i, len(group)-1)] // the last one again fills the statement
+			args = append(args, driver.NamedValue{Ordinal: 2*i + 1, Value: id[0]}, driver.NamedValue{Ordinal: 2*i + 2, Value: id[1]})
+		}
+		err := a.w.query(a.run, a.w.versionsOf, args, func(row []driver.Value) {
+			id := [2]string{row[0].(string), row[1].(string)}
+			var d sinks.Digest
+			copy(d[:], row[2].([]byte))
+			if indexDigest(a.known[id], d) < 0 {
+				a.known[id] = append(a.known[id], d)
+				a.before[id]++
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("look up the versions of event %q of %q and %d more: %w", group[0][1], group[0][0], len(group)-1, err)
+		}
 	}
-	for i, v := range [insertCols]any{source, id, r.Replay, r.Time().UnixNano(), typ, subject, attrs,
-		data, r.Event.DataBase64, r.Transport, r.Topic, int64(r.Partition), r.Offset,
-		r.Route, r.Outcome, recv} {
-		args = append(args, driver.NamedValue{Ordinal: base + i + 1, Value: v})
+	return nil
+}
+
+// lookUpKeys adds the stored entry keys of the versions of recs to a's
+// keys, so that their entries count as duplicates.
+func (a *appender) lookUpKeys(recs []*sinks.Record) error {
+	for start := 0; start < len(recs); start += lookupVersions {
+		group := recs[start:min(start+lookupVersions, len(recs))]
+		args := make([]driver.NamedValue, 0, 3*lookupVersions)
+		for i := range lookupVersions {
+			r := group[min(i, len(group)-1)] // the last one again fills the statement
+			args = append(args, driver.NamedValue{Ordinal: 3*i + 1, Value: r.Event.Source()},
+				driver.NamedValue{Ordinal: 3*i + 2, Value: r.Event.ID()}, driver.NamedValue{Ordinal: 3*i + 3, Value: r.Digest[:]})
+		}
+		err := a.w.query(a.run, a.w.keysStored, args, func(row []driver.Value) {
+			var k [16]byte
+			copy(k[:], row[0].([]byte))
+			a.keys[k] = true
+		})
+		if err != nil {
+			return fmt.Errorf("look up the entries of event %q of %q and %d more: %w", group[0].Event.ID(), group[0].Event.Source(), len(group)-1, err)
+		}
 	}
-	// The identity is in the table and two indexes.
-	n := len(attrs) + len(r.Event.DataEncoded) + 3*(len(source)+len(id)+len(r.Replay)) + 2*len(typ) + len(subject) +
-		len(r.Transport) + len(r.Topic) + len(r.Route) + len(r.Outcome) + 64
-	return args, n, nil
+	return nil
+}
+
+// indexDigest is the index of d in ds, or -1.
+func indexDigest(ds []sinks.Digest, d sinks.Digest) int {
+	for i, x := range ds {
+		if x == d {
+			return i
+		}
+	}
+	return -1
+}
+
+// named numbers vs as a statement's arguments.
+func named(vs ...any) []driver.NamedValue {
+	args := make([]driver.NamedValue, len(vs))
+	for i, v := range vs {
+		args[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return args
 }

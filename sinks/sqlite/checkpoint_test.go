@@ -45,9 +45,9 @@ func TestCheckpointsKeepTheLogBounded(t *testing.T) {
 			e.SetType("t")
 			e.SetTime(time.Unix(int64(n*per+i), 0))
 			e.DataEncoded = data
-			recs[i] = sinks.Record{Event: e}
+			recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Transport: "mem", Offset: int64(n*per + i)}}}
 		}
-		if err := s.Append(ctx, recs); err != nil {
+		if _, err := s.Append(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
 		if fi, err := os.Stat(s.path + "-wal"); err == nil {

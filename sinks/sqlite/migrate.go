@@ -12,15 +12,24 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 )
 
-// migration is one numbered schema step.
+// migration is one numbered schema step: its SQL, then its data step, if
+// it has one, in the same transaction.
 type migration struct {
 	version int
 	name    string
 	sql     string
+	data    func(ctx context.Context, tx *sql.Tx) error
+}
+
+// dataSteps are the migrations' steps that need Go, by version: they run
+// after the version's SQL file.
+var dataSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	3: ledgerFromEvents,
 }
 
 // loadMigrations reads NNNN_name.sql files from fsys in version order and
 // insists the numbers run 1, 2, 3... so a missing file cannot be skipped.
+// Each gets its data step from dataSteps.
 func loadMigrations(fsys fs.FS) ([]migration, error) {
 	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
@@ -37,7 +46,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: n, sql: string(b)})
+		ms = append(ms, migration{version: v, name: n, sql: string(b), data: dataSteps[v]})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i, m := range ms {
@@ -75,6 +84,12 @@ func migrate(ctx context.Context, db *sql.DB, path string, ms []migration) error
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("sqlite %s: migration %s: %w", path, m.name, err)
+		}
+		if m.data != nil {
+			if err := m.data(ctx, tx); err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("sqlite %s: migration %s, data step: %w", path, m.name, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
 			_ = tx.Rollback()

@@ -61,7 +61,7 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 					e.SetSource("urn:outage")
 					e.SetType("com.example.outage")
 					e.SetTime(time.Now())
-					recs[i] = sinks.Record{Event: e}
+					recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Transport: "mem", Topic: "outage"}}}
 				}
 				if err := w.Write(context.Background(), recs); err != nil {
 					failed.Add(1)
@@ -123,8 +123,11 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range p.Records {
-			stored[p.Records[i].Event.ID()] = true
+		for i := range p.Items {
+			if len(p.Items[i].Trail) != 1 {
+				t.Fatalf("%s: trail of %d entries, want its reception", p.Items[i].Event.ID(), len(p.Items[i].Trail))
+			}
+			stored[p.Items[i].Event.ID()] = true
 		}
 		if p.Next == "" {
 			break

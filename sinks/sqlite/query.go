@@ -2,85 +2,116 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/auditbus/auditbus/sinks"
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-const columns = `attrs, data, data IS NULL, data_base64, transport, topic, partition, "offset", route, outcome, replay, received_ns`
+// fewEntries is how many entries of a route an entry filter may select
+// for a query to start from them (through entries_route) instead of
+// walking the versions in order and checking each one's entries.
+const fewEntries = 2000
 
-func scanRecord(sc interface{ Scan(...any) error }) (sinks.Record, error) {
-	var (
-		r     sinks.Record
-		attrs []byte
-		data  []byte
-		none  bool
-		b64   bool
-		recv  int64
-	)
-	if err := sc.Scan(&attrs, &data, &none, &b64, &r.Transport, &r.Topic, &r.Partition, &r.Offset, &r.Route, &r.Outcome, &r.Replay, &recv); err != nil {
-		return r, err
-	}
-	r.Event = event.New()
-	if err := r.Event.UnmarshalJSON(attrs); err != nil {
-		return r, fmt.Errorf("decode stored event: %w", err)
-	}
-	if data == nil && !none {
-		data = []byte{} // the driver scans an empty blob as nil; it is data, though empty
-	}
-	r.Event.DataEncoded, r.Event.DataBase64 = data, b64
-	if recv != 0 {
-		r.Received = time.Unix(0, recv).UTC()
-	}
-	return r, nil
+// selection is the FROM and WHERE of a query of versions, aliased v, with
+// its bound parameters.
+type selection struct {
+	from  string
+	conds []string
+	args  []any
 }
 
-// where builds the filter shared by Query and Counts, with bound
-// parameters only.
-func where(from, to time.Time, typ string, prefix bool) ([]string, []any) {
-	var conds []string
-	var args []any
+func (sel *selection) add(cond string, args ...any) {
+	sel.conds = append(sel.conds, cond)
+	sel.args = append(sel.args, args...)
+}
+
+func (sel *selection) where() string {
+	if len(sel.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(sel.conds, " AND ")
+}
+
+// timeAndType adds the filters shared by Query and Counts.
+func (sel *selection) timeAndType(from, to time.Time, typ string, prefix bool) {
 	if !from.IsZero() {
-		conds, args = append(conds, "time_ns >= ?"), append(args, from.UnixNano())
+		sel.add("v.time_ns >= ?", from.UnixNano())
 	}
 	if !to.IsZero() {
-		conds, args = append(conds, "time_ns < ?"), append(args, to.UnixNano())
+		sel.add("v.time_ns < ?", to.UnixNano())
 	}
 	if typ != "" {
 		if prefix {
 			// The range lets the type index narrow the scan; substr decides.
-			conds = append(conds, "type >= ?", "substr(type, 1, ?) = ?")
-			args = append(args, typ, utf8.RuneCountInString(typ), typ)
+			sel.add("v.type >= ?", typ)
+			sel.add("substr(v.type, 1, ?) = ?", utf8.RuneCountInString(typ), typ)
 		} else {
-			conds, args = append(conds, "type = ?"), append(args, typ)
+			sel.add("v.type = ?", typ)
 		}
 	}
-	return conds, args
 }
 
-// queryWhere is the filter of q's fields, without its cursor.
-func queryWhere(q sinks.Query) ([]string, []any) {
-	conds, args := where(q.From, q.To, q.Type, q.TypePrefix)
-	for _, f := range []struct{ col, v string }{
-		{"source", q.Source}, {"subject", q.Subject}, {"id", q.ID}, {"route", q.Route}, {"outcome", q.Outcome},
-	} {
+// selectVersions is the selection of q's filters, without its cursor.
+// Entry filters keep the versions with an entry matching all of them;
+// when they name a route with few entries, the query starts from those.
+func (s *Store) selectVersions(ctx context.Context, q sinks.Query) (selection, error) {
+	sel := selection{from: "versions v"}
+	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
+	for _, f := range []struct{ col, v string }{{"v.source", q.Source}, {"v.subject", q.Subject}, {"v.id", q.ID}} {
 		if f.v != "" {
-			conds, args = append(conds, f.col+" = ?"), append(args, f.v)
+			sel.add(f.col+" = ?", f.v)
 		}
 	}
-	return conds, args
+	var en selection
+	for _, f := range []struct{ col, v string }{{"e.route", q.Route}, {"e.destination", q.Destination}, {"e.kind", q.Kind}} {
+		if f.v != "" {
+			en.add(f.col+" = ?", f.v)
+		}
+	}
+	if !q.ReceivedFrom.IsZero() {
+		en.add("e.time_ns >= ?", q.ReceivedFrom.UnixNano())
+	}
+	if !q.ReceivedTo.IsZero() {
+		en.add("e.time_ns < ?", q.ReceivedTo.UnixNano())
+	}
+	if len(en.conds) == 0 {
+		return sel, nil
+	}
+	if q.Redrivable {
+		// A delivery to the same route and destination after the dead
+		// letter, in trail order, redrove it.
+		en.add(`NOT EXISTS (SELECT 1 FROM entries d WHERE d.source = e.source AND d.id = e.id AND d.digest = e.digest
+		AND d.kind = ? AND d.route = e.route AND d.destination = e.destination
+		AND (d.time_ns, d.log, d.seq) > (e.time_ns, e.log, e.seq))`, sinks.KindDelivered)
+	}
+	few := false
+	if q.Route != "" {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM entries e INDEXED BY entries_route`+
+			en.where()+` LIMIT ?)`, append(en.args, fewEntries+1)...).Scan(&n)
+		if err != nil {
+			return sel, fmt.Errorf("count the entries of route %q: %w", q.Route, err)
+		}
+		few = n <= fewEntries
+	}
+	if few {
+		sel.from = `(SELECT DISTINCT e.source, e.id, e.digest FROM entries e INDEXED BY entries_route` + en.where() +
+			`) c CROSS JOIN versions v ON v.source = c.source AND v.id = c.id AND v.digest = c.digest`
+		sel.args = append(en.args, sel.args...)
+		return sel, nil
+	}
+	en.conds = append([]string{"e.source = v.source AND e.id = v.id AND e.digest = v.digest"}, en.conds...)
+	sel.add("EXISTS (SELECT 1 FROM entries e"+en.where()+")", en.args...)
+	return sel, nil
 }
 
-// CountOriginals returns how many original records (Replay "") match q's
-// filters; q's cursor, limit and order are ignored. Replays count with it
-// what they will publish.
-func (s *Store) CountOriginals(ctx context.Context, q sinks.Query) (int64, error) {
+// CountVersions returns how many versions match q's filters; q's cursor,
+// limit and order are ignored. Replays count with it what they will
+// publish.
+func (s *Store) CountVersions(ctx context.Context, q sinks.Query) (int64, error) {
 	if s.closed.Load() {
 		return 0, sinks.ErrClosed
 	}
@@ -88,16 +119,19 @@ func (s *Store) CountOriginals(ctx context.Context, q sinks.Query) (int64, error
 	if err := q.Validate(); err != nil {
 		return 0, err
 	}
-	conds, args := queryWhere(q)
-	conds = append(conds, "replay = ''")
+	sel, err := s.selectVersions(ctx, q)
 	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM events WHERE "+strings.Join(conds, " AND "), args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("%s: count: %w", s, err)
+	if err == nil {
+		err = s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+sel.from+sel.where(), sel.args...).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: count versions: %w", s, err)
 	}
 	return n, nil
 }
 
-// Query returns one page of records matching q.
+// Query returns one page of versions matching q, with their trails
+// unless q.NoTrail.
 func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	if s.closed.Load() {
 		return sinks.Page{}, sinks.ErrClosed
@@ -105,62 +139,59 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	if err := q.Validate(); err != nil {
 		return sinks.Page{}, err
 	}
-	conds, args := queryWhere(q)
+	sel, err := s.selectVersions(ctx, q)
+	if err != nil {
+		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
+	}
 	dir, cmp := "ASC", ">"
 	if q.Desc {
 		dir, cmp = "DESC", "<"
 	}
 	if q.Cursor != "" {
 		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
-		conds = append(conds, "(time_ns, source, id, replay) "+cmp+" (?, ?, ?, ?)")
-		args = append(args, c.TimeNs, c.Source, c.ID, c.Replay)
-	}
-	stmt := "SELECT " + columns + " FROM events"
-	if len(conds) > 0 {
-		stmt += " WHERE " + strings.Join(conds, " AND ")
+		sel.add("(v.time_ns, v.source, v.id, v.digest) "+cmp+" (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Digest[:])
 	}
 	limit := q.PageSize()
-	stmt += fmt.Sprintf(" ORDER BY time_ns %[1]s, source %[1]s, id %[1]s, replay %[1]s LIMIT %d", dir, limit+1)
-	rows, err := s.db.QueryContext(ctx, stmt, args...)
+	stmt := "SELECT " + versionColumns + " FROM " + sel.from + sel.where() +
+		fmt.Sprintf(" ORDER BY v.time_ns %[1]s, v.source %[1]s, v.id %[1]s, v.digest %[1]s LIMIT %d", dir, limit+1)
+	items, vids, err := s.versions(ctx, stmt, sel.args...)
 	if err != nil {
 		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
 	}
-	defer func() { _ = rows.Close() }()
 	var p sinks.Page
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
+	if len(items) > limit {
+		items, vids = items[:limit], vids[:limit]
+		p.Next = sinks.CursorAfter(&items[limit-1], q.Desc)
+	}
+	if !q.NoTrail {
+		if err := s.trails(ctx, items, vids); err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
 		}
-		p.Records = append(p.Records, r)
 	}
-	if err := rows.Err(); err != nil {
-		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
-	}
-	if len(p.Records) > limit {
-		p.Records = p.Records[:limit]
-		p.Next = sinks.CursorAfter(&p.Records[limit-1], q.Desc)
-	}
+	p.Items = items
 	return p, nil
 }
 
-// Get returns the original record (Replay "") of source and id.
-func (s *Store) Get(ctx context.Context, source, id string) (sinks.Record, error) {
+// Get returns every version of source and id, in the order first stored,
+// with their trails.
+func (s *Store) Get(ctx context.Context, source, id string) ([]sinks.Item, error) {
 	if s.closed.Load() {
-		return sinks.Record{}, sinks.ErrClosed
+		return nil, sinks.ErrClosed
 	}
-	row := s.db.QueryRowContext(ctx, "SELECT "+columns+" FROM events WHERE source = ? AND id = ? AND replay = ''", source, id)
-	r, err := scanRecord(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("%s: event %q from %q: %w", s, id, source, sinks.ErrNotFound)
+	items, vids, err := s.versions(ctx, "SELECT "+versionColumns+" FROM versions v WHERE v.source = ? AND v.id = ? ORDER BY v.vid", source, id)
+	if err == nil && len(items) > 0 {
+		err = s.trails(ctx, items, vids)
 	}
 	if err != nil {
-		return r, fmt.Errorf("%s: get event %q from %q: %w", s, id, source, err)
+		return nil, fmt.Errorf("%s: get event %q from %q: %w", s, id, source, err)
 	}
-	return r, nil
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s: event %q from %q: %w", s, id, source, sinks.ErrNotFound)
+	}
+	return items, nil
 }
 
-// Counts returns record counts per bucket and type.
+// Counts returns version counts per bucket and type.
 func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
 	if s.closed.Load() {
 		return nil, sinks.ErrClosed
@@ -168,11 +199,11 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	conds, args := where(q.From, q.To, q.Type, q.TypePrefix)
+	var sel selection
+	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
 	from, width := q.From.UnixNano(), int64(q.Bucket)
-	stmt := `SELECT (time_ns - ?) / ? AS b, type, COUNT(*) FROM events WHERE ` +
-		strings.Join(conds, " AND ") + ` GROUP BY b, type ORDER BY b, type`
-	rows, err := s.db.QueryContext(ctx, stmt, append([]any{from, width}, args...)...)
+	stmt := `SELECT (v.time_ns - ?) / ? AS b, v.type, COUNT(*) FROM versions v` + sel.where() + ` GROUP BY b, v.type ORDER BY b, v.type`
+	rows, err := s.db.QueryContext(ctx, stmt, append([]any{from, width}, sel.args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: counts: %w", s, err)
 	}

@@ -1,7 +1,8 @@
-// Package sqlite is the embedded audit store, the zero-setup default: one
-// SQLite file (pure Go, no cgo) in WAL mode under the data directory,
-// keeping one record per identity (source, id, replay) and indexed for time
-// and type queries.
+// Package sqlite is the embedded audit store, the zero-setup default: the
+// audit ledger in one SQLite file (pure Go, no cgo) in WAL mode under the
+// data directory. Event versions are stored once each, entries appended
+// to the store's log with gapless positions in the same transaction, and
+// both indexed for the queries of package sinks.
 package sqlite
 
 import (
@@ -36,11 +37,16 @@ type Options struct {
 	Synchronous string
 	// BusyTimeout is how long a statement waits for a lock (default 10s).
 	BusyTimeout time.Duration
+	// Log names the log this store appends entries to (default
+	// sinks.DefaultLogName()). Stores sharing one file each write their
+	// own log.
+	Log string
 }
 
 // Store is the SQLite audit store.
 type Store struct {
 	path string
+	log  string
 	db   *sql.DB
 	w    *writer
 
@@ -51,14 +57,20 @@ type Store struct {
 }
 
 var (
-	_ sinks.Store            = (*Store)(nil)
-	_ sinks.OriginalsCounter = (*Store)(nil)
+	_ sinks.Store          = (*Store)(nil)
+	_ sinks.VersionCounter = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the store in dir and applies pending
 // migrations. It fails with an error wrapping sinks.ErrSchemaTooNew when
 // the file was migrated by a newer build.
 func Open(ctx context.Context, dir string, o Options) (*Store, error) {
+	if o.Log == "" {
+		o.Log = sinks.DefaultLogName()
+	}
+	if err := sinks.ValidLogName(o.Log); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	if o.Synchronous == "" {
 		o.Synchronous = "FULL"
 	}
@@ -87,7 +99,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
 	}
-	s := &Store{path: path, db: db}
+	s := &Store{path: path, log: o.Log, db: db}
 	if err := s.start(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -95,7 +107,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// start migrates the schema, prepares the upsert and starts the
+// start migrates the schema, prepares the inserts and starts the
 // checkpointer.
 func (s *Store) start(ctx context.Context) error {
 	ms, err := loadMigrations(schema.Migrations)
@@ -125,6 +137,9 @@ func (s *Store) Path() string { return s.path }
 
 // Dir is the data directory holding the file.
 func (s *Store) Dir() string { return filepath.Dir(s.path) }
+
+// Log is the log the store appends entries to.
+func (s *Store) Log() string { return s.log }
 
 // Close waits for an Append in progress to commit, stops the checkpointer
 // and closes the database; closing the last connection copies the log into

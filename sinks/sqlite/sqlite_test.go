@@ -31,6 +31,13 @@ func TestConformance(t *testing.T) {
 			}
 			return open(t, dir)
 		},
+		OpenLog: func(t *testing.T, s sinks.Store, log string) sinks.Store {
+			o, err := sqlite.Open(context.Background(), s.(*sqlite.Store).Dir(), sqlite.Options{Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		},
 	}, func(t *testing.T) sinks.Store { return open(t, t.TempDir()) })
 }
 
@@ -47,18 +54,29 @@ func TestAppendIsAtomic(t *testing.T) {
 		e.SetSource("urn:atomic")
 		e.SetType("t")
 		e.SetTime(time.Unix(int64(i), 0))
-		recs[i] = sinks.Record{Event: e}
+		recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Transport: "mem", Offset: int64(i)}}}
 	}
 	recs[250].Event = event.Event{} // no context: the event cannot be encoded
-	err := s.Append(context.Background(), recs)
+	_, err := s.Append(context.Background(), recs)
 	if err == nil || !strings.Contains(err.Error(), "record 251 of 300") || !strings.Contains(err.Error(), s.String()) {
 		t.Fatalf("Append with an unencodable record: %v", err)
 	}
 	p, err := s.Query(context.Background(), sinks.Query{Source: "urn:atomic"})
-	if err != nil || len(p.Records) != 0 {
-		t.Fatalf("after the failed Append: %d records stored, %v", len(p.Records), err)
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("after the failed Append: %d versions stored, %v", len(p.Items), err)
 	}
-	if err := s.Append(context.Background(), recs[:250]); err != nil {
-		t.Fatalf("the good records alone: %v", err)
+	if ls, err := s.Logs(context.Background()); err != nil || len(ls) != 0 {
+		t.Fatalf("after the failed Append: logs %+v, %v", ls, err)
+	}
+	res, err := s.Append(context.Background(), recs[:250])
+	if err != nil || res.Versions != 250 {
+		t.Fatalf("the good records alone: %+v, %v", res, err)
+	}
+}
+
+func TestOpenRejectsBadLogName(t *testing.T) {
+	_, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Log: "no spaces"})
+	if err == nil || !strings.Contains(err.Error(), "no spaces") {
+		t.Fatalf("Open with a bad log name: %v", err)
 	}
 }
