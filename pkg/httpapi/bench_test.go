@@ -17,7 +17,7 @@ func BenchmarkQueryHTTP(b *testing.B) {
 	e := newEnv(b)
 	const n = 1000
 	recs := httpapi.BenchRecords(n, time.Now().UTC())
-	if err := e.store.Append(context.Background(), recs); err != nil {
+	if _, err := e.store.Append(context.Background(), recs); err != nil {
 		b.Fatal(err)
 	}
 	url := e.srv.URL + "/v1/events?limit=1000&type=com.example.order.created"

@@ -85,12 +85,15 @@ func TestCurl(t *testing.T) {
 		t.Fatalf("curl GET prefix: %d %s", code, body)
 	}
 	code, body = curl("-H", "Authorization: Bearer "+e.read, e.srv.URL+"/v1/events/1?source=/shop")
-	var it item
-	if err := json.Unmarshal(body, &it); code != 200 || err != nil {
+	var versions page
+	if err := json.Unmarshal(body, &versions); code != 200 || err != nil || len(versions.Items) != 1 {
 		t.Fatalf("curl GET by id: %d %s", code, body)
 	}
-	if ev := decodeEvent(t, it.Event); ev.ID() != "1" || string(ev.Data()) != `{"total":3}` {
-		t.Errorf("curl GET by id: %s", it.Event)
+	if it := versions.Items[0]; len(it.Trail) != 1 || it.Trail[0].Kind != "received" {
+		t.Errorf("curl GET by id: trail %+v", it.Trail)
+	}
+	if ev := decodeEvent(t, versions.Items[0].Event); ev.ID() != "1" || string(ev.Data()) != `{"total":3}` {
+		t.Errorf("curl GET by id: %s", versions.Items[0].Event)
 	}
 
 	code, body = curl(e.srv.URL + "/v1/events")

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,49 +14,141 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// pageWriter streams audit records as JSON items onto a buffered writer,
-// building each item in one reused scratch buffer. Write errors stick in the
-// bufio.Writer and surface at Flush.
+// pageWriter streams event versions and ledger entries as JSON onto a
+// buffered writer, building each item in one reused scratch buffer. Write
+// errors stick in the bufio.Writer and surface at Flush.
 type pageWriter struct {
 	w       *bufio.Writer
 	scratch []byte
 }
 
-// page writes {"items":[...],"next":"..."} and a newline.
-func (p *pageWriter) page(pg sinks.Page) {
+// page writes {"items":[...],"next":"..."} and a newline; next is left
+// out when empty.
+func (p *pageWriter) page(items []sinks.Item, next string) {
 	_, _ = p.w.WriteString(`{"items":[`)
-	for i := range pg.Records {
+	for i := range items {
 		if i > 0 {
 			_ = p.w.WriteByte(',')
 		}
-		p.item(&pg.Records[i])
+		p.item(&items[i])
 	}
 	_ = p.w.WriteByte(']')
-	if pg.Next != "" {
+	if next != "" {
 		b := append(p.scratch[:0], `,"next":`...)
-		b = appendString(b, pg.Next)
+		b = appendString(b, next)
 		_, _ = p.w.Write(b)
 		p.scratch = b
 	}
 	_, _ = p.w.WriteString("}\n")
 }
 
-// item writes {"event":...,"audit":...}.
-func (p *pageWriter) item(r *sinks.Record) {
+// item writes {"event":...,"digest":...,"conflict":...,"trail":[...]}.
+func (p *pageWriter) item(it *sinks.Item) {
 	b := append(p.scratch[:0], `{"event":`...)
-	e := jsonSafe(&r.Event)
+	e := jsonSafe(&it.Event)
 	var ok bool
 	if b, ok = appendEvent(b, e); !ok {
-		// An event appendEvent leaves to the SDK: checkRecords made sure
+		// An event appendEvent leaves to the SDK: checkItems made sure
 		// it has a context, the one thing WriteJson can fail on.
 		_, _ = p.w.Write(b)
 		_ = event.WriteJson(e, p.w)
 		b = b[:0]
 	}
-	b = appendAudit(b, r)
-	b = append(b, '}')
+	b = append(b, `,"digest":`...)
+	b = appendDigest(b, it.Digest)
+	b = append(b, `,"conflict":`...)
+	b = strconv.AppendBool(b, it.Conflict)
+	b = append(b, `,"trail":[`...)
+	for i := range it.Trail {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEntry(b, &it.Trail[i], false)
+	}
+	b = append(b, "]}"...)
 	_, _ = p.w.Write(b)
 	p.scratch = b
+}
+
+// ledgerPage writes {"log":...,"entries":[...],"next_after_seq":N} and a
+// newline.
+func (p *pageWriter) ledgerPage(log string, entries []sinks.Entry, next uint64) {
+	b := append(p.scratch[:0], `{"log":`...)
+	b = appendString(b, log)
+	b = append(b, `,"entries":[`...)
+	for i := range entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEntry(b, &entries[i], true)
+		if len(b) >= 16<<10 {
+			_, _ = p.w.Write(b)
+			b = b[:0]
+		}
+	}
+	b = append(b, `],"next_after_seq":`...)
+	b = strconv.AppendUint(b, next, 10)
+	b = append(b, "}\n"...)
+	_, _ = p.w.Write(b)
+	p.scratch = b
+}
+
+// appendDigest appends d's String form as a JSON string.
+func appendDigest(b []byte, d sinks.Digest) []byte {
+	b = append(b, `"sha256:`...)
+	b = hex.AppendEncode(b, d[:])
+	return append(b, '"')
+}
+
+// appendEntry appends a ledger entry as a JSON object: log, seq, time and
+// kind, the version's source, id and digest when version is set, and the
+// other fields that are not empty.
+func appendEntry(b []byte, en *sinks.Entry, version bool) []byte {
+	b = append(b, `{"log":`...)
+	b = appendString(b, en.Log)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, en.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = en.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","kind":`...)
+	b = appendString(b, en.Kind)
+	if version {
+		b = append(b, `,"source":`...)
+		b = appendString(b, en.Source)
+		b = append(b, `,"id":`...)
+		b = appendString(b, en.ID)
+		b = append(b, `,"digest":`...)
+		b = appendDigest(b, en.Digest)
+	}
+	b = appendField(b, `,"transport":`, en.Transport)
+	b = appendField(b, `,"topic":`, en.Topic)
+	if en.Partition != 0 {
+		b = append(b, `,"partition":`...)
+		b = strconv.AppendInt(b, int64(en.Partition), 10)
+	}
+	if en.Offset != 0 {
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendInt(b, en.Offset, 10)
+	}
+	b = appendField(b, `,"request":`, en.Request)
+	b = appendField(b, `,"principal":`, en.Principal)
+	b = appendField(b, `,"route":`, en.Route)
+	b = appendField(b, `,"destination":`, en.Destination)
+	if en.Attempts != 0 {
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(en.Attempts), 10)
+	}
+	b = appendField(b, `,"error":`, en.Error)
+	b = appendField(b, `,"replay":`, en.Replay)
+	return append(b, '}')
+}
+
+// appendField appends name and s as a JSON string, unless s is empty.
+func appendField(b []byte, name, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, name...), s)
 }
 
 // appendEvent appends e in the JSON event format, byte for byte as the
@@ -133,29 +226,6 @@ func appendEvent(b []byte, e *event.Event) (_ []byte, ok bool) {
 		}
 	}
 	return append(b, '}'), true
-}
-
-// appendAudit appends ,"audit":{...}.
-func appendAudit(b []byte, r *sinks.Record) []byte {
-	b = append(b, `,"audit":{"transport":`...)
-	b = appendString(b, r.Transport)
-	b = append(b, `,"topic":`...)
-	b = appendString(b, r.Topic)
-	b = append(b, `,"partition":`...)
-	b = strconv.AppendInt(b, int64(r.Partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, r.Offset, 10)
-	b = append(b, `,"route":`...)
-	b = appendString(b, r.Route)
-	b = append(b, `,"outcome":`...)
-	b = appendString(b, r.Outcome)
-	if r.Replay != "" {
-		b = append(b, `,"replay":`...)
-		b = appendString(b, r.Replay)
-	}
-	b = append(b, `,"received":"`...)
-	b = r.Received.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
 }
 
 // jsonSafe returns e, or a shallow copy whose data the JSON event format

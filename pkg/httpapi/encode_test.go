@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -114,11 +115,12 @@ func TestAppendEventLeavesOthersToSDK(t *testing.T) {
 	var b bytes.Buffer
 	bw := bufio.NewWriter(&b)
 	pw := pageWriter{w: bw}
-	pw.item(&sinks.Record{Event: e, Transport: "mem", Received: time.Unix(1, 0)})
+	pw.item(&sinks.Item{Event: e, Trail: []sinks.Entry{{Log: "l", Seq: 1, Time: time.Unix(1, 0), Kind: sinks.KindReceived, Transport: "mem"}}})
 	_ = bw.Flush()
 	var sdk bytes.Buffer
 	_ = event.WriteJson(&e, &sdk)
-	want := `{"event":` + sdk.String() + `,"audit":{"transport":"mem","topic":"","partition":0,"offset":0,"route":"","outcome":"","received":"1970-01-01T00:00:01Z"}}`
+	want := `{"event":` + sdk.String() + `,"digest":"sha256:` + strings.Repeat("0", 64) + `","conflict":false,` +
+		`"trail":[{"log":"l","seq":1,"time":"1970-01-01T00:00:01Z","kind":"received","transport":"mem"}]}`
 	if b.String() != want {
 		t.Errorf("\ngot  %s\nwant %s", b.String(), want)
 	}
@@ -195,43 +197,83 @@ func TestJSONSafe(t *testing.T) {
 	}
 }
 
-// BenchmarkPageEncode streams a page of 1,000 records as GET /v1/events
-// writes it.
+// Entries are written with every field that is set and none that is
+// not, and read back as they were.
+func TestAppendEntry(t *testing.T) {
+	d, err := sinks.ParseDigest("sha256:" + strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := sinks.Entry{Log: "host-1", Seq: 42, Time: time.Date(2026, 5, 1, 10, 0, 0, 5e6, time.FixedZone("x", 3600)),
+		Kind: sinks.KindDeadLettered, Source: "/s\"q\"", ID: "id\n1", Digest: d, Transport: "kafka", Topic: "orders",
+		Partition: 3, Offset: -7, Request: "r", Principal: "kafka:orders", Route: "billing", Destination: "ledger",
+		Attempts: 5, Error: "HTTP 503 \xff", Replay: "job-1"}
+	b := appendEntry(nil, &full, true)
+	var got JSONEntry
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	want := JSONEntry{Log: "host-1", Seq: 42, Time: "2026-05-01T09:00:00.005Z", Kind: "deadlettered", Source: "/s\"q\"", ID: "id\n1",
+		Digest: d.String(), Transport: "kafka", Topic: "orders", Partition: 3, Offset: -7, Request: "r", Principal: "kafka:orders",
+		Route: "billing", Destination: "ledger", Attempts: 5, Error: "HTTP 503 \ufffd", Replay: "job-1"}
+	if got != want {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, want)
+	}
+	if b := appendEntry(nil, &full, false); bytes.Contains(b, []byte(`"source"`)) || bytes.Contains(b, []byte(`"digest"`)) {
+		t.Errorf("a trail entry names its version: %s", b)
+	}
+	bare := sinks.Entry{Log: "l", Seq: 1, Time: time.Unix(0, 0), Kind: sinks.KindFiltered}
+	if b, want := appendEntry(nil, &bare, false), `{"log":"l","seq":1,"time":"1970-01-01T00:00:00Z","kind":"filtered"}`; string(b) != want {
+		t.Errorf("bare entry %s, want %s", b, want)
+	}
+}
+
+// BenchmarkPageEncode streams a page of 1,000 versions with two entries
+// each as GET /v1/events writes it.
 func BenchmarkPageEncode(b *testing.B) {
-	p := sinks.Page{Records: BenchRecords(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)), Next: "eyJ0IjoxfQ"}
+	items := BenchItems(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC))
 	bw := bufio.NewWriterSize(io.Discard, 32<<10)
 	pw := pageWriter{w: bw}
 	b.ReportAllocs()
 	for b.Loop() {
-		pw.page(p)
+		pw.page(items, "eyJ0IjoxfQ")
 		_ = bw.Flush()
 	}
-	b.ReportMetric(float64(b.N*len(p.Records))/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*len(items))/b.Elapsed().Seconds(), "versions/s")
 }
 
 // BenchmarkPageEncodeStdlib writes the same page with encoding/json, for
 // comparison.
 func BenchmarkPageEncodeStdlib(b *testing.B) {
 	type item struct {
-		Event *event.Event `json:"event"`
-		Audit ItemAudit    `json:"audit"`
+		Event    *event.Event `json:"event"`
+		Digest   string       `json:"digest"`
+		Conflict bool         `json:"conflict"`
+		Trail    []JSONEntry  `json:"trail"`
 	}
 	type page struct {
 		Items []item `json:"items"`
 		Next  string `json:"next,omitempty"`
 	}
-	p := sinks.Page{Records: BenchRecords(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)), Next: "eyJ0IjoxfQ"}
+	items := BenchItems(1000, time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC))
 	b.ReportAllocs()
 	for b.Loop() {
-		out := page{Items: make([]item, len(p.Records)), Next: p.Next}
-		for i := range p.Records {
-			r := &p.Records[i]
-			out.Items[i] = item{Event: &r.Event, Audit: ItemAudit{r.Transport, r.Topic, r.Partition, r.Offset, r.Route, r.Outcome, r.Replay,
-				r.Received.UTC().Format(time.RFC3339Nano)}}
+		out := page{Items: make([]item, len(items)), Next: "eyJ0IjoxfQ"}
+		for i := range items {
+			it := &items[i]
+			trail := make([]JSONEntry, len(it.Trail))
+			for k, en := range it.Trail {
+				trail[k] = JSONEntry{Log: en.Log, Seq: en.Seq, Time: en.Time.UTC().Format(time.RFC3339Nano), Kind: en.Kind,
+					Transport: en.Transport, Topic: en.Topic, Partition: en.Partition, Offset: en.Offset, Request: en.Request,
+					Principal: en.Principal, Route: en.Route, Destination: en.Destination, Attempts: en.Attempts, Error: en.Error, Replay: en.Replay}
+			}
+			out.Items[i] = item{Event: &it.Event, Digest: it.Digest.String(), Conflict: it.Conflict, Trail: trail}
 		}
 		if err := json.NewEncoder(io.Discard).Encode(out); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N*len(p.Records))/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*len(items))/b.Elapsed().Seconds(), "versions/s")
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -50,11 +51,34 @@ func ExampleNew() {
 	api.ServeHTTP(w, r)
 	fmt.Print(w.Code, " ", w.Body.String())
 
+	// Every version of the event, each with its trail of ledger entries.
 	w = httptest.NewRecorder()
 	api.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/events/42", nil))
-	body := w.Body.String()
-	fmt.Print(w.Code, " ", body[:strings.Index(body, `,"received"`)], "}}\n")
+	var answer struct {
+		Items []struct {
+			Event    json.RawMessage `json:"event"`
+			Digest   string          `json:"digest"`
+			Conflict bool            `json:"conflict"`
+			Trail    []struct {
+				Seq                               uint64
+				Kind, Transport, Topic, Principal string
+			} `json:"trail"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, v := range answer.Items {
+		fmt.Println(w.Code, string(v.Event))
+		fmt.Println(v.Digest, "conflict:", v.Conflict)
+		for _, en := range v.Trail {
+			fmt.Println(en.Seq, en.Kind, en.Transport, en.Topic, en.Principal)
+		}
+	}
 	// Output:
 	// 202 {"accepted":1}
-	// 200 {"event":{"specversion":"1.0","id":"42","source":"/shop","type":"com.example.order.created","datacontenttype":"application/json","data":{"total":12}},"audit":{"transport":"http","topic":"events","partition":0,"offset":0,"route":"","outcome":"accepted"}}
+	// 200 {"specversion":"1.0","id":"42","source":"/shop","type":"com.example.order.created","datacontenttype":"application/json","data":{"total":12}}
+	// sha256:c592d5c0f160444cd63ad464061ade11ecf54a8b463582d99d36bd276735ad73 conflict: false
+	// 1 received http events anonymous
 }

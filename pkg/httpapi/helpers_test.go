@@ -254,10 +254,12 @@ func (e *env) post(t *testing.T, r req, n int) {
 	}
 }
 
-// item is one element of a query answer, the event kept raw.
+// item is one event version of a query answer, the event kept raw.
 type item struct {
-	Event json.RawMessage   `json:"event"`
-	Audit httpapi.ItemAudit `json:"audit"`
+	Event    json.RawMessage     `json:"event"`
+	Digest   string              `json:"digest"`
+	Conflict bool                `json:"conflict"`
+	Trail    []httpapi.JSONEntry `json:"trail"`
 }
 
 type page struct {
@@ -291,20 +293,16 @@ func decodeEvent(t *testing.T, raw json.RawMessage) event.Event {
 	return e
 }
 
-// storedCount is how many records the store holds.
+// storedCount is how many versions the store holds.
 func (e *env) storedCount(t *testing.T) int {
 	t.Helper()
 	n := 0
-	q := sinks.Query{Limit: sinks.MaxLimit}
-	for {
-		p, err := e.store.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += len(p.Records)
-		if p.Next == "" {
-			return n
-		}
-		q.Cursor = p.Next
+	err := sinks.PageAll(context.Background(), e.store, sinks.Query{Limit: sinks.MaxLimit, NoTrail: true}, func(items []sinks.Item) error {
+		n += len(items)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return n
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/auditbus/auditbus/pkg/apierror"
@@ -31,23 +32,22 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, err := s.o.Store.Query(r.Context(), q)
-	if err != nil {
-		s.storeFailed(w, r, "query", err)
-		return
+	if err == nil {
+		err = checkItems(page.Items)
 	}
-	if err := checkRecords(page.Records); err != nil {
+	if err != nil {
 		s.storeFailed(w, r, "query", err)
 		return
 	}
 	bw := startJSON(w)
 	pw := pageWriter{w: bw}
-	pw.page(page)
+	pw.page(page.Items, page.Next)
 	if err := bw.Flush(); err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "audit query answer cut short", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 	}
 }
 
-// get is GET /v1/events/{id}.
+// get is GET /v1/events/{id}: every version of the event, with its trail.
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v, err := url.ParseQuery(r.URL.RawQuery)
@@ -58,21 +58,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
-	var rec sinks.Record
-	if source, ok := v["source"]; ok {
-		rec, err = s.o.Store.Get(r.Context(), source[0], id)
-		if errors.Is(err, sinks.ErrNotFound) {
-			apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no event with id %q from source %q is in the audit store", clip(id), clip(source[0])))
-			return
-		}
+	source, given := "", false
+	if src, ok := v["source"]; ok {
+		source, given = src[0], true
 	} else {
-		var sources []string
-		rec, sources, err = s.byID(r, id)
+		sources, err := s.sourcesOf(r, id)
 		switch {
 		case err != nil:
+			s.storeFailed(w, r, "get", err)
+			return
 		case len(sources) == 0:
-			apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf(
-				"no event with id %q is in the audit store (GET /v1/events?id=... lists replayed copies too)", clip(id)))
+			apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no event with id %q is in the audit store", clip(id)))
 			return
 		case len(sources) > 1:
 			how := fmt.Sprintf("%d sources use the id %q: %s", len(sources), clip(id), strings.Join(quoteAll(sources), ", "))
@@ -83,9 +79,19 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 				how+"; an event is identified by its source and id together: add ?source=SOURCE to pick one")
 			return
 		}
+		source = sources[0]
+	}
+	items, err := s.o.Store.Get(r.Context(), source, id)
+	if errors.Is(err, sinks.ErrNotFound) {
+		msg := fmt.Sprintf("no event with id %q from source %q is in the audit store", clip(id), clip(source))
+		if !given {
+			msg = fmt.Sprintf("no event with id %q is in the audit store", clip(id))
+		}
+		apierror.Write(w, http.StatusNotFound, CodeNotFound, msg)
+		return
 	}
 	if err == nil {
-		err = checkRecords([]sinks.Record{rec})
+		err = checkItems(items)
 	}
 	if err != nil {
 		s.storeFailed(w, r, "get", err)
@@ -93,8 +99,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	}
 	bw := startJSON(w)
 	pw := pageWriter{w: bw}
-	pw.item(&rec)
-	_ = bw.WriteByte('\n')
+	pw.page(items, "")
 	_ = bw.Flush()
 }
 
@@ -114,39 +119,28 @@ func onlySource(v url.Values) error {
 	return nil
 }
 
-// byID finds the original records with this id: the first one, and the
-// sorted sources of up to maxSources+1 of them.
-func (s *Server) byID(r *http.Request, id string) (sinks.Record, []string, error) {
-	var first sinks.Record
+// sourcesOf lists, sorted, the sources of up to maxSources+1 events with
+// this id.
+func (s *Server) sourcesOf(r *http.Request, id string) ([]string, error) {
 	seen := map[string]bool{}
-	q := sinks.Query{ID: id, Limit: 100}
-	for {
-		page, err := s.o.Store.Query(r.Context(), q)
-		if err != nil {
-			return first, nil, err
+	q := sinks.Query{ID: id, NoTrail: true, Limit: 100}
+	err := sinks.PageAll(r.Context(), s.o.Store, q, func(items []sinks.Item) error {
+		for i := range items {
+			seen[items[i].Event.Source()] = true
 		}
-		for i := range page.Records {
-			rec := &page.Records[i]
-			if rec.Replay != "" || seen[rec.Event.Source()] {
-				continue
-			}
-			if len(seen) == 0 {
-				first = *rec
-			}
-			seen[rec.Event.Source()] = true
+		if len(seen) > maxSources {
+			return errEnough
 		}
-		if page.Next == "" || len(seen) > maxSources {
-			break
-		}
-		q.Cursor = page.Next
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
 	}
-	sources := make([]string, 0, len(seen))
-	for src := range seen {
-		sources = append(sources, src)
-	}
-	sort.Strings(sources)
-	return first, sources, nil
+	return slices.Sorted(maps.Keys(seen)), nil
 }
+
+// errEnough stops a paging that found what it looked for.
+var errEnough = errors.New("enough")
 
 // badQuery answers 400 bad_query; a sinks.ErrBadQuery loses its prefix.
 func badQuery(w http.ResponseWriter, err error) {
@@ -166,12 +160,12 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, op string, 
 	apierror.Write(w, http.StatusServiceUnavailable, CodeUnavailable, "the audit store did not answer: "+err.Error()+"; try again later")
 }
 
-// checkRecords refuses records that cannot be written as events, before
+// checkItems refuses versions that cannot be written as events, before
 // the 200 goes out.
-func checkRecords(recs []sinks.Record) error {
-	for i := range recs {
-		if recs[i].Event.Context == nil {
-			return fmt.Errorf("record %d of the answer has no event attributes; the store returned a damaged record", i)
+func checkItems(items []sinks.Item) error {
+	for i := range items {
+		if items[i].Event.Context == nil {
+			return fmt.Errorf("version %d of the answer has no event attributes; the store returned a damaged version", i)
 		}
 	}
 	return nil

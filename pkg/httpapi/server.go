@@ -52,7 +52,7 @@ type Options struct {
 	// lets every request through (whether that is allowed is the daemon's
 	// decision; see auth.CheckListen).
 	Verifier *auth.Verifier
-	// Store answers the audit queries. Required.
+	// Store answers the audit queries and the ledger reads. Required.
 	Store sinks.Store
 	// Audit makes the records of ingested events durable; the daemon's
 	// *sinks.Writer. Required.
@@ -153,12 +153,16 @@ func New(o Options) (*Server, error) {
 		{"POST /v1/events", write(http.HandlerFunc(s.ingest))},
 		{"GET /v1/events", read(http.HandlerFunc(s.list))},
 		{"GET /v1/events/{id}", read(http.HandlerFunc(s.get))},
+		{"GET /v1/ledger", read(http.HandlerFunc(s.ledger))},
+		{"GET /v1/ledger/logs", read(http.HandlerFunc(s.logs))},
 		{"GET /healthz", http.HandlerFunc(s.healthz)},
 		{"GET /readyz", http.HandlerFunc(s.readyz)},
 		{"GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)})},
 		// The same paths without a method catch the other methods.
 		{"/v1/events", notAllowed("GET, HEAD, POST")},
 		{"/v1/events/{id}", notAllowed("GET, HEAD")},
+		{"/v1/ledger", notAllowed("GET, HEAD")},
+		{"/v1/ledger/logs", notAllowed("GET, HEAD")},
 		{"/healthz", notAllowed("GET, HEAD")},
 		{"/readyz", notAllowed("GET, HEAD")},
 		{"/metrics", notAllowed("GET, HEAD")},
@@ -264,7 +268,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // endpoints lists the API for messages about unknown paths.
-const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /healthz, GET /readyz and GET /metrics"
+const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /healthz, GET /readyz and GET /metrics"
 
 func notFound(w http.ResponseWriter, r *http.Request) {
 	apierror.Write(w, http.StatusNotFound, CodeNotFound,
