@@ -4,14 +4,16 @@
 // Endpoints (scopes are checked only when the Verifier has keys):
 //
 //	POST /v1/events          scope events:write  ingest, binary, structured or batch content mode
-//	GET  /v1/events          scope audit:read    audit query, one page of records
-//	GET  /v1/events/{id}     scope audit:read    one audited event (?source= when ids collide)
+//	GET  /v1/events          scope audit:read    audit query, one page of event versions with their trails
+//	GET  /v1/events/{id}     scope audit:read    every version of one event (?source= when ids collide)
+//	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
+//	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
 //	POST /v1/replays         scope replay:write  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
 //	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
 //	GET  /v1/replays/{id}    scope audit:read    one replay job
 //	DELETE /v1/replays/{id}  scope replay:write  cancel a running job (200 with the job)
 //	POST /v1/replays/{id}/retry  replay:write    continue a failed or cancelled job from its checkpoint
-//	POST /v1/redrives        scope replay:write  redrive a route's dead-lettered events (202 {"jobs":[...]})
+//	POST /v1/redrives        scope replay:write  redrive a route's dead-lettered events (202 {"jobs":[...]}, 200 with none)
 //	GET  /healthz            no token            200 {"status":"ok"} while the process serves
 //	GET  /readyz             no token            200 {"status":"ready"}, or 503 not_ready with the reason
 //	GET  /metrics            no token            Prometheus text format
@@ -27,39 +29,65 @@
 // source and id). A batch is all or nothing.
 //
 // GET /v1/events takes the parameters of sinks.ParseQuery: from and to
-// (RFC 3339), type (a trailing * matches a prefix), source, subject, id,
-// route, outcome, limit (at most 10,000; default 100), order (asc or desc)
-// and cursor. It answers
+// (RFC 3339, the version's time), type (a trailing * matches a prefix),
+// source, subject, id; route, destination, outcome (an entry kind:
+// received, filtered, delivered, deadlettered, poison, replayed),
+// received_from and received_to (RFC 3339, the entry's time), which
+// select the versions with one entry matching all of those given; limit
+// (at most 10,000; default 100), order (asc or desc) and cursor. It
+// answers one item per event version,
 //
-//	{"items":[{"event":{...},"audit":{...}},...],"next":"<cursor>"}
+//	{"items":[{"event":{...},"digest":"sha256:...","conflict":false,"trail":[{...},...]},...],"next":"<cursor>"}
 //
 // where event is the CloudEvent in the JSON event format as the CloudEvents
 // SDK writes it, its data byte for byte: as JSON when it is valid JSON of a
 // JSON content type, as a string when it is UTF-8 text, in data_base64
-// otherwise. audit holds transport, topic, partition, offset, route,
-// outcome, replay (omitted for originals) and received (RFC 3339, UTC).
-// next is omitted on the last page; pass it as cursor, with the same other
-// parameters, for the next page. GET /v1/events/{id} answers one such item.
+// otherwise. digest names the version (sinks.DigestEvent); conflict says
+// that another version of the same source and id was stored before it.
+// trail is every ledger entry of the version, ordered by time, log and
+// seq: {"log", "seq", "time", "kind", "transport", "topic", "partition",
+// "offset", "request", "principal", "route", "destination", "attempts",
+// "error", "replay"}, the empty ones left out. next is omitted on the
+// last page; pass it as cursor, with the same other parameters, for the
+// next page. GET /v1/events/{id} answers {"items":[...]}: every version
+// of the event, in the order they were stored.
+//
+// GET /v1/ledger pages through one log's entries in seq order: log is
+// required, after_seq (default 0) is the last seq already read, limit is
+// 1 to 10,000 (default 100). It answers
+//
+//	{"log":"L","entries":[{"log","seq","time","kind","source","id","digest",...}],"next_after_seq":N}
+//
+// each entry with its version's source, id and digest; next_after_seq is
+// the after_seq of the next page. A page with fewer entries than limit
+// reached the end of the log as it stands; entries appended later come
+// after next_after_seq. A log the ledger does not hold is 404 not_found.
 //
 // The replay endpoints exist when Options.Replays is set. POST /v1/replays
 // takes the JSON body of ReplayRequest,
 //
 //	{"filter": {"from": "2026-05-01T00:00:00Z", "to": "...", "type": "com.example.order.*",
-//	            "source": ..., "subject": ..., "id": ..., "route": ..., "outcome": ...},
+//	            "source": ..., "subject": ..., "id": ..., "route": ..., "destination": ...,
+//	            "outcome": ..., "received_from": ..., "received_to": ...},
 //	 "destination": {"transport": "kafka", "topic": "orders-replayed"},
 //	 "rate": 1000, "name": "orders for the new billing service"}
 //
-// where destination is a topic of an enabled transport, a webhook
+// where the filter selects versions as GET /v1/events does and
+// destination is a topic of an enabled transport, a webhook
 // ({"webhook": {"url": ..., "timeout": "5s", "headers": {...}}}) or a
 // destination of a route ({"route": "billing", "destination": "ledger"}),
-// resolved by Options.Destinations. Unknown members are refused. A job
-// (ReplayJob) is {"id", "name", "state", "request", "progress": {"done",
-// "failed", "total", "rate", "eta_seconds"}, "errors", "error_count",
-// "error", "created", "updated"}. POST /v1/redrives takes RedriveRequest,
-// {"route", "destination", "from", "to", "rate", "name"}: the route's
-// events audited as dead-lettered are published again to the destination,
-// or to each destination of the route, one job each, and those accepted
-// are audited as delivered.
+// resolved by Options.Destinations. Unknown members are refused. Each copy
+// the destination accepts is recorded as a replayed entry on the original
+// version. A job (ReplayJob) is {"id", "name", "state", "request",
+// "progress": {"done", "failed", "skipped", "total", "rate",
+// "eta_seconds"}, "errors", "error_count", "error", "created",
+// "updated"}. POST /v1/redrives takes RedriveRequest, {"route",
+// "destination", "from", "to", "rate", "name"}: the versions the route's
+// destination dead-lettered and has not delivered since are published to
+// it again, and each it accepts is recorded as delivered there, so a
+// later redrive leaves it out. Without a destination, each destination of
+// the route with versions to redrive gets a job of its own; when none has
+// any, the answer is 200 {"jobs":[]}.
 //
 // Every error is the JSON body of package apierror,
 // {"error":{"code":"...","message":"..."}}, with "attribute" and "index"
@@ -74,7 +102,7 @@
 //	400 bad_request                     a replay or redrive body field is unknown, missing or bad; the message names it
 //	401 unauthorized, malformed_token, bad_signature, token_expired, ...  (package auth)
 //	403 insufficient_scope              the token lacks the endpoint's scope
-//	404 not_found                       no such endpoint, or no such event
+//	404 not_found                       no such endpoint, event or log
 //	404 unknown_route                   ?route= names no HTTP-fed route
 //	404 no_route                        nothing consumes the topic on the transport
 //	405 method_not_allowed              with an Allow header

@@ -103,7 +103,11 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		writeValue(w, http.StatusOK, map[string]int64{"events": n})
 		return
 	}
-	j, err := s.o.Replays.Start(r.Context(), replay.Request{Filter: q, Destination: target, Rate: body.Rate, Name: body.Name})
+	req := replay.Request{Filter: q, Destination: target, Rate: body.Rate, Name: body.Name}
+	if d := body.Destination; d.Route != "" {
+		req.Route, req.RouteDestination = d.Route, d.Destination
+	}
+	j, err := s.o.Replays.Start(r.Context(), req)
 	if err != nil {
 		s.replayFailed(w, r, "start", err)
 		return
@@ -203,7 +207,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, redriveFields, &body) {
 		return
 	}
-	rr := replay.RedriveRequest{Route: body.Route, Destination: body.Destination, Rate: body.Rate, Name: body.Name}
+	rr := replay.RedriveRequest{Route: body.Route, Rate: body.Rate, Name: body.Name}
 	var err error
 	if rr.From, err = fieldTime("from", body.From); err == nil {
 		rr.To, err = fieldTime("to", body.To)
@@ -223,8 +227,8 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Resolve and check every job before starting any.
-	reqs := make([]replay.Request, len(dests))
-	for i, d := range dests {
+	reqs := make([]replay.Request, 0, len(dests))
+	for _, d := range dests {
 		t, err := s.o.Destinations.Target(ReplayDestination{Route: body.Route, Destination: d})
 		if err != nil {
 			s.replayFailed(w, r, "redrive", redriveField(err))
@@ -232,10 +236,23 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		}
 		one := rr
 		one.Destination = d
-		if reqs[i], err = one.Request(t); err != nil {
+		req, err := one.Request(t)
+		if err != nil {
 			s.badReplay(w, r, redriveField(err))
 			return
 		}
+		if body.Destination == "" {
+			// Only the destinations that have something to redrive.
+			n, err := s.o.Replays.Count(r.Context(), req.Filter)
+			if err != nil {
+				s.replayFailed(w, r, "count", err)
+				return
+			}
+			if n == 0 {
+				continue
+			}
+		}
+		reqs = append(reqs, req)
 	}
 	out := redriveAnswer{Jobs: make([]ReplayJob, 0, len(reqs))}
 	for _, req := range reqs {
@@ -245,8 +262,13 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "redrive started", s.replayAttrs(r, slog.String("job", j.ID),
-			slog.String("route", body.Route), slog.String("destination", req.Destination.String()))...)
+			slog.String("route", body.Route), slog.String("destination", req.RouteDestination))...)
 		out.Jobs = append(out.Jobs, jobView(j))
+	}
+	if len(out.Jobs) == 0 {
+		// Nothing to redrive: no job started.
+		writeValue(w, http.StatusOK, out)
+		return
 	}
 	if len(out.Jobs) == 1 {
 		w.Header().Set("Location", "/v1/replays/"+url.PathEscape(out.Jobs[0].ID))

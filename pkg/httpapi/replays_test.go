@@ -88,8 +88,10 @@ func newReplayEnv(t *testing.T) *replayEnv {
 }
 
 // storeEvents audits n events, one a second from replayBase: even ones of
-// type com.example.order.created, odd ones com.example.user.signup; every
-// tenth one dead-lettered by the route billing, the others delivered.
+// type com.example.order.created, odd ones com.example.user.signup, each
+// received and routed by the route billing to its destinations ledger and
+// archive. Every tenth one was dead-lettered by ledger, every twentieth
+// by archive too; the others were delivered.
 func (re *replayEnv) storeEvents(t *testing.T, n int) {
 	t.Helper()
 	recs := make([]sinks.Record, n)
@@ -104,16 +106,37 @@ func (re *replayEnv) storeEvents(t *testing.T, n int) {
 		e.SetTime(replayBase.Add(time.Duration(i) * time.Second))
 		e.SetExtension(bus.ExtPartitionKey, fmt.Sprintf("k%d", i%5))
 		_ = e.SetData("application/json", []byte(fmt.Sprintf(`{"n":%d}`, i)))
-		outcome := sinks.OutcomeDelivered
+		at := replayBase.Add(time.Duration(i)*time.Second + time.Millisecond)
+		from := sinks.Entry{Transport: "mem", Topic: "orders", Offset: int64(i)}
+		received, ledger, archive := from, from, from
+		received.Kind, received.Time, received.Principal = sinks.KindReceived, at, "mem:orders"
+		ledger.Kind, ledger.Time, ledger.Route, ledger.Destination, ledger.Attempts = sinks.KindDelivered, at, "billing", "ledger", 1
+		archive.Kind, archive.Time, archive.Route, archive.Destination, archive.Attempts = sinks.KindDelivered, at, "billing", "archive", 1
 		if i%10 == 0 {
-			outcome = sinks.OutcomeDeadLettered
+			ledger.Kind, ledger.Attempts, ledger.Error = sinks.KindDeadLettered, 3, "HTTP 503"
 		}
-		recs[i] = sinks.Record{Event: e, Transport: "mem", Topic: "orders", Route: "billing", Outcome: outcome,
-			Received: replayBase.Add(time.Duration(i)*time.Second + time.Millisecond)}
+		if i%20 == 0 {
+			archive.Kind, archive.Attempts, archive.Error = sinks.KindDeadLettered, 3, "HTTP 500"
+		}
+		recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{received, ledger, archive}}
 	}
 	if err := re.writer.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// versions lists the versions q selects, with their trails.
+func (re *replayEnv) versions(t *testing.T, q sinks.Query) []sinks.Item {
+	t.Helper()
+	var out []sinks.Item
+	q.Limit = sinks.MaxLimit
+	if err := sinks.PageAll(context.Background(), re.store, q, func(items []sinks.Item) error {
+		out = append(out, items...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func at(sec int) string {
@@ -193,6 +216,20 @@ func TestReplayStartFollowListDryRun(t *testing.T) {
 	if len(byID) != 25 {
 		t.Errorf("%d distinct events replayed, want 25", len(byID))
 	}
+	// Each copy is a replayed entry on its original version.
+	replayed := re.versions(t, sinks.Query{Kind: sinks.KindReplayed})
+	if len(replayed) != 25 {
+		t.Errorf("%d versions have a replayed entry, want 25", len(replayed))
+	}
+	for _, it := range replayed {
+		last := it.Trail[len(it.Trail)-1]
+		if last.Kind != sinks.KindReplayed || last.Replay != j.ID || last.Destination != "mem:replayed" || last.Route != "" {
+			t.Errorf("%s: last entry %+v, want replayed by %s to mem:replayed", it.Event.ID(), last, j.ID)
+		}
+		if _, ok := it.Event.Extensions()[replay.ExtReplay]; ok {
+			t.Errorf("%s: the stored version carries %s", it.Event.ID(), replay.ExtReplay)
+		}
+	}
 
 	r = re.do(t, req{path: "/v1/replays", token: re.read})
 	var list struct {
@@ -237,18 +274,49 @@ func TestReplayToWebhook(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
-		body: `{"filter": {"source": "/shop", "outcome": "deadlettered"}, "destination": {"webhook": {"url": "` + hook.URL + `", "timeout": "5s"}}, "rate": 1000}`})
+		body: `{"filter": {"source": "/shop", "outcome": "deadlettered", "destination": "ledger", "received_from": "` + at(0) + `"},
+			"destination": {"webhook": {"url": "` + hook.URL + `", "timeout": "5s"}}, "rate": 1000}`})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("POST /v1/replays: %d %s", r.status, r.body)
 	}
 	j := re.waitJob(t, decodeJob(t, r).ID)
-	if j.State != replay.Done || j.Progress.Done != 3 || j.Request.Rate != 1000 || j.Request.Destination != hook.URL {
+	if j.State != replay.Done || j.Progress.Done != 3 || j.Request.Rate != 1000 || j.Request.Destination != hook.URL ||
+		j.Request.Filter != (httpapi.ReplayFilter{Source: "/shop", Outcome: "deadlettered", Destination: "ledger", ReceivedFrom: at(0)}) {
 		t.Fatalf("job %+v", j)
+	}
+	for _, it := range re.versions(t, sinks.Query{Kind: sinks.KindReplayed}) {
+		last := it.Trail[len(it.Trail)-1]
+		if last.Replay != j.ID || last.Destination != hook.URL || last.Route != "" {
+			t.Errorf("%s: last entry %+v, want replayed to the webhook", it.Event.ID(), last)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if want := []string{"r-0000 " + j.ID, "r-0010 " + j.ID, "r-0020 " + j.ID}; fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("the webhook got %v, want %v", ids, want)
+	}
+}
+
+// A replay to a route's destination records the route and the
+// destination's own name, as the router's entries do.
+func TestReplayToRouteDestination(t *testing.T) {
+	re := newReplayEnv(t)
+	re.storeEvents(t, 4)
+	got := subscribe(t, re.mem, "archive")
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
+		body: `{"filter": {"id": "r-0001"}, "destination": {"route": "billing", "destination": "archive"}}`})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST /v1/replays: %d %s", r.status, r.body)
+	}
+	j := re.waitJob(t, decodeJob(t, r).ID)
+	got.waitFor(t, 1)
+	items := re.versions(t, sinks.Query{Kind: sinks.KindReplayed})
+	if j.State != replay.Done || j.Request.Destination != "route:billing/archive" || len(items) != 1 {
+		t.Fatalf("job %+v, %d versions replayed", j, len(items))
+	}
+	last := items[0].Trail[len(items[0].Trail)-1]
+	if last.Kind != sinks.KindReplayed || last.Route != "billing" || last.Destination != "archive" || last.Replay != j.ID {
+		t.Errorf("entry %+v, want replayed to billing's archive", last)
 	}
 }
 
@@ -278,6 +346,10 @@ func TestReplayBadRequests(t *testing.T) {
 		{`{"filter": {"to": 12}, ` + dest + `}`, "filter.to"},
 		{`{"filter": {"type": "*"}, ` + dest + `}`, "filter.type"},
 		{`{"filter": {"outcome": "lost"}, ` + dest + `}`, "filter.outcome"},
+		{`{"filter": {"outcome": "accepted"}, ` + dest + `}`, "filter.outcome"},
+		{`{"filter": {"received_from": "soon"}, ` + dest + `}`, "filter.received_from"},
+		{`{"filter": {"received_from": "` + at(5) + `", "received_to": "` + at(5) + `"}, ` + dest + `}`, "filter.received_to"},
+		{`{"filter": {"destination": 7}, ` + dest + `}`, "filter.destination"},
 		{`{"filter": "all", ` + dest + `}`, "filter"},
 		{`{"filter": {}, ` + dest + `, "rate": -1}`, "rate"},
 		{`{"filter": {}, ` + dest + `, "rate": "fast"}`, "rate"},
@@ -352,7 +424,13 @@ func TestRedrive(t *testing.T) {
 	re := newReplayEnv(t)
 	re.storeEvents(t, 100)
 	ledger := subscribe(t, re.mem, "ledger")
-	subscribe(t, re.mem, "archive")
+	archive := subscribe(t, re.mem, "archive")
+	redrivable := func(dest string) int {
+		return len(re.versions(t, sinks.Query{Route: "billing", Destination: dest, Kind: sinks.KindDeadLettered, Redrivable: true}))
+	}
+	if redrivable("ledger") != 10 || redrivable("archive") != 5 {
+		t.Fatalf("redrivable before: %d at ledger, %d at archive; want 10 and 5", redrivable("ledger"), redrivable("archive"))
+	}
 	r := re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing", "destination": "ledger"}`})
 	var ans struct {
 		Jobs []httpapi.ReplayJob `json:"jobs"`
@@ -365,7 +443,8 @@ func TestRedrive(t *testing.T) {
 	}
 	j := re.waitJob(t, ans.Jobs[0].ID)
 	if j.State != replay.Done || j.Progress.Done != 10 || !j.Request.Redrive || j.Request.Destination != "route:billing/ledger" ||
-		j.Request.Filter != (httpapi.ReplayFilter{Route: "billing", Outcome: sinks.OutcomeDeadLettered}) || j.Name != "redrive billing to ledger" {
+		j.Request.Filter != (httpapi.ReplayFilter{Route: "billing", Destination: "ledger", Outcome: sinks.KindDeadLettered}) ||
+		j.Name != "redrive billing to ledger" {
 		t.Fatalf("redrive job %+v", j)
 	}
 	for _, e := range ledger.waitFor(t, 10) {
@@ -374,19 +453,33 @@ func TestRedrive(t *testing.T) {
 			t.Errorf("the destination got %s, which was not dead-lettered", e.ID())
 		}
 	}
-	// The redriven events are audited as delivered now.
-	p, err := re.store.Query(context.Background(), sinks.Query{Route: "billing", Outcome: sinks.OutcomeDeadLettered})
-	if err != nil || len(p.Records) != 0 {
-		t.Errorf("%d records still dead-lettered (%v)", len(p.Records), err)
+	// Each redelivery is a delivered entry on the original version, so the
+	// version is no longer redrivable at ledger; archive's are.
+	if n := redrivable("ledger"); n != 0 {
+		t.Errorf("%d versions still redrivable at ledger", n)
+	}
+	for _, it := range re.versions(t, sinks.Query{Route: "billing", Destination: "ledger", Kind: sinks.KindDeadLettered}) {
+		last := it.Trail[len(it.Trail)-1]
+		if last.Kind != sinks.KindDelivered || last.Route != "billing" || last.Destination != "ledger" || last.Replay != j.ID || last.Attempts != 1 {
+			t.Errorf("%s: last entry %+v, want delivered to billing/ledger by %s", it.Event.ID(), last, j.ID)
+		}
 	}
 
-	// Without a destination: one job per destination of the route.
+	// Without a destination: a job for each destination that still has
+	// versions to redrive.
 	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing", "from": "` + at(0) + `", "rate": 100}`})
 	ans.Jobs = nil
-	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 2 ||
-		ans.Jobs[0].Request.Destination != "route:billing/ledger" || ans.Jobs[1].Request.Destination != "route:billing/archive" ||
-		r.header.Get("Location") != "" {
+	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 1 ||
+		ans.Jobs[0].Request.Destination != "route:billing/archive" {
 		t.Fatalf("redrive of every destination: %d %s", r.status, r.body)
+	}
+	if j := re.waitJob(t, ans.Jobs[0].ID); j.State != replay.Done || j.Progress.Done != 5 {
+		t.Fatalf("redrive to archive: %+v", j)
+	}
+	archive.waitFor(t, 5)
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing"}`})
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"jobs":[]}` {
+		t.Fatalf("redrive with nothing left: %d %s", r.status, r.body)
 	}
 	for _, c := range []struct{ body, field string }{
 		{`{}`, "route"},

@@ -15,7 +15,7 @@ import (
 
 // ReplayRequest is the body of POST /v1/replays.
 type ReplayRequest struct {
-	// Filter selects the audit records to replay.
+	// Filter selects the event versions to replay.
 	Filter ReplayFilter `json:"filter"`
 	// Destination receives the copies; required unless the request is a
 	// dry run.
@@ -26,18 +26,24 @@ type ReplayRequest struct {
 	Name string `json:"name,omitempty"`
 }
 
-// ReplayFilter selects records as the audit query does. Every field is
-// optional; From and To are RFC 3339 times (From inclusive, To exclusive)
-// and a Type ending in "*" matches a prefix.
+// ReplayFilter selects event versions as the audit query does. Every
+// field is optional; From and To (the version's time) and ReceivedFrom
+// and ReceivedTo (its entries' time) are RFC 3339 times, each range's
+// start inclusive and end exclusive, and a Type ending in "*" matches a
+// prefix. Route, Destination, Outcome (an entry kind) and the received
+// range select the versions with one entry that matches all of them.
 type ReplayFilter struct {
-	From    string `json:"from,omitempty"`
-	To      string `json:"to,omitempty"`
-	Type    string `json:"type,omitempty"`
-	Source  string `json:"source,omitempty"`
-	Subject string `json:"subject,omitempty"`
-	ID      string `json:"id,omitempty"`
-	Route   string `json:"route,omitempty"`
-	Outcome string `json:"outcome,omitempty"`
+	From         string `json:"from,omitempty"`
+	To           string `json:"to,omitempty"`
+	Type         string `json:"type,omitempty"`
+	Source       string `json:"source,omitempty"`
+	Subject      string `json:"subject,omitempty"`
+	ID           string `json:"id,omitempty"`
+	Route        string `json:"route,omitempty"`
+	Destination  string `json:"destination,omitempty"`
+	Outcome      string `json:"outcome,omitempty"`
+	ReceivedFrom string `json:"received_from,omitempty"`
+	ReceivedTo   string `json:"received_to,omitempty"`
 }
 
 // ReplayDestination is where a replay publishes: exactly one of a topic
@@ -69,9 +75,11 @@ type RedriveRequest struct {
 	// Route is the route whose dead-lettered events are delivered again.
 	Route string `json:"route"`
 	// Destination names one of the route's destinations; empty means
-	// every destination of the route, one job each.
+	// each destination of the route that has versions to redrive, one
+	// job each.
 	Destination string `json:"destination,omitempty"`
-	// From and To narrow the redrive to a time window (RFC 3339).
+	// From and To narrow the redrive to a time window of the versions
+	// (RFC 3339).
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
 	// Rate and Name are as in ReplayRequest.
@@ -85,8 +93,8 @@ type ReplayJob struct {
 	Name    string           `json:"name"`
 	State   replay.State     `json:"state"`
 	Request ReplayJobRequest `json:"request"`
-	// Progress has done, failed, total (-1 while counting), rate (events/s)
-	// and eta_seconds.
+	// Progress has done, failed, skipped (copies made by replays, left
+	// out), total (-1 while counting), rate (events/s) and eta_seconds.
 	Progress replay.Progress `json:"progress"`
 	// Errors holds the first failures; ErrorCount counts them all.
 	Errors     []replay.JobError `json:"errors"`
@@ -111,7 +119,8 @@ type replayList struct {
 	Replays []ReplayJob `json:"replays"`
 }
 
-// redriveAnswer is the answer of POST /v1/redrives.
+// redriveAnswer is the answer of POST /v1/redrives: the jobs started,
+// none when no destination of the route has a version to redrive.
 type redriveAnswer struct {
 	Jobs []ReplayJob `json:"jobs"`
 }
@@ -134,28 +143,36 @@ func jobView(j replay.Job) ReplayJob {
 }
 
 func filterView(q sinks.Query) ReplayFilter {
-	f := ReplayFilter{Type: q.Type, Source: q.Source, Subject: q.Subject, ID: q.ID, Route: q.Route, Outcome: q.Outcome}
+	f := ReplayFilter{Type: q.Type, Source: q.Source, Subject: q.Subject, ID: q.ID, Route: q.Route,
+		Destination: q.Destination, Outcome: q.Kind, From: timeView(q.From), To: timeView(q.To),
+		ReceivedFrom: timeView(q.ReceivedFrom), ReceivedTo: timeView(q.ReceivedTo)}
 	if q.TypePrefix {
 		f.Type += "*"
-	}
-	if !q.From.IsZero() {
-		f.From = q.From.UTC().Format(time.RFC3339Nano)
-	}
-	if !q.To.IsZero() {
-		f.To = q.To.UTC().Format(time.RFC3339Nano)
 	}
 	return f
 }
 
+// timeView is t in RFC 3339, "" when zero.
+func timeView(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 // query turns the filter into a store query; errors are *replay.FieldError.
 func (f ReplayFilter) query() (sinks.Query, error) {
-	q := sinks.Query{Type: f.Type, Source: f.Source, Subject: f.Subject, ID: f.ID, Route: f.Route, Outcome: f.Outcome}
-	var err error
-	if q.From, err = fieldTime("filter.from", f.From); err != nil {
-		return q, err
-	}
-	if q.To, err = fieldTime("filter.to", f.To); err != nil {
-		return q, err
+	q := sinks.Query{Type: f.Type, Source: f.Source, Subject: f.Subject, ID: f.ID, Route: f.Route,
+		Destination: f.Destination, Kind: f.Outcome}
+	for _, t := range []struct {
+		field, v string
+		to       *time.Time
+	}{{"filter.from", f.From, &q.From}, {"filter.to", f.To, &q.To},
+		{"filter.received_from", f.ReceivedFrom, &q.ReceivedFrom}, {"filter.received_to", f.ReceivedTo, &q.ReceivedTo}} {
+		var err error
+		if *t.to, err = fieldTime(t.field, t.v); err != nil {
+			return q, err
+		}
 	}
 	if t, ok := strings.CutSuffix(q.Type, "*"); ok {
 		q.Type, q.TypePrefix = t, true
@@ -240,7 +257,8 @@ type fields map[string]fields
 
 var (
 	replayFields = fields{
-		"filter": {"from": nil, "to": nil, "type": nil, "source": nil, "subject": nil, "id": nil, "route": nil, "outcome": nil},
+		"filter": {"from": nil, "to": nil, "type": nil, "source": nil, "subject": nil, "id": nil, "route": nil,
+			"destination": nil, "outcome": nil, "received_from": nil, "received_to": nil},
 		"destination": {"transport": nil, "topic": nil, "route": nil, "destination": nil,
 			"webhook": {"url": nil, "timeout": nil, "headers": nil}},
 		"rate": nil, "name": nil,
