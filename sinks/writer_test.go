@@ -15,10 +15,12 @@ import (
 )
 
 // memStore is a Store kept in a map, with a switch that makes Append fail
-// and a gate that holds Append, to drive the writer's retry and bound.
+// and a gate that holds Append, to drive the writer's retry and bound. It
+// keeps one version per (source, id) and counts entries by Key.
 type memStore struct {
 	mu      sync.Mutex
 	recs    map[string]sinks.Record
+	keys    map[[16]byte]bool
 	fail    bool
 	appends int
 	gate    chan struct{} // when non-nil, Append waits for a value
@@ -26,11 +28,13 @@ type memStore struct {
 	sizes   []int         // records per Append, in the order they passed the gate
 }
 
-func newMemStore() *memStore { return &memStore{recs: map[string]sinks.Record{}} }
+func newMemStore() *memStore {
+	return &memStore{recs: map[string]sinks.Record{}, keys: map[[16]byte]bool{}}
+}
 
 func (m *memStore) String() string { return "mem store" }
 
-func (m *memStore) Append(ctx context.Context, recs []sinks.Record) error {
+func (m *memStore) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendResult, error) {
 	m.mu.Lock()
 	gate := m.gate
 	if gate != nil {
@@ -48,23 +52,41 @@ func (m *memStore) Append(ctx context.Context, recs []sinks.Record) error {
 	m.appends++
 	m.sizes = append(m.sizes, len(recs))
 	if m.fail {
-		return errors.New("disk on fire")
+		return sinks.AppendResult{}, errors.New("disk on fire")
 	}
+	var res sinks.AppendResult
 	for _, r := range recs {
+		if err := r.Prepare(); err != nil {
+			return sinks.AppendResult{}, err
+		}
 		k := r.Event.Source() + "/" + r.Event.ID()
 		if _, ok := m.recs[k]; !ok {
 			m.recs[k] = r
+			res.Versions++
+		}
+		for i := range r.Entries {
+			if key := r.Entries[i].Key(); m.keys[key] {
+				res.Duplicates++
+			} else {
+				m.keys[key] = true
+				res.Entries++
+			}
 		}
 	}
-	return nil
+	return res, nil
 }
 
 func (m *memStore) Query(context.Context, sinks.Query) (sinks.Page, error) { return sinks.Page{}, nil }
-func (m *memStore) Get(context.Context, string, string) (sinks.Record, error) {
-	return sinks.Record{}, sinks.ErrNotFound
+func (m *memStore) Get(context.Context, string, string) ([]sinks.Item, error) {
+	return nil, sinks.ErrNotFound
 }
 func (m *memStore) Counts(context.Context, sinks.CountQuery) ([]sinks.Count, error) { return nil, nil }
-func (m *memStore) Close() error                                                    { return nil }
+func (m *memStore) Logs(context.Context) ([]sinks.LogInfo, error)                   { return nil, nil }
+func (m *memStore) Entries(context.Context, string, uint64, int) ([]sinks.Entry, error) {
+	return nil, sinks.ErrNoLog
+}
+func (m *memStore) Retain(context.Context, time.Time) (int, error) { return 0, nil }
+func (m *memStore) Close() error                                   { return nil }
 
 func (m *memStore) len() int {
 	m.mu.Lock()
@@ -79,7 +101,7 @@ func records(prefix string, n int) []sinks.Record {
 		e.SetID(fmt.Sprintf("%s-%d", prefix, i))
 		e.SetSource("urn:w")
 		e.SetType("t")
-		recs[i] = sinks.Record{Event: e}
+		recs[i] = sinks.Record{Event: e, Entries: []sinks.Entry{{Kind: sinks.KindReceived, Transport: "mem", Offset: int64(i)}}}
 	}
 	return recs
 }
@@ -195,6 +217,13 @@ type countMetrics struct {
 	mu          sync.Mutex
 	rows, fails int
 	maxQueued   int
+	appended    sinks.AppendResult
+}
+
+func (c *countMetrics) Appended(r sinks.AppendResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.appended.Add(r)
 }
 
 func (c *countMetrics) Flushed(rows int, _ time.Duration, err error) {
@@ -220,11 +249,18 @@ func TestWriterMetrics(t *testing.T) {
 	if err := w.Write(context.Background(), records("m", 250)); err != nil {
 		t.Fatal(err)
 	}
+	// The same hops again: duplicates, no new version.
+	if err := w.Write(context.Background(), records("m", 50)); err != nil {
+		t.Fatal(err)
+	}
 	_ = w.Close()
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
-	if cm.rows != 250 || cm.fails != 0 || cm.maxQueued == 0 || cm.maxQueued > 400 {
+	if cm.rows != 300 || cm.fails != 0 || cm.maxQueued == 0 || cm.maxQueued > 400 {
 		t.Errorf("metrics: %+v", cm)
+	}
+	if a := cm.appended; a.Versions != 250 || a.Entries != 250 || a.Duplicates != 50 || len(a.Conflicts) != 0 {
+		t.Errorf("Appended reported %+v; want 250 versions, 250 entries, 50 duplicates", a)
 	}
 }
 
