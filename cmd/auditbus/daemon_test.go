@@ -115,14 +115,17 @@ func TestAgainstDaemon(t *testing.T) {
 		t.Errorf("unknown route: exit %d: %s", code, stderr)
 	}
 
-	// One event, every attribute.
+	// One event, every attribute, and its trail.
 	stdout, stderr, code = runCLI(t, "", "query", "get", id)
 	if code != 0 {
 		t.Fatalf("query get: exit %d: %s", code, stderr)
 	}
 	var got struct {
-		Event map[string]any `json:"event"`
-		Audit map[string]any `json:"audit"`
+		Event  map[string]any `json:"event"`
+		Digest string         `json:"digest"`
+		Trail  []struct {
+			Kind, Transport, Topic, Principal string
+		} `json:"trail"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("query get printed %q: %v", stdout, err)
@@ -130,7 +133,7 @@ func TestAgainstDaemon(t *testing.T) {
 	e := got.Event
 	if e["id"] != id || e["source"] != "/shop" || e["type"] != "com.example.order.created" || e["subject"] != "7" ||
 		e["region"] != "eu" || e["time"] != "2026-05-01T10:00:00Z" || e["datacontenttype"] != "application/json" ||
-		got.Audit["outcome"] != "accepted" {
+		len(got.Trail) != 1 || got.Trail[0].Kind != "received" || got.Trail[0].Transport != "http" || got.Trail[0].Principal != "cli-test" {
 		t.Errorf("query get: %s", stdout)
 	}
 	if _, stderr, code = runCLI(t, "", "query", "get", "no-such-id"); code != 3 || !strings.Contains(stderr, `"code":"not_found"`) {
@@ -149,11 +152,11 @@ func TestAgainstDaemon(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
 		var it struct {
 			Event struct{ ID string } `json:"event"`
-			Audit struct{ Route, Outcome string }
+			Trail []struct{ Kind, Route string }
 		}
 		_ = json.Unmarshal([]byte(l), &it)
-		if it.Audit.Route != "web" || it.Audit.Outcome != "delivered" {
-			t.Errorf("item %s: route %q outcome %q, want web delivered", it.Event.ID, it.Audit.Route, it.Audit.Outcome)
+		if len(it.Trail) != 2 || it.Trail[0].Kind != "received" || it.Trail[1].Kind != "delivered" || it.Trail[1].Route != "web" {
+			t.Errorf("item %s: trail %+v, want received, then delivered by web", it.Event.ID, it.Trail)
 			break
 		}
 		seen[it.Event.ID] = true
@@ -167,7 +170,7 @@ func TestAgainstDaemon(t *testing.T) {
 	// The table, newest first.
 	stdout, _, code = runCLI(t, "", "query", "--type", "com.example.order.*", "--order", "desc")
 	if rows := strings.Split(strings.TrimSpace(stdout), "\n"); code != 0 || len(rows) != 2 || !strings.HasPrefix(rows[0], "TIME") ||
-		!strings.Contains(rows[1], "2026-05-01T10:00:00.000Z  com.example.order.created  /shop   "+id+"  accepted  -") {
+		!strings.Contains(rows[1], "2026-05-01T10:00:00.000Z  com.example.order.created  /shop   "+id+"  "+got.Digest[7:19]+"  received") {
 		t.Errorf("table: exit %d:\n%s", code, stdout)
 	}
 }

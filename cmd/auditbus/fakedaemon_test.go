@@ -18,7 +18,8 @@ import (
 // fakeDaemon answers the daemon's documented HTTP contract, minimally, for
 // the unit tests of parsing and printing: POST /v1/events decodes with the
 // real pkg/cehttp and keeps the events in memory; GET /v1/events pages
-// through them with an offset cursor; GET /v1/events/{id} finds one.
+// through them with an offset cursor; GET /v1/events/{id} finds every
+// event of that id.
 type fakeDaemon struct {
 	*httptest.Server
 
@@ -80,22 +81,30 @@ func (d *fakeDaemon) ingest(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"accepted":` + strconv.Itoa(len(events)) + `}`))
 }
 
-// item is one audit item of the contract.
+// item is one event version of the contract: the events whose id ends
+// in "c" stand for a conflicting version, their trail holds a dead-lettered
+// entry.
 func item(e event.Event) map[string]any {
-	return map[string]any{
-		"event": e,
-		"audit": map[string]any{
-			"transport": "mem", "topic": "events", "partition": 0, "offset": 7,
-			"route": "r1", "outcome": "accepted", "received": time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC),
-		},
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	trail := []map[string]any{
+		{"log": "fake", "seq": 1, "time": at, "kind": "received", "transport": "http", "principal": "svc"},
+		{"log": "fake", "seq": 2, "time": at.Add(time.Millisecond), "kind": "delivered", "route": "r1", "destination": "out", "attempts": 1},
 	}
+	conflict := strings.HasSuffix(e.ID(), "c")
+	if conflict {
+		trail[1]["kind"], trail[1]["attempts"], trail[1]["error"] = "deadlettered", 3, "HTTP 503"
+		trail = append(trail, map[string]any{"log": "fake", "seq": 3, "time": at.Add(2 * time.Millisecond), "kind": "delivered",
+			"route": "r1", "destination": "out", "attempts": 1, "replay": "job-1"})
+	}
+	return map[string]any{"event": e, "digest": "sha256:" + strings.Repeat("0123456789abcdef", 4), "conflict": conflict, "trail": trail}
 }
 
 func (d *fakeDaemon) query(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "from", "to", "type", "source", "subject", "id", "route", "outcome", "limit", "order", "cursor":
+		case "from", "to", "type", "source", "subject", "id", "route", "destination", "outcome", "received_from", "received_to",
+			"limit", "order", "cursor":
 		default:
 			apierror.Write(w, http.StatusBadRequest, "unknown_parameter", "unknown query parameter "+strconv.Quote(k))
 			return
@@ -137,14 +146,18 @@ func (d *fakeDaemon) get(w http.ResponseWriter, r *http.Request) {
 	id, source := r.PathValue("id"), r.URL.Query().Get("source")
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	items := []any{}
 	for _, e := range d.events {
 		if e.ID() == id && (source == "" || e.Source() == source) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(item(e))
-			return
+			items = append(items, item(e))
 		}
 	}
-	apierror.Write(w, http.StatusNotFound, "not_found", "no event with id "+strconv.Quote(id))
+	if len(items) == 0 {
+		apierror.Write(w, http.StatusNotFound, "not_found", "no event with id "+strconv.Quote(id))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
 }
 
 // received returns a copy of the events the daemon took in.

@@ -103,7 +103,11 @@ func progressLine(j httpapi.ReplayJob) string {
 	if p.Total > 0 {
 		fmt.Fprintf(&b, " (%d%%)", percent(p))
 	}
-	fmt.Fprintf(&b, ", %s failed, %s events/s", thousands(p.Failed), thousands(int64(p.Rate+0.5)))
+	fmt.Fprintf(&b, ", %s failed", thousands(p.Failed))
+	if p.Skipped > 0 {
+		fmt.Fprintf(&b, ", %s skipped", thousands(p.Skipped))
+	}
+	fmt.Fprintf(&b, ", %s events/s", thousands(int64(p.Rate+0.5)))
 	if j.State == replay.Running {
 		if p.ETA > 0 {
 			b.WriteString(", ETA " + eta(p.ETA))
@@ -121,7 +125,7 @@ func barLine(j httpapi.ReplayJob) string {
 	p := j.Progress
 	filled := 0
 	if p.Total > 0 {
-		filled = min(barWidth, int(int64(barWidth)*min(p.Done+p.Failed, p.Total)/p.Total))
+		filled = min(barWidth, int(int64(barWidth)*min(p.Done+p.Failed+p.Skipped, p.Total)/p.Total))
 	} else if p.Total == 0 && j.State == replay.Done {
 		filled = barWidth
 	}
@@ -162,7 +166,7 @@ func eta(d time.Duration) string {
 }
 
 func percent(p replay.Progress) int64 {
-	return min(100, 100*(p.Done+p.Failed)/p.Total)
+	return min(100, 100*(p.Done+p.Failed+p.Skipped)/p.Total)
 }
 
 func totalText(n int64) string {

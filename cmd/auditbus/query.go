@@ -20,32 +20,40 @@ import (
 var queryHelp = helpText{
 	usage: `Usage:
   auditbus query [flags]                  search the audit store
-  auditbus query get ID [--source S]      fetch one event by id
+  auditbus query get ID [--source S]      fetch every version of one event
 
-Asks a daemon's audit endpoint (GET /v1/events) for the events it
-recorded, newest or oldest first, a page at a time; --all follows the
-pages to the end. Each flag is the query parameter of the same name. The
-table shows time, type, source, id, outcome and route; --output json
-prints each item as the daemon sent it ({"event": {...}, "audit": {...}}),
-one a line.
+Asks a daemon's audit endpoint (GET /v1/events) for the event versions
+it recorded, newest or oldest first, a page at a time; --all follows the
+pages to the end. Each flag is the query parameter of the same name:
+--route, --destination, --outcome (an entry kind: received, filtered,
+delivered, deadlettered, poison, replayed), --received-from and
+--received-to select the versions with one ledger entry matching all of
+those given. The table shows a version a row: time, type, source, id,
+the start of its digest ("conflict" after it when another version of the
+same source and id came first) and the kinds of its trail; --trail adds
+the trail, an entry a line (time, kind, route, destination, attempts,
+error). --output json prints each item as the daemon sent it
+({"event": {...}, "digest": ..., "conflict": ..., "trail": [...]}), one a
+line.
 
-"get" fetches one event (GET /v1/events/{id}); give --source when events
-of several sources share the id. Its output is json unless --output says
-otherwise.
+"get" fetches every version of one event (GET /v1/events/{id}); give
+--source when events of several sources share the id. Its output is json
+unless --output says otherwise.
 
 The daemon is at --url (env AUDITBUS_URL, default http://127.0.0.1:8080)
 with the token from --token (env AUDITBUS_TOKEN; scope audit:read).
---from and --to take RFC 3339 times (2026-05-01T10:00:00Z), dates
-(2026-05-01, UTC midnight), "now", or times relative to now such as -1h,
--30m, -7d or -1h30m.
+--from, --to, --received-from and --received-to take RFC 3339 times
+(2026-05-01T10:00:00Z), dates (2026-05-01, UTC midnight), "now", or times
+relative to now such as -1h, -30m, -7d or -1h30m.
 `,
 	after: `
 Examples:
   auditbus query --from -1h --type 'com.example.order.*'
   auditbus query --source /orders --subject 42 --order desc --limit 10
   auditbus query --from 2026-05-01 --to 2026-05-02 --all --output json > day.jsonl
-  auditbus query --outcome deadlettered --route billing
-  auditbus query get 0190a4b2-7c1e-7d2f-9a3b-4c5d6e7f8a9b --source /orders
+  auditbus query --outcome deadlettered --route billing --destination ledger --trail
+  auditbus query --outcome received --received-from -15m
+  auditbus query get 0190a4b2-7c1e-7d2f-9a3b-4c5d6e7f8a9b --source /orders --output table --trail
 
 Exit codes: 0 success (also when nothing matches), 1 the daemon refused
 or failed (its error is shown) or could not be reached, 2 usage error,
@@ -53,9 +61,11 @@ or failed (its error is shown) or could not be reached, 2 usage error,
 `,
 }
 
-// filterFlags select audit records, in auditbus query and auditbus replay.
+// filterFlags select event versions, in auditbus query and auditbus
+// replay.
 type filterFlags struct {
-	from, to, typ, source, subject, id, route, outcome string
+	from, to, typ, source, subject, id, route, destination, outcome string
+	receivedFrom, receivedTo                                        string
 }
 
 // register adds the filter flags to fs.
@@ -66,8 +76,17 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.source, "source", "", "event source")
 	fs.StringVar(&f.subject, "subject", "", "event subject")
 	fs.StringVar(&f.id, "id", "", "event id")
-	fs.StringVar(&f.route, "route", "", "route that handled the event")
-	fs.StringVar(&f.outcome, "outcome", "", "what became of the event: delivered, deadlettered, filtered, accepted, poison")
+	fs.StringVar(&f.route, "route", "", "an entry's route")
+	fs.StringVar(&f.destination, "destination", "", "an entry's destination (a route's destination name)")
+	fs.StringVar(&f.outcome, "outcome", "", "an entry's kind: received, filtered, delivered, deadlettered, poison or replayed")
+	fs.StringVar(&f.receivedFrom, "received-from", "", "an entry recorded at or after this time (same forms as --from)")
+	fs.StringVar(&f.receivedTo, "received-to", "", "an entry recorded before this time (same forms as --from)")
+}
+
+// times are the time flags with their query parameter names.
+func (f *filterFlags) times() []struct{ flag, param, v string } {
+	return []struct{ flag, param, v string }{{"from", "from", f.from}, {"to", "to", f.to},
+		{"received-from", "received_from", f.receivedFrom}, {"received-to", "received_to", f.receivedTo}}
 }
 
 // queryFlags are auditbus query's flags.
@@ -76,11 +95,11 @@ type queryFlags struct {
 	filterFlags
 	order, cursor, output string
 	limit                 int
-	all                   bool
+	all, trail            bool
 }
 
 // getFlags are the query flags that go with "query get".
-var getFlags = map[string]bool{"source": true, "output": true, "url": true, "token": true, "timeout": true}
+var getFlags = map[string]bool{"source": true, "output": true, "trail": true, "url": true, "token": true, "timeout": true}
 
 func runQuery(ctx context.Context, args []string, s stdio) int {
 	var f queryFlags
@@ -92,6 +111,7 @@ func runQuery(ctx context.Context, args []string, s stdio) int {
 	fs.StringVar(&f.cursor, "cursor", "", "continue from this cursor (the \"next\" of an earlier page)")
 	fs.BoolVar(&f.all, "all", false, "follow the next cursors to the last page")
 	fs.StringVar(&f.output, "output", "", "table or json (default table; json for get)")
+	fs.BoolVar(&f.trail, "trail", false, "table: print each version's trail under it, an entry a line")
 	pos, code, ok := parseArgs(fs, args, queryHelp, s)
 	if !ok {
 		return code
@@ -113,6 +133,9 @@ func runQuery(ctx context.Context, args []string, s stdio) int {
 	if f.output != "table" && f.output != "json" {
 		return usageError(s, "query", "--output %q: want table or json", f.output)
 	}
+	if f.trail && f.output != "table" {
+		return usageError(s, "query", "--trail goes with --output table (json items hold their trail)")
+	}
 	c, err := f.daemon.client(set)
 	if err != nil {
 		return usageError(s, "query", "%v", err)
@@ -120,34 +143,33 @@ func runQuery(ctx context.Context, args []string, s stdio) int {
 	if get {
 		for name := range set {
 			if !getFlags[name] {
-				return usageError(s, "query", "--%s does not go with get, which takes --source, --output, --url, --token and --timeout", name)
+				return usageError(s, "query", "--%s does not go with get, which takes --source, --output, --trail, --url, --token and --timeout", name)
 			}
 		}
-		return queryGet(ctx, c, pos[1], f.source, f.output, s)
+		return queryGet(ctx, c, pos[1], f.source, newItemPrinter(s.out, f.output, f.trail), s)
 	}
 	q, err := f.params(time.Now())
 	if err != nil {
 		return usageError(s, "query", "%v", err)
 	}
-	return queryList(ctx, c, q, f.all, f.output, s)
+	return queryList(ctx, c, q, f.all, newItemPrinter(s.out, f.output, f.trail), s)
 }
 
 // params turns the flags into the query parameters of GET /v1/events.
 func (f *queryFlags) params(now time.Time) (url.Values, error) {
 	q := url.Values{}
-	for _, t := range []struct{ name, v string }{{"from", f.from}, {"to", f.to}} {
-		if t.v == "" {
-			continue
-		}
-		at, err := parseTime(t.v, now)
+	for _, t := range f.times() {
+		at, err := flagTime(t.flag, t.v, now)
 		if err != nil {
-			return nil, fmt.Errorf("--%s %q: %w", t.name, t.v, err)
+			return nil, err
 		}
-		q.Set(t.name, at.UTC().Format(time.RFC3339Nano))
+		if at != "" {
+			q.Set(t.param, at)
+		}
 	}
 	for _, p := range []struct{ name, v string }{
 		{"type", f.typ}, {"source", f.source}, {"subject", f.subject}, {"id", f.id},
-		{"route", f.route}, {"outcome", f.outcome}, {"cursor", f.cursor},
+		{"route", f.route}, {"destination", f.destination}, {"outcome", f.outcome}, {"cursor", f.cursor},
 	} {
 		if p.v != "" {
 			q.Set(p.name, p.v)
@@ -206,29 +228,40 @@ type auditItem struct {
 		Type   string `json:"type"`
 		Time   string `json:"time"`
 	} `json:"event"`
-	Audit struct {
-		Route    string `json:"route"`
-		Outcome  string `json:"outcome"`
-		Received string `json:"received"`
-	} `json:"audit"`
+	Digest   string       `json:"digest"`
+	Conflict bool         `json:"conflict"`
+	Trail    []trailEntry `json:"trail"`
 }
 
-// itemPrinter prints audit items as a table or as JSON lines.
+// trailEntry is what the table shows of a trail's entry.
+type trailEntry struct {
+	Time        string `json:"time"`
+	Kind        string `json:"kind"`
+	Route       string `json:"route"`
+	Destination string `json:"destination"`
+	Attempts    int    `json:"attempts"`
+	Error       string `json:"error"`
+}
+
+// itemPrinter prints event versions as a table, with their trails or
+// not, or as JSON lines.
 type itemPrinter struct {
 	out    *bufio.Writer
 	table  *tabwriter.Writer
 	json   bool
+	trail  bool
 	header bool
 	n      int
 }
 
-func newItemPrinter(w io.Writer, output string) *itemPrinter {
-	p := &itemPrinter{out: bufio.NewWriter(w), json: output == "json"}
+func newItemPrinter(w io.Writer, output string, trail bool) *itemPrinter {
+	p := &itemPrinter{out: bufio.NewWriter(w), json: output == "json", trail: trail}
 	p.table = tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
 	return p
 }
 
-// print writes items; the table's columns are aligned per call.
+// print writes items; the table's columns are aligned per call, or per
+// version with its trail.
 func (p *itemPrinter) print(items []json.RawMessage) error {
 	for _, raw := range items {
 		p.n++
@@ -243,26 +276,77 @@ func (p *itemPrinter) print(items []json.RawMessage) error {
 		}
 		var it auditItem
 		if err := json.Unmarshal(raw, &it); err != nil {
-			return fmt.Errorf("item %d of the answer is not {\"event\": ..., \"audit\": ...}: %w", p.n, err)
+			return fmt.Errorf("item %d of the answer is not {\"event\": ..., \"digest\": ..., \"trail\": [...]}: %w", p.n, err)
 		}
 		if !p.header {
 			p.header = true
-			fmt.Fprintln(p.table, "TIME\tTYPE\tSOURCE\tID\tOUTCOME\tROUTE")
+			fmt.Fprintln(p.table, "TIME\tTYPE\tSOURCE\tID\tDIGEST\tTRAIL")
 		}
 		at := it.Event.Time
-		if at == "" {
-			at = it.Audit.Received
+		if at == "" && len(it.Trail) > 0 {
+			at = it.Trail[0].Time
 		}
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
-			at = t.UTC().Format(timeColumn)
+		digest := shortDigest(it.Digest)
+		if it.Conflict {
+			digest += " conflict"
 		}
-		fmt.Fprintf(p.table, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(at), cell(it.Event.Type), cell(it.Event.Source),
-			cell(it.Event.ID), cell(it.Audit.Outcome), cell(it.Audit.Route))
+		fmt.Fprintf(p.table, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(column(at)), cell(it.Event.Type), cell(it.Event.Source),
+			cell(it.Event.ID), cell(digest), cell(trailKinds(it.Trail)))
+		if p.trail {
+			if err := p.table.Flush(); err != nil {
+				return err
+			}
+			for _, en := range it.Trail {
+				attempts := ""
+				if en.Attempts > 0 {
+					attempts = fmt.Sprint(en.Attempts)
+				}
+				fmt.Fprintf(p.table, "  %s\t%s\t%s\t%s\t%s\t%s\n", cell(column(en.Time)), cell(en.Kind), cell(en.Route),
+					cell(en.Destination), cell(attempts), cell(en.Error))
+			}
+			if err := p.table.Flush(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := p.table.Flush(); err != nil {
 		return err
 	}
 	return p.out.Flush()
+}
+
+// column shows an RFC 3339 time as tables do, or as it is when it is not
+// one.
+func column(at string) string {
+	if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+		return t.UTC().Format(timeColumn)
+	}
+	return at
+}
+
+// shortDigest is the first twelve hex digits of a "sha256:" digest.
+func shortDigest(d string) string {
+	h := strings.TrimPrefix(d, "sha256:")
+	return h[:min(len(h), 12)]
+}
+
+// trailKinds sums up a trail: its kinds in order, a run of one kind
+// counted ("received, delivered(2)").
+func trailKinds(trail []trailEntry) string {
+	var parts []string
+	for i := 0; i < len(trail); {
+		k := i
+		for k < len(trail) && trail[k].Kind == trail[i].Kind {
+			k++
+		}
+		part := trail[i].Kind
+		if k-i > 1 {
+			part += fmt.Sprintf("(%d)", k-i)
+		}
+		parts = append(parts, part)
+		i = k
+	}
+	return strings.Join(parts, ", ")
 }
 
 // timeColumn is how tables and tail lines show times: UTC, milliseconds.
@@ -277,8 +361,7 @@ func cell(s string) string {
 }
 
 // queryList pages through GET /v1/events.
-func queryList(ctx context.Context, c *client, q url.Values, all bool, output string, s stdio) int {
-	p := newItemPrinter(s.out, output)
+func queryList(ctx context.Context, c *client, q url.Values, all bool, p *itemPrinter, s stdio) int {
 	for {
 		var page struct {
 			Items []json.RawMessage `json:"items"`
@@ -305,14 +388,14 @@ func queryList(ctx context.Context, c *client, q url.Values, all bool, output st
 		}
 		q.Set("cursor", page.Next)
 	}
-	if p.n == 0 && output == "table" {
+	if p.n == 0 && !p.json {
 		fmt.Fprintln(s.errOut, "auditbus query: no events match")
 	}
 	return exitOK
 }
 
-// queryGet fetches one event by id.
-func queryGet(ctx context.Context, c *client, id, source, output string, s stdio) int {
+// queryGet fetches every version of one event by id.
+func queryGet(ctx context.Context, c *client, id, source string, p *itemPrinter, s stdio) int {
 	if id == "" {
 		return usageError(s, "query", "get: the event id is empty")
 	}
@@ -320,15 +403,20 @@ func queryGet(ctx context.Context, c *client, id, source, output string, s stdio
 	if source != "" {
 		q.Set("source", source)
 	}
-	var item json.RawMessage
-	if err := c.getJSON(ctx, c.endpoint(q, "v1", "events", id), &item); err != nil {
+	var versions struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := c.getJSON(ctx, c.endpoint(q, "v1", "events", id), &versions); err != nil {
 		if isNotFound(err) {
 			fmt.Fprintf(s.errOut, "auditbus query get: not found: %v\n", err)
 			return exitNotFound
 		}
 		return failure(s, "query get", err)
 	}
-	if err := newItemPrinter(s.out, output).print([]json.RawMessage{item}); err != nil {
+	if versions.Items == nil {
+		return failure(s, "query get", errors.New("the answer has no \"items\": is --url an auditbus daemon?"))
+	}
+	if err := p.print(versions.Items); err != nil {
 		return failure(s, "query get", err)
 	}
 	return exitOK

@@ -30,10 +30,10 @@ func TestQueryTable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	want := "" +
-		"TIME                      TYPE           SOURCE  ID   OUTCOME   ROUTE\n" +
-		"2026-05-01T10:00:00.000Z  com.example.a  /src    q-0  accepted  r1\n" +
-		"2026-05-01T10:00:01.000Z  com.example.b  /src    q-1  accepted  r1\n" +
-		"2026-05-01T10:00:02.000Z  com.example.a  /src    q-2  accepted  r1\n"
+		"TIME                      TYPE           SOURCE  ID   DIGEST        TRAIL\n" +
+		"2026-05-01T10:00:00.000Z  com.example.a  /src    q-0  0123456789ab  received, delivered\n" +
+		"2026-05-01T10:00:01.000Z  com.example.b  /src    q-1  0123456789ab  received, delivered\n" +
+		"2026-05-01T10:00:02.000Z  com.example.a  /src    q-2  0123456789ab  received, delivered\n"
 	if stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", stdout, want)
 	}
@@ -68,10 +68,10 @@ func TestQueryPages(t *testing.T) {
 	}
 	for i, l := range lines {
 		var it struct {
-			Event map[string]any `json:"event"`
-			Audit map[string]any `json:"audit"`
+			Event map[string]any   `json:"event"`
+			Trail []map[string]any `json:"trail"`
 		}
-		if err := json.Unmarshal([]byte(l), &it); err != nil || it.Event["id"] != fmt.Sprintf("q-%d", i) || it.Audit["outcome"] != "accepted" {
+		if err := json.Unmarshal([]byte(l), &it); err != nil || it.Event["id"] != fmt.Sprintf("q-%d", i) || len(it.Trail) != 2 {
 			t.Errorf("line %d: %s (%v)", i, l, err)
 		}
 	}
@@ -89,34 +89,69 @@ func TestQueryGet(t *testing.T) {
 		t.Errorf("get asked %s", q.URL)
 	}
 	stdout, _, code = runCLI(t, "", "query", "--url", d.URL, "get", "q-0", "--output", "table")
-	if code != 0 || !strings.Contains(stdout, "q-0  accepted") {
+	if code != 0 || !strings.Contains(stdout, "q-0  0123456789ab  received, delivered\n") {
 		t.Errorf("get --output table: exit %d stdout %q", code, stdout)
 	}
 	_, stderr, code = runCLI(t, "", "query", "get", "q-9", "--url", d.URL)
 	if code != 3 || !strings.Contains(stderr, "HTTP 404 Not Found") || !strings.Contains(stderr, `"code":"not_found"`) {
 		t.Errorf("missing: exit %d stderr %q; want 3 and the server's error", code, stderr)
 	}
-	for _, args := range [][]string{{"get"}, {"get", "a", "b"}, {"get", "a", "--type", "t"}, {"list"}} {
+	for _, args := range [][]string{{"get"}, {"get", "a", "b"}, {"get", "a", "--type", "t"}, {"list"}, {"--trail", "--output", "json"}} {
 		if _, stderr, code := runCLI(t, "", append([]string{"query", "--url", d.URL}, args...)...); code != 2 {
 			t.Errorf("query %v: exit %d, want 2: %s", args, code, stderr)
 		}
 	}
 }
 
+// --trail prints each version's trail under it, an entry a line, and a
+// conflicting version is marked.
+func TestQueryTrail(t *testing.T) {
+	clearClientEnv(t)
+	d := newFakeDaemon(t)
+	var b strings.Builder
+	b.WriteString(`{"specversion":"1.0","id":"t-1","source":"/src","type":"com.example.t","time":"2026-05-01T10:00:00Z"}` + "\n")
+	b.WriteString(`{"specversion":"1.0","id":"t-2c","source":"/src","type":"com.example.t"}` + "\n")
+	if _, stderr, code := runCLI(t, b.String(), "publish", "--url", d.URL, "-"); code != 0 {
+		t.Fatalf("seed: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := runCLI(t, "", "query", "--url", d.URL, "--trail", "--outcome", "deadlettered", "--destination", "out",
+		"--received-from", "2026-05-01T09:00:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := "" +
+		"TIME                      TYPE           SOURCE  ID   DIGEST        TRAIL\n" +
+		"2026-05-01T10:00:00.000Z  com.example.t  /src    t-1  0123456789ab  received, delivered\n" +
+		"  2026-05-01T10:00:00.000Z  received   -   -    -  -\n" +
+		"  2026-05-01T10:00:00.001Z  delivered  r1  out  1  -\n" +
+		"2026-05-01T10:00:00.000Z  com.example.t  /src  t-2c  0123456789ab conflict  received, deadlettered, delivered\n" +
+		"  2026-05-01T10:00:00.000Z  received      -   -    -  -\n" +
+		"  2026-05-01T10:00:00.001Z  deadlettered  r1  out  3  HTTP 503\n" +
+		"  2026-05-01T10:00:00.002Z  delivered     r1  out  1  -\n"
+	if stdout != want {
+		t.Errorf("table:\n%s\nwant:\n%s", stdout, want)
+	}
+	if q := d.lastRequest().URL.Query(); q.Get("outcome") != "deadlettered" || q.Get("destination") != "out" ||
+		q.Get("received_from") != "2026-05-01T09:00:00Z" {
+		t.Errorf("query %v", q)
+	}
+}
+
 func TestQueryParams(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	f := queryFlags{filterFlags: filterFlags{from: "-1h30m", to: "now", typ: "a.*", source: "/s", subject: "42", id: "i", route: "r",
-		outcome: "delivered"}, order: "desc", cursor: "c", limit: 10}
+		destination: "d", outcome: "delivered", receivedFrom: "2026-05-01", receivedTo: "-1h"}, order: "desc", cursor: "c", limit: 10}
 	q, err := f.params(now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "cursor=c&from=2026-05-01T10%3A30%3A00Z&id=i&limit=10&order=desc&outcome=delivered&route=r&source=%2Fs&subject=42&to=2026-05-01T12%3A00%3A00Z&type=a.%2A"
+	want := "cursor=c&destination=d&from=2026-05-01T10%3A30%3A00Z&id=i&limit=10&order=desc&outcome=delivered&received_from=2026-05-01T00%3A00%3A00Z" +
+		"&received_to=2026-05-01T11%3A00%3A00Z&route=r&source=%2Fs&subject=42&to=2026-05-01T12%3A00%3A00Z&type=a.%2A"
 	if got := q.Encode(); got != want {
 		t.Errorf("params %s\nwant %s", got, want)
 	}
 	for _, bad := range []queryFlags{{order: "up"}, {limit: -1}, {filterFlags: filterFlags{from: "-1x"}}, {filterFlags: filterFlags{to: "-ad"}},
-		{filterFlags: filterFlags{from: "2026-13-01"}}} {
+		{filterFlags: filterFlags{from: "2026-13-01"}}, {filterFlags: filterFlags{receivedTo: "later"}}} {
 		if _, err := bad.params(now); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}

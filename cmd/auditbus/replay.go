@@ -25,10 +25,13 @@ var replayHelp = helpText{
   auditbus replay cancel ID                            cancel a running job
   auditbus replay retry ID                             continue a failed or cancelled job
 
-Publishes again the events the daemon's audit store recorded, selected by
-the same filters as auditbus query (POST /v1/replays). Each copy keeps its
-original id, source, time and data, and carries the extensions
-auditbusreplay (the job id) and auditbusreplaytime. Events of one
+Publishes again the event versions the daemon's audit store recorded,
+selected by the same filters as auditbus query (POST /v1/replays),
+--destination, --outcome, --received-from and --received-to included.
+Each copy keeps its original id, source, time and data, and carries the
+extensions auditbusreplay (the job id) and auditbusreplaytime; each copy
+the destination accepts is recorded as a replayed entry on the original
+version. Copies made by earlier replays are skipped. Events of one
 partition key arrive in their original order.
 
 DESTINATION is one of:
@@ -44,14 +47,14 @@ not stop the replay (auditbus replay cancel ID does).
 
 The daemon is at --url (env AUDITBUS_URL, default http://127.0.0.1:8080)
 with the token from --token (env AUDITBUS_TOKEN): scope replay:write to
-start, cancel and retry, audit:read to follow, list and show. --from and
---to take the forms of auditbus query (RFC 3339, a date, now, -1h, -7d).
+start, cancel and retry, audit:read to follow, list and show. The time
+flags take the forms of auditbus query (RFC 3339, a date, now, -1h, -7d).
 `,
 	after: `
 Examples:
   auditbus replay --dry-run --from -1d --type 'com.example.order.*'
   auditbus replay --from -1d --type 'com.example.order.*' --to-transport kafka --to-topic orders-replayed --rate 1000
-  auditbus replay --route billing --outcome delivered --to-route billing --to-destination ledger --name 'ledger fix'
+  auditbus replay --route billing --destination ledger --outcome delivered --to-route billing --to-destination ledger --name 'ledger fix'
   auditbus replay --source /shop --to-webhook https://new.example.com/events --to-header 'Authorization=Bearer x' --detach
   auditbus replay list
   auditbus replay status 01a20224-39f3-7b9d-9250-50fb3c31e658 --follow
@@ -67,13 +70,14 @@ var redriveHelp = helpText{
 	usage: `Usage:
   auditbus redrive --route R [--destination D] [flags]
 
-Delivers again the events the daemon's audit store recorded as
-dead-lettered by route R, after the destination that gave up on them is
-fixed (POST /v1/redrives). Each event the destination accepts is audited
-as delivered. With --destination, only that destination of the route gets
-them; without it, every destination of the route does, one job each (the
-audit record does not say which destination gave up, so those that had
-taken an event get a duplicate, as at-least-once delivery allows).
+Delivers again the event versions that a destination of route R
+dead-lettered, after the destination is fixed (POST /v1/redrives): those
+whose dead-lettered entry no later delivered entry of the same
+destination answers. Each version the destination accepts is recorded as
+delivered there, so a second redrive leaves it out. With --destination,
+only that destination of the route is redriven; without it, each
+destination that has versions to redrive gets a job of its own, and a
+version goes only to the destinations where it is still dead-lettered.
 
 The jobs are followed as auditbus replay follows one (see auditbus replay
 --help), or left to run with --detach. Token scope: replay:write and
@@ -84,8 +88,9 @@ Examples:
   auditbus redrive --route billing --destination ledger
   auditbus redrive --route billing --from -2h --rate 500 --detach
 
-Exit codes: 0 every job is done, 1 a job failed or was cancelled, or the
-daemon refused or could not be reached, 2 usage error.
+Exit codes: 0 every job is done (or there was nothing to redrive), 1 a
+job failed or was cancelled, or the daemon refused or could not be
+reached, 2 usage error.
 `,
 }
 
@@ -183,13 +188,13 @@ func runReplay(ctx context.Context, args []string, s stdio) int {
 // request builds the POST /v1/replays body from the flags.
 func (f *replayFlags) request(now time.Time) (httpapi.ReplayRequest, error) {
 	r := httpapi.ReplayRequest{Rate: f.rate, Name: f.name, Filter: httpapi.ReplayFilter{Type: f.typ, Source: f.source,
-		Subject: f.subject, ID: f.id, Route: f.route, Outcome: f.outcome}}
-	var err error
-	if r.Filter.From, err = flagTime("from", f.from, now); err != nil {
-		return r, err
-	}
-	if r.Filter.To, err = flagTime("to", f.to, now); err != nil {
-		return r, err
+		Subject: f.subject, ID: f.id, Route: f.route, Destination: f.destination, Outcome: f.outcome}}
+	times := []*string{&r.Filter.From, &r.Filter.To, &r.Filter.ReceivedFrom, &r.Filter.ReceivedTo}
+	for i, t := range f.times() {
+		var err error
+		if *times[i], err = flagTime(t.flag, t.v, now); err != nil {
+			return r, err
+		}
 	}
 	if f.rate < 0 {
 		return r, fmt.Errorf("--rate %v: want events per second, 0 for no limit", f.rate)
@@ -316,7 +321,7 @@ func replayList(ctx context.Context, c *client, output string, s stdio) int {
 		fmt.Fprintln(s.errOut, "auditbus replay list: no replay jobs")
 		return exitOK
 	}
-	p := newItemPrinter(s.out, "table")
+	p := newItemPrinter(s.out, "table", false)
 	fmt.Fprintln(p.table, "ID\tSTATE\tDONE\tTOTAL\tFAILED\tCREATED\tDESTINATION\tNAME")
 	for _, j := range ans.Replays {
 		fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.State, j.Progress.Done, total(j.Progress.Total),
@@ -410,7 +415,7 @@ func runRedrive(ctx context.Context, args []string, s stdio) int {
 	fs := newFlagSet("redrive", s.errOut)
 	d.register(fs)
 	fs.StringVar(&route, "route", "", "the route whose dead-lettered events are delivered again (required)")
-	fs.StringVar(&dest, "destination", "", "only this destination of the route (default: every one)")
+	fs.StringVar(&dest, "destination", "", "only this destination of the route (default: each that dead-lettered)")
 	fs.StringVar(&from, "from", "", "events at or after this time (RFC 3339, a date, now, or relative: -1h)")
 	fs.StringVar(&to, "to", "", "events before this time (same forms as --from)")
 	fs.Float64Var(&rate, "rate", 0, "most events published per second (0: no limit)")
@@ -446,6 +451,10 @@ func runRedrive(ctx context.Context, args []string, s stdio) int {
 	}
 	if err := c.sendJSON(ctx, http.MethodPost, c.endpoint(nil, "v1", "redrives"), body, &ans); err != nil {
 		return failure(s, "redrive", err)
+	}
+	if len(ans.Jobs) == 0 {
+		fmt.Fprintf(s.errOut, "auditbus redrive: nothing to redrive: no destination of route %q has dead-lettered events it did not deliver since\n", route)
+		return exitOK
 	}
 	return startedJobs(ctx, c, "redrive", ans.Jobs, detach, s)
 }

@@ -142,6 +142,11 @@ func TestReplayFollowPlainLines(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "state:       done\n") || !strings.Contains(stdout, `filter:      {"source":"/batch"}`) {
 		t.Errorf("status: exit %d:\n%s", code, stdout)
 	}
+	// Each copy is a replayed entry on its version.
+	stdout, _, code = runCLI(t, "", "query", "--source", "/batch", "--outcome", "replayed", "--limit", "1", "--trail")
+	if code != 0 || !strings.Contains(stdout, "received, delivered, replayed") || !regexp.MustCompile(`  replayed +- +mem:web-out `).MatchString(stdout) {
+		t.Errorf("the replayed versions: exit %d:\n%s", code, stdout)
+	}
 	stdout, _, code = runCLI(t, "", "replay", "status", id, "--output", "json")
 	var j httpapi.ReplayJob
 	if code != 0 || json.Unmarshal([]byte(stdout), &j) != nil || j.ID != id || j.Progress.Done != 300 {
@@ -173,11 +178,14 @@ func TestReplayFollowPlainLines(t *testing.T) {
 		t.Errorf("second cancel: exit %d: %s", code, stderr)
 	}
 
-	// Nothing was dead-lettered: the redrive of every destination is done
-	// at once, with nothing to do.
-	if stdout, stderr, code = runCLI(t, "", "redrive", "--route", "web"); code != 0 || !strings.Contains(stdout, "done, 0 of 0 events") ||
-		!strings.Contains(stdout, "to route:web/mem:web-out") {
+	// Nothing was dead-lettered: no destination has anything to redrive,
+	// and a redrive of the one destination is done at once.
+	if stdout, stderr, code = runCLI(t, "", "redrive", "--route", "web"); code != 0 || stdout != "" || !strings.Contains(stderr, "nothing to redrive") {
 		t.Errorf("redrive: exit %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if stdout, stderr, code = runCLI(t, "", "redrive", "--route", "web", "--destination", "mem:web-out"); code != 0 ||
+		!strings.Contains(stdout, "done, 0 of 0 events") || !strings.Contains(stdout, "to route:web/mem:web-out") {
+		t.Errorf("redrive of one destination: exit %d:\n%s\n%s", code, stdout, stderr)
 	}
 	if _, stderr, code = runCLI(t, "", "redrive", "--route", "nope"); code != exitFailure || !strings.Contains(stderr, `field \"route\"`) {
 		t.Errorf("redrive of an unknown route: exit %d: %s", code, stderr)
