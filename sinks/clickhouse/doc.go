@@ -40,7 +40,12 @@
 // insert, which may have landed although it failed, the next Append
 // reads it back from the server and writes the rows the views missed, so
 // the log has no hole and nothing is appended twice. Two stores appending
-// to one database must use different logs (Config.Log).
+// to one database must use different logs (Config.Log). Between them,
+// deduplication and conflicts are decided by what is stored when an
+// Append looks: two writers that store the same hop, or versions of the
+// same new event, at the same moment may both store it, each in its own
+// log, and neither sees the other's version as a conflict (a version
+// stored twice this way is read once: its rows share their sorting key).
 //
 // # Server versions
 //
