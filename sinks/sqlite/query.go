@@ -11,8 +11,9 @@ import (
 )
 
 // fewEntries is how many entries of a route an entry filter may select
-// for a query to start from them (through entries_route) instead of
-// walking the versions in order and checking each one's entries.
+// for a query to start from them (through entries_route), sorting the
+// versions they name, instead of walking the versions in order and
+// checking each one's entries.
 const fewEntries = 2000
 
 // selection is the FROM and WHERE of a query of versions, aliased v, with
@@ -91,11 +92,11 @@ func (s *Store) selectVersions(ctx context.Context, q sinks.Query) (selection, e
 	if q.Route != "" {
 		var n int
 		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM entries e INDEXED BY entries_route`+
-			en.where()+` LIMIT ?)`, append(en.args, fewEntries+1)...).Scan(&n)
+			en.where()+` LIMIT ?)`, append(en.args, s.fewEntries+1)...).Scan(&n)
 		if err != nil {
 			return sel, fmt.Errorf("count the entries of route %q: %w", q.Route, err)
 		}
-		few = n <= fewEntries
+		few = n <= s.fewEntries
 	}
 	if few {
 		sel.from = `(SELECT DISTINCT e.source, e.id, e.digest FROM entries e INDEXED BY entries_route` + en.where() +

@@ -54,6 +54,10 @@ type Store struct {
 	closed atomic.Bool
 
 	ckpt *checkpointer
+
+	// fewEntries is how many entries of a route an entry filter may
+	// select for a query to start from them (see selectVersions).
+	fewEntries int
 }
 
 var (
@@ -99,7 +103,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
 	}
-	s := &Store{path: path, log: o.Log, db: db}
+	s := &Store{path: path, log: o.Log, db: db, fewEntries: fewEntries}
 	if err := s.start(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
