@@ -189,7 +189,11 @@ func testTrailAcrossLogs(t *testing.T, e *env) {
 
 func testSeqPagingWhileAppending(t *testing.T, e *env) {
 	e.append(t, many("urn:test:seq0", 1, "t"))
-	const writers, batches, per = 4, 25, 20
+	const writers, per = 4, 20
+	batches := 25
+	if raceEnabled {
+		batches = 10
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {

@@ -191,7 +191,10 @@ func testOrderAndPaging(t *testing.T, e *env) {
 }
 
 func testPagingWhileAppending(t *testing.T, e *env) {
-	const stored, late = 4_000, 2_000
+	stored, late := 4_000, 2_000
+	if raceEnabled {
+		stored, late = 2_000, 1_000
+	}
 	recs := many("urn:page", stored, "com.example.page")
 	for i := 0; i < stored; i += 1_000 {
 		e.append(t, recs[i:i+1_000])
@@ -270,5 +273,5 @@ func testPagingWhileAppending(t *testing.T, e *env) {
 		t.Fatalf("concurrent Append: %v", err)
 	default:
 	}
-	e.mustCount(t, stored+2*late/3)
+	e.mustCount(t, stored+late-(late+1)/3) // all but the new entries, j%3 == 1
 }
