@@ -154,8 +154,8 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	}
 	limit := q.PageSize()
 	stmt := "SELECT " + versionColumns + " FROM " + sel.from + sel.where() +
-		fmt.Sprintf(" ORDER BY v.time_ns %[1]s, v.source %[1]s, v.id %[1]s, v.digest %[1]s LIMIT %d", dir, limit+1)
-	items, vids, err := s.versions(ctx, stmt, sel.args...)
+		fmt.Sprintf(" ORDER BY v.time_ns %[1]s, v.source %[1]s, v.id %[1]s, v.digest %[1]s LIMIT ?", dir)
+	items, vids, err := s.versions(ctx, stmt, append(sel.args, limit+1)...)
 	if err != nil {
 		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
 	}

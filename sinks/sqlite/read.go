@@ -201,9 +201,10 @@ func (s *Store) Retain(ctx context.Context, cutoff time.Time) (int, error) {
 	defer func() { _ = tx.Rollback() }()
 	// Days are counted from 1970-01-01; floor division keeps earlier
 	// instants on their own day.
-	const dayOf = `CASE WHEN %[1]s >= 0 THEN %[1]s / %[2]d ELSE (%[1]s + 1) / %[2]d - 1 END`
-	rows, err := tx.QueryContext(ctx, `SELECT `+fmt.Sprintf(dayOf, "stored_ns", int64(day))+` FROM versions WHERE stored_ns < ?
-	UNION SELECT `+fmt.Sprintf(dayOf, "time_ns", int64(day))+` FROM entries WHERE time_ns < ?`, before, before)
+	const dayOf = `CASE WHEN %[1]s >= 0 THEN %[1]s / ? ELSE (%[1]s + 1) / ? - 1 END`
+	d := int64(day)
+	rows, err := tx.QueryContext(ctx, `SELECT `+fmt.Sprintf(dayOf, "stored_ns")+` FROM versions WHERE stored_ns < ?
+	UNION SELECT `+fmt.Sprintf(dayOf, "time_ns")+` FROM entries WHERE time_ns < ?`, d, d, before, d, d, before)
 	var days int
 	if err == nil {
 		for rows.Next() {
