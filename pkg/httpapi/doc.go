@@ -20,13 +20,15 @@
 //
 // POST /v1/events takes the events of the request (see package cehttp) and
 // either publishes them to ?topic=NAME (default Options.DefaultTopic) on
-// the default transport and records each in the audit store with the
-// outcome "accepted", or runs them through the HTTP-fed route ?route=NAME,
-// which delivers and audits them. It answers 202 {"accepted":N} only after
-// the transport (or the route) took every event and the audit records are
+// the default transport and records each in the audit store with a
+// received entry (the request, its principal and the event's position in
+// it), or runs them through the HTTP-fed route ?route=NAME, which
+// delivers and records them. It answers 202 {"accepted":N} only after the
+// transport (or the route) took every event and the ledger records are
 // durable; any other answer means none may be counted on, and sending the
-// request again is safe (consumers and the audit store deduplicate by
-// source and id). A batch is all or nothing.
+// request again is safe (consumers deduplicate by source and id, the
+// store keeps each version once and records the new request as another
+// reception). A batch is all or nothing.
 //
 // GET /v1/events takes the parameters of sinks.ParseQuery: from and to
 // (RFC 3339, the version's time), type (a trailing * matches a prefix),
