@@ -215,9 +215,9 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 			f.add("time_ns "+boundOp+" ?", bound)
 		}
 		w := s.withEntries(q, f)
-		st := "SELECT " + versionColumns + " FROM " + s.n.vers + w.where() +
-			fmt.Sprintf(" ORDER BY time_ns %[1]s, source %[1]s, id %[1]s, digest %[1]s, added_ns LIMIT 1 BY time_ns, source, id, digest LIMIT %d", dir, want)
-		rows, err := s.conn.Query(ctx, st, w.args...)
+		st := "SELECT " + versionColumns + " FROM " + s.n.vers + w.where() + " ORDER BY time_ns " + dir + ", source " + dir + ", id " + dir +
+			", digest " + dir + ", added_ns LIMIT 1 BY time_ns, source, id, digest LIMIT ?"
+		rows, err := s.conn.Query(ctx, st, append(w.args, want)...)
 		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
@@ -269,8 +269,8 @@ func (s *Store) pageBound(ctx context.Context, f filter, q sinks.Query, at *int6
 	found := false
 	err := probeHours(q, at, func(extra filter) (bool, error) {
 		g := s.withEntries(q, f.and(extra))
-		err := s.conn.QueryRow(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns %s LIMIT 1 OFFSET %d",
-			s.n.vers, g.where(), dir, want-1), g.args...).Scan(&bound)
+		err := s.conn.QueryRow(ctx, "SELECT time_ns FROM "+s.n.vers+g.where()+" ORDER BY time_ns "+dir+" LIMIT 1 OFFSET ?",
+			append(g.args, want-1)...).Scan(&bound)
 		if isNoRows(err) {
 			return false, nil
 		}

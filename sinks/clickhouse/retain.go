@@ -105,7 +105,7 @@ func (s *Store) Retain(ctx context.Context, cutoff time.Time) (int, error) {
 			return len(days), fmt.Errorf("%s: retain: list partitions of %s: %w", s.name, t, err)
 		}
 		for _, day := range parts {
-			if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION %d", t, s.n.onCluster(), day)); err != nil {
+			if err := s.conn.Exec(ctx, "ALTER TABLE "+t+s.n.onCluster()+" DROP PARTITION ?", day); err != nil {
 				return len(days), fmt.Errorf("%s: retain: drop partition %d of %s: %w", s.name, day, t, err)
 			}
 			days[day] = true
@@ -128,8 +128,8 @@ func (s *Store) applyRetention(ctx context.Context) error {
 	for _, t := range []struct{ table, at string }{
 		{s.n.vers, stored}, {s.n.idents, stored}, {s.n.entries, entered}, {s.n.trails, entered}, {s.n.keys, entered},
 	} {
-		st := fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL %s + toIntervalSecond(%d)", t.table, s.n.onCluster(), t.at, secs)
-		if err := s.conn.Exec(ctx, st); err != nil {
+		st := "ALTER TABLE " + t.table + s.n.onCluster() + " MODIFY TTL " + t.at + " + toIntervalSecond(?)"
+		if err := s.conn.Exec(ctx, st, secs); err != nil {
 			return fmt.Errorf("%s: set retention TTL on %s: %w", s.name, t.table, err)
 		}
 	}

@@ -176,7 +176,7 @@ func (s *Store) scanTimes(ctx context.Context, f filter, q sinks.Query, start *i
 	var times []int64
 	err := probeHours(q, start, func(extra filter) (bool, error) {
 		g := s.withEntries(q, f.and(extra))
-		rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT time_ns FROM %s%s ORDER BY time_ns LIMIT %d", s.n.vers, g.where(), n), g.args...)
+		rows, err := s.conn.Query(ctx, "SELECT time_ns FROM "+s.n.vers+g.where()+" ORDER BY time_ns LIMIT ?", append(g.args, n)...)
 		if err != nil {
 			return false, err
 		}
