@@ -41,7 +41,11 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 			// Filtered in place: the batch keeps the chunk's own slots.
 			kept := chunk[:0]
 			for i := range chunk {
-				if !isCopy(&chunk[i].Event) {
+				copied, err := isCopy(ctx, store, &chunk[i])
+				if err != nil {
+					return err
+				}
+				if !copied {
 					kept = append(kept, chunk[i])
 				}
 			}
@@ -61,15 +65,42 @@ func read(ctx context.Context, store sinks.Store, q sinks.Query, cursor string, 
 	}
 }
 
-// isCopy reports whether e is a copy a replay published (it carries
-// ExtReplay), recorded as a version of its own by a route that read it.
-func isCopy(e *event.Event) bool {
-	if ec, ok := e.Context.(*event.EventContextV1); ok {
-		_, ok = ec.Extensions[ExtReplay]
-		return ok
+// isCopy reports whether it is a copy a replay published and a route read
+// back, recorded as a version of its own: a conflicting version that
+// carries ExtReplay and, without ExtReplay and ExtReplayTime, is another
+// version of the same event. An event that only carries an ExtReplay of
+// its own making (a producer may set any extension) is not a copy and is
+// replayed like any other.
+func isCopy(ctx context.Context, store sinks.Store, it *sinks.Item) (bool, error) {
+	if !it.Conflict {
+		return false, nil
 	}
-	_, ok := e.Extensions()[ExtReplay]
-	return ok
+	ext := it.Event.Extensions()
+	if _, ok := ext[ExtReplay]; !ok {
+		return false, nil
+	}
+	orig := it.Event.Clone()
+	for _, name := range []string{ExtReplay, ExtReplayTime} {
+		if ec, ok := orig.Context.(*event.EventContextV1); ok {
+			delete(ec.Extensions, name)
+		} else if err := orig.Context.SetExtension(name, nil); err != nil {
+			return false, nil
+		}
+	}
+	d, err := sinks.DigestEvent(&orig)
+	if err != nil {
+		return false, nil
+	}
+	versions, err := store.Get(ctx, it.Event.Source(), it.Event.ID())
+	if err != nil {
+		return false, fmt.Errorf("look up the versions of event %q from %q: %w", it.Event.ID(), it.Event.Source(), err)
+	}
+	for i := range versions {
+		if versions[i].Digest == d {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ReadPage is the store page size a job reads for publish batches of size: ten

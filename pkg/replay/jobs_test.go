@@ -364,3 +364,43 @@ func TestRequestValidation(t *testing.T) {
 		t.Errorf("NewManager without a store: %v", err)
 	}
 }
+
+// TestReplayKeepsForgedReplayExtension: a producer may set ExtReplay on
+// its own events. Such an event is an ordinary version, also when it
+// conflicts with an earlier one, and a replay publishes it; only a copy
+// that differs from another version by the replay extensions alone is
+// left out.
+func TestReplayKeepsForgedReplayExtension(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	t.Cleanup(func() { _ = store.Close() })
+	first := gen(0, 1)
+	forged := gen(1, 1)
+	forged.Event.SetExtension(replay.ExtReplay, "forged")
+	// The same identity as first, other content and a forged extension.
+	conflicting := gen(0, 1)
+	conflicting.Event.SetExtension(replay.ExtReplay, "forged")
+	_ = conflicting.Event.SetData("application/json", []byte(`{"forged":true}`))
+	for _, r := range []sinks.Record{first, forged, conflicting} {
+		if _, err := store.Append(context.Background(), []sinks.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := mem.New()
+	t.Cleanup(func() { _ = tr.Close() })
+	out := subscribe(t, tr, "out")
+	m := newManager(t, store, replay.Options{})
+	j, err := m.Start(context.Background(), replay.Request{Destination: replay.TopicTarget("mem", tr, "out")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = wait(t, m, j.ID, time.Minute); j.State != replay.Done || j.Progress.Done != 3 || j.Progress.Skipped != 0 {
+		t.Fatalf("job ended %s with %+v (error %q); want 3 done, none skipped", j.State, j.Progress, j.Error)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out.all()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(out.all()); got != 3 {
+		t.Fatalf("%d events published, want 3", got)
+	}
+}
