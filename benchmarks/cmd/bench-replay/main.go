@@ -1,7 +1,8 @@
 // Command bench-replay measures replay throughput: a pkg/replay job that
 // reads N stored events from the audit store (ClickHouse by default, the
-// local server of AUDITBUS_CLICKHOUSE_*; or SQLite with -store sqlite) and
-// publishes them to a Kafka topic with no rate limit, against raw kafka-go
+// local server of AUDITBUS_CLICKHOUSE_*; or SQLite with -store sqlite),
+// publishes them to a Kafka topic with no rate limit and records a
+// replayed entry for each on its original version, against raw kafka-go
 // publishing the same N events, already in memory, in the same run.
 //
 // The broker is kfake, an in-process Kafka wire-protocol broker with 4
@@ -144,7 +145,11 @@ func run(storeName string, n, size, keys, rounds, warmup, page int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	m, err := replay.NewManager(replay.Options{Dir: dir, Store: store, BatchSize: page})
+	// The replay records a replayed entry per copy on its original, as
+	// in the daemon, through a writer of its own.
+	audit := sinks.NewWriter(store, sinks.WriterOptions{})
+	defer audit.Close()
+	m, err := replay.NewManager(replay.Options{Dir: dir, Store: store, Audit: audit, BatchSize: page})
 	if err != nil {
 		return err
 	}
