@@ -232,9 +232,23 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 // appendLocked is Append's work under appendMu.
 func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
+	// The two lookups are independent reads: they run side by side.
+	var (
+		have    map[[16]byte]bool
+		keysErr error
+		looked  = make(chan struct{})
+	)
+	go func() {
+		defer close(looked)
+		have, keysErr = s.storedKeys(ctx, p.keys)
+	}()
 	stored, err := s.storedVersions(ctx, p.versions)
+	<-looked
 	if err != nil {
 		return res, err
+	}
+	if keysErr != nil {
+		return res, keysErr
 	}
 	var vr versionRows
 	for i := range p.versions {
@@ -253,10 +267,6 @@ func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sin
 	}
 	res.Versions = vr.len()
 
-	have, err := s.storedKeys(ctx, p.keys)
-	if err != nil {
-		return res, err
-	}
 	fresh := make([]int, 0, len(p.entries))
 	for i, k := range p.keys {
 		if have[k] {
