@@ -267,10 +267,6 @@ func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if chCfg.Log != "" && chCfg.Log != cfg.LedgerLog {
-			return nil, fmt.Errorf("AUDITBUS_CLICKHOUSE_LOG %q differs from AUDITBUS_LEDGER_LOG %q: set AUDITBUS_LEDGER_LOG only, it names the log in either store",
-				chCfg.Log, cfg.LedgerLog)
-		}
 		chCfg.Log = cfg.LedgerLog
 		return clickhouse.Open(ctx, chCfg)
 	default:

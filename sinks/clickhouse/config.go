@@ -147,7 +147,6 @@ const EnvPrefix = "AUDITBUS_CLICKHOUSE_"
 //	AUDITBUS_CLICKHOUSE_ADDRS            comma-separated host:port native addresses (default 127.0.0.1:9000)
 //	AUDITBUS_CLICKHOUSE_DATABASE         database (default auditbus)
 //	AUDITBUS_CLICKHOUSE_TABLE            prefix of the ledger's tables (default events)
-//	AUDITBUS_CLICKHOUSE_LOG              the log this instance appends to (default the host name, see sinks.DefaultLogName)
 //	AUDITBUS_CLICKHOUSE_USERNAME         user (default default)
 //	AUDITBUS_CLICKHOUSE_PASSWORD         password (default none)
 //	AUDITBUS_CLICKHOUSE_CLUSTER          cluster name for ON CLUSTER DDL and replicated tables
@@ -172,7 +171,6 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		Addrs:       r.List("ADDRS", nil),
 		Database:    r.String("DATABASE", ""),
 		Table:       r.String("TABLE", ""),
-		Log:         r.String("LOG", ""),
 		Username:    r.String("USERNAME", ""),
 		Password:    r.String("PASSWORD", ""),
 		Cluster:     r.String("CLUSTER", ""),
@@ -196,11 +194,6 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	for _, a := range c.Addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port", r.Name("ADDRS"), a))
-		}
-	}
-	if c.Log != "" {
-		if err := sinks.ValidLogName(c.Log); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Name("LOG"), err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
