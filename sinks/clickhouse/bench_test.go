@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,25 +186,34 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// BenchmarkWriterVsRaw measures, in one run, rows/s of 1 KiB events, each
-// a version and two entries (received, delivered), through sinks.Writer
-// into the store (128 callers, batches of 100, default writer options:
-// batches of up to 5,000, two flushers) and through raw clickhouse-go
-// PrepareBatch inserts of the same rows (versions, then entries, as the
-// store lays them out) in batches of 5,000 records from two goroutines,
-// the same batches in flight; both with LZ4 as the store defaults to. The
-// raw side inserts into tables the store created (with the views that
-// fill the identity, trail, key and log tables), so both sides ask the
-// server for the same writes and the ratio is the cost of the auditbus
-// client, including its two lookups per append (stored versions, stored
-// entry keys) and its appends running one at a time; it also inserts into
-// plain copies of the versions and entries tables without the views
-// (raw-plain-rows/s), which shows what the views cost the server. Every
-// iteration is one round: raw, raw into the plain tables, then auditbus,
-// each into fresh tables (run it with -benchtime 5x for five rounds); the
-// median round of each side counts. Each side writes AUDITBUS_BENCH_ROWS
-// events per round (default 100,000). It reports auditbus-rows/s,
-// raw-rows/s, raw-plain-rows/s and ratio (auditbus ÷ raw). On servers
+// BenchmarkWriterVsRaw measures, in one run, events/s and entries/s of 1
+// KiB events, each a version and two entries (received, delivered),
+// through sinks.Writer into the store (128 callers, batches of 100,
+// default writer options: batches of up to 5,000, two flushers) and
+// through raw clickhouse-go PrepareBatch inserts of the same rows
+// (versions, then entries, as the store lays them out) in batches of
+// 5,000 records from two goroutines, the same batches in flight; both
+// with LZ4 as the store defaults to. The raw side inserts into tables the
+// store created (with the views that fill the identity, trail, key and
+// log tables), so both sides ask the server for the same writes and the
+// ratio is the cost of the auditbus client, including its two lookups per
+// append (stored versions, stored entry keys) and its inserts running one
+// at a time; it also inserts into plain copies of the versions and
+// entries tables without the views (raw-plain-events/s), which shows what
+// the views cost the server.
+//
+// Every iteration is one round (run it with -benchtime 5x for five), into
+// fresh tables: each side writes the first half of the events, then the
+// second, in the order A B B A (A is raw in odd rounds, auditbus in even
+// ones), then raw writes them all into the plain tables; each step starts
+// once the server has no merge running in the benchmark's database, so no
+// side pays for the merges of the parts another wrote. The ratio reported is
+// the median of the rounds' ratios (auditbus ÷ raw of the same round),
+// ratio-min and ratio-max their spread; the rates are each side's median
+// round. Each round logs, per side, the rate, the server's query CPU
+// (system.events), the merges it ran meanwhile and the client's CPU, and
+// the writer's appends and mean batch. Each side writes
+// AUDITBUS_BENCH_ROWS events per round (default 100,000). On servers
 // before 19.1 the raw side connects through clickhouse.LegacyDialer too,
 // as it must.
 func BenchmarkWriterVsRaw(b *testing.B) {
@@ -223,55 +233,168 @@ func BenchmarkWriterVsRaw(b *testing.B) {
 	}
 	defer raw.Close()
 	const flushers = 2 // the writer's default
-	rate := func(start time.Time) float64 { return float64(len(recs)) / time.Since(start).Seconds() }
-	var ours, theirs, plain []float64
+	var ours, theirs, plain, ratios []float64
 	for round := 0; b.Loop(); round++ {
-		// The store's own tables, made by the store, filled by raw inserts.
+		// The store's own tables, made by the store, filled by raw inserts;
+		// their plain copies; the store's tables for auditbus.
 		rc := cfg
 		rc.Table = fmt.Sprintf("raw_%d", round)
 		open(b, rc).Close()
 		prefix := fmt.Sprintf("`%s`.raw_%d", cfg.Database, round)
-		start := time.Now()
-		if err := rawInsertParallel(ctx, raw, prefix, recs, 5000, flushers); err != nil {
-			b.Fatal(err)
-		}
-		theirs = append(theirs, rate(start))
-
 		plainPrefix := fmt.Sprintf("`%s`.plain_%d", cfg.Database, round)
 		for _, t := range []string{"_versions", "_entries"} {
 			if err := raw.Exec(ctx, "CREATE TABLE "+plainPrefix+t+" AS "+prefix+t); err != nil {
 				b.Fatal(err)
 			}
 		}
-		start = time.Now()
-		if err := rawInsertParallel(ctx, raw, plainPrefix, recs, 5000, flushers); err != nil {
-			b.Fatal(err)
-		}
-		plain = append(plain, rate(start))
-
 		rc.Table = fmt.Sprintf("events_%d", round)
 		s := open(b, rc)
-		w := sinks.NewWriter(s, sinks.WriterOptions{})
-		start = time.Now()
-		err := writeAll(w, recs)
-		ours = append(ours, rate(start))
+		var flushed flushCounter
+		w := sinks.NewWriter(s, sinks.WriterOptions{Metrics: &flushed})
+		rawSide := func(part []sinks.Record) error { return rawInsertParallel(ctx, raw, prefix, part, 5000, flushers) }
+		ourSide := func(part []sinks.Record) error { return writeAll(w, part) }
+		plainSide := func(part []sinks.Record) error { return rawInsertParallel(ctx, raw, plainPrefix, part, 5000, flushers) }
+		// Each side writes the first half of recs, then the second, in the
+		// order A B B A, A being raw in odd rounds and auditbus in even
+		// ones: a drift in the machine's load weighs on both sides alike.
+		first, second := recs[:len(recs)/2], recs[len(recs)/2:]
+		steps := []benchStep{{"raw", rawSide, first}, {"auditbus", ourSide, first}, {"auditbus", ourSide, second}, {"raw", rawSide, second},
+			{"raw-plain", plainSide, recs}}
+		if round%2 == 1 {
+			steps[0], steps[1], steps[2], steps[3] = steps[1], steps[0], steps[3], steps[2]
+		}
+		costs := map[string]*sideCost{"raw": {}, "auditbus": {}, "raw-plain": {}}
+		for _, st := range steps {
+			settle(b, raw, cfg.Database)
+			m, err := measure(ctx, raw, func() error { return st.run(st.part) })
+			if err != nil {
+				b.Fatalf("round %d, %s: %v", round+1, st.side, err)
+			}
+			costs[st.side].add(m)
+		}
 		_ = w.Close()
 		s.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Logf("round %d: auditbus %.0f rows/s, raw %.0f rows/s, raw into plain tables %.0f rows/s", round+1, ours[round], theirs[round], plain[round])
+		rate := func(side string) float64 { return float64(len(recs)) / costs[side].took.Seconds() }
+		ours, theirs, plain = append(ours, rate("auditbus")), append(theirs, rate("raw")), append(plain, rate("raw-plain"))
+		ratios = append(ratios, ours[round]/theirs[round])
+		b.Logf("round %d (%s first): ratio %.2f; events/s auditbus %.0f, raw %.0f, raw-plain %.0f; %s; %d appends of %.0f records on average",
+			round+1, steps[0].side, ratios[round], ours[round], theirs[round], plain[round],
+			costs["auditbus"].String()+" for auditbus, "+costs["raw"].String()+" for raw",
+			flushed.n.Load(), float64(flushed.rows.Load())/float64(max(1, flushed.n.Load())))
 	}
 	median := func(xs []float64) float64 {
+		xs = slices.Clone(xs)
 		slices.Sort(xs)
 		return xs[len(xs)/2]
 	}
 	a, r := median(ours), median(theirs)
-	b.ReportMetric(a, "auditbus-rows/s")
-	b.ReportMetric(r, "raw-rows/s")
-	b.ReportMetric(median(plain), "raw-plain-rows/s")
-	b.ReportMetric(a/r, "ratio")
-	b.ReportMetric(float64(len(recs)), "rows/round")
+	b.ReportMetric(a, "auditbus-events/s")
+	b.ReportMetric(2*a, "auditbus-entries/s")
+	b.ReportMetric(r, "raw-events/s")
+	b.ReportMetric(2*r, "raw-entries/s")
+	b.ReportMetric(median(plain), "raw-plain-events/s")
+	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(slices.Min(ratios), "ratio-min")
+	b.ReportMetric(slices.Max(ratios), "ratio-max")
+	b.ReportMetric(float64(len(recs)), "events/round")
+}
+
+// benchStep is one step of a round of BenchmarkWriterVsRaw: a side
+// writing part.
+type benchStep struct {
+	side string
+	run  func(part []sinks.Record) error
+	part []sinks.Record
+}
+
+// flushCounter counts a writer's successful appends and their records.
+type flushCounter struct{ n, rows atomic.Int64 }
+
+func (f *flushCounter) Flushed(rows int, _ time.Duration, err error) {
+	if err == nil {
+		f.n.Add(1)
+		f.rows.Add(int64(rows))
+	}
+}
+func (f *flushCounter) Queued(int)                  {}
+func (f *flushCounter) Appended(sinks.AppendResult) {}
+
+// sideCost is what one side of a round took: wall time, the server's
+// query threads' CPU seconds, its merges' seconds and the client's CPU
+// seconds.
+type sideCost struct {
+	took                         time.Duration
+	serverCPU, merges, clientCPU float64
+}
+
+func (c *sideCost) add(d sideCost) {
+	c.took += d.took
+	c.serverCPU += d.serverCPU
+	c.merges += d.merges
+	c.clientCPU += d.clientCPU
+}
+
+func (c *sideCost) String() string {
+	return fmt.Sprintf("%.2f s, server query CPU %.2f s, merges %.2f s, client CPU %.2f s", c.took.Seconds(), c.serverCPU, c.merges, c.clientCPU)
+}
+
+// measure runs f and returns what it cost.
+func measure(ctx context.Context, conn ch.Conn, f func() error) (sideCost, error) {
+	s0, m0, err := serverCounters(ctx, conn)
+	if err != nil {
+		return sideCost{}, err
+	}
+	c0 := clientCPU()
+	start := time.Now()
+	if err := f(); err != nil {
+		return sideCost{}, err
+	}
+	c := sideCost{took: time.Since(start), clientCPU: clientCPU() - c0}
+	s1, m1, err := serverCounters(ctx, conn)
+	c.serverCPU, c.merges = s1-s0, m1-m0
+	return c, err
+}
+
+// serverCounters reads the server's CPU seconds in query threads and
+// seconds spent merging, since it started.
+func serverCounters(ctx context.Context, conn ch.Conn) (cpu, merges float64, err error) {
+	var us, ms uint64
+	err = conn.QueryRow(ctx, "SELECT sumIf(value, event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')), "+
+		"sumIf(value, event = 'MergesTimeMilliseconds') FROM system.events").Scan(&us, &ms)
+	return float64(us) / 1e6, float64(ms) / 1e3, err
+}
+
+// clientCPU is this process's CPU seconds so far.
+func clientCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// settle waits, up to two minutes, until the server runs no merge in
+// database db, so that a side's rate does not pay for the parts another
+// wrote.
+func settle(b *testing.B, conn ch.Conn, db string) {
+	b.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.merges WHERE database = ?", db).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Logf("still %d merges running in %s after two minutes; measuring anyway", n, db)
+			return
+		}
+		<-tick.C
+	}
 }
 
 // BenchmarkQueryLatency stores 1,000,000 1 KiB events over 24 hours in 10
