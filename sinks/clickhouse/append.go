@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -194,11 +192,12 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 
 // Append stores recs: each version not stored yet, flagged when another
 // version of its (source, id) was stored before, then each entry whose key
-// is new, numbered on from the log's last seq. Appends run one at a time
-// in a store, so two never take the same key or seq; after a failed one,
-// the next first reads the log's last seq back from the server (see
-// recoverLog), so an append that landed although it failed is neither
-// repeated nor followed by a hole.
+// is new, numbered on from the log's last seq. An Append asks the server
+// what is stored (see lookUp) while others insert, then inserts in its
+// turn: appends insert one at a time in a store, so two never take the
+// same key or seq. After a failed one, the next first reads the log's last
+// seq back from the server (see recoverLog), so an append that landed
+// although it failed is neither repeated nor followed by a hole.
 func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
 	ctx, done, err := s.begin(ctx)
@@ -214,6 +213,10 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 	if err != nil {
 		return res, fmt.Errorf("%s: append: %w", s.name, err)
 	}
+	l, err := s.lookUp(ctx, &p)
+	if err != nil {
+		return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	}
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	if s.dirty {
@@ -221,35 +224,24 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 			return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 		}
 	}
-	res, err = s.appendLocked(ctx, p, now)
+	if l, err = s.current(ctx, &p, l); err != nil {
+		return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	}
+	res, err = s.appendLocked(ctx, p, l, now)
 	if err != nil {
 		s.dirty = true
+		s.epoch.Add(1)
 		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 	}
 	return res, nil
 }
 
-// appendLocked is Append's work under appendMu.
-func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sinks.AppendResult, error) {
+// appendLocked is Append's work in its turn (it holds appendMu), with l
+// current.
+func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.Time) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
-	// The two lookups are independent reads: they run side by side.
-	var (
-		have    map[[16]byte]bool
-		keysErr error
-		looked  = make(chan struct{})
-	)
-	go func() {
-		defer close(looked)
-		have, keysErr = s.storedKeys(ctx, p.keys)
-	}()
-	stored, err := s.storedVersions(ctx, p.versions)
-	<-looked
-	if err != nil {
-		return res, err
-	}
-	if keysErr != nil {
-		return res, keysErr
-	}
+	stored, have := l.stored, l.have
+	var added []vkey
 	var vr versionRows
 	for i := range p.versions {
 		v := &p.versions[i]
@@ -262,12 +254,14 @@ func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sin
 			res.Conflicts = append(res.Conflicts, sinks.Conflict{Source: v.k.source, ID: v.k.id, Digest: v.k.digest, Earlier: known.digests[0]})
 		}
 		vr.add(v, s.stamp(now), conflict)
+		added = append(added, v.k)
 		known.digests = append(known.digests, v.k.digest)
 		stored[idOf(v.k)] = known
 	}
 	res.Versions = vr.len()
 
 	fresh := make([]int, 0, len(p.entries))
+	keys := make([][16]byte, 0, len(p.entries))
 	for i, k := range p.keys {
 		if have[k] {
 			res.Duplicates++
@@ -275,6 +269,7 @@ func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sin
 		}
 		have[k] = true
 		fresh = append(fresh, i)
+		keys = append(keys, k)
 	}
 	// Numbered day by day: each insert below fills one day partition,
 	// which the server writes as one part, so an insert lands whole or not
@@ -306,6 +301,7 @@ func (s *Store) appendLocked(ctx context.Context, p pending, now time.Time) (sin
 		res.Entries += n
 		fresh = fresh[n:]
 	}
+	s.remember(added, keys)
 	return res, nil
 }
 
@@ -319,87 +315,6 @@ func (s *Store) stamp(now time.Time) int64 {
 
 // dayOf is the day partition of an entry, in days since 1970.
 func dayOf(en *sinks.Entry) uint32 { return hourOf(en.Time.UnixNano()) / 24 }
-
-// ident is an event's identity, (source, id).
-type ident struct{ source, id string }
-
-func idOf(k vkey) ident { return ident{k.source, k.id} }
-
-// knownVersions are the digests of an identity's stored versions, the
-// first stored first.
-type knownVersions struct{ digests []sinks.Digest }
-
-func (k knownVersions) has(d sinks.Digest) bool { return slices.Contains(k.digests, d) }
-
-// storedVersions looks up the stored versions of the identities of vs.
-func (s *Store) storedVersions(ctx context.Context, vs []encodedVersion) (map[ident]knownVersions, error) {
-	t, err := ext.NewTable("batch", ext.Column("source", "String"), ext.Column("id", "String"))
-	if err != nil {
-		return nil, err
-	}
-	for i := range vs {
-		if err := t.Append(vs[i].k.source, vs[i].k.id); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT source, id, digest, min(added_ns) AS first FROM "+s.n.idents+
-		" WHERE (source, id) IN (SELECT source, id FROM batch) GROUP BY source, id, digest ORDER BY first, digest")
-	if err != nil {
-		return nil, fmt.Errorf("look up stored versions: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := make(map[ident]knownVersions)
-	var (
-		k      ident
-		digest []byte
-		first  int64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&k.source, &k.id, &digest, &first); err != nil {
-			return nil, fmt.Errorf("look up stored versions: %w", err)
-		}
-		kv := out[k]
-		kv.digests = append(kv.digests, sinks.Digest(digest))
-		out[k] = kv
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up stored versions: %w", err)
-	}
-	return out, nil
-}
-
-// storedKeys looks up which of keys are stored.
-func (s *Store) storedKeys(ctx context.Context, keys [][16]byte) (map[[16]byte]bool, error) {
-	have := make(map[[16]byte]bool, len(keys))
-	if len(keys) == 0 {
-		return have, nil
-	}
-	t, err := ext.NewTable("batch", ext.Column("key", "FixedString(16)"))
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range keys {
-		if err := t.Append(string(k[:])); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT key FROM "+s.n.keys+" WHERE key IN (SELECT key FROM batch)")
-	if err != nil {
-		return nil, fmt.Errorf("look up stored entry keys: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var key []byte
-	for rows.Next() {
-		if err := rows.Scan(&key); err != nil {
-			return nil, fmt.Errorf("look up stored entry keys: %w", err)
-		}
-		have[[16]byte(key)] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up stored entry keys: %w", err)
-	}
-	return have, nil
-}
 
 // recoverLog makes the store's view of its log the server's after a failed
 // append: it reads the log's last seq back, and when entries of the
@@ -432,6 +347,7 @@ func (s *Store) recoverLog(ctx context.Context) error {
 		s.seq = last
 	}
 	s.dirty = false
+	s.epoch.Add(1) // lookups that began before may miss what it wrote
 	return nil
 }
 

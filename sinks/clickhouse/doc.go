@@ -30,12 +30,16 @@
 //
 // # Appending
 //
-// An Append computes the records' digests and entry keys, then, one
-// Append at a time per store, asks the identity table which versions of
-// the batch's events are stored and the keys table which entry keys are,
-// inserts the new versions (flagging conflicts), and inserts the new
-// entries numbered on from the log's last seq, one insert per day
-// partition, so that each lands whole or not at all and in seq order.
+// An Append computes the records' digests and entry keys, asks the
+// identity table which versions of the batch's events are stored and the
+// keys table which entry keys are (while other Appends of the store
+// insert), then, one Append at a time per store, adds to those answers
+// what the appends that committed since it asked stored (the store keeps
+// its last commits' versions and keys in memory), inserts the new
+// versions (flagging conflicts), and inserts the new entries numbered on
+// from the log's last seq, one insert per day partition, so that each
+// lands whole or not at all and in seq order. An Append that asked before
+// another failed asks again in its turn.
 // The last seq is read at Open and kept in memory; after a failed
 // insert, which may have landed although it failed, the next Append
 // reads it back from the server and writes the rows the views missed, so

@@ -26,13 +26,19 @@ type Store struct {
 	ver  serverVersion
 	feat features
 
-	// appendMu makes Appends run one at a time; it guards seq, the last
+	// appendMu makes Appends insert one at a time; it guards seq, the last
 	// seq of the store's log, dirty, set when an append failed, and added,
 	// the last version's added_ns.
 	appendMu sync.Mutex
 	seq      uint64
 	dirty    bool
 	added    int64
+	// gen counts the store's successful appends and epoch its failed
+	// appends and recoveries; both change under appendMu and are read
+	// without it when a lookup begins. recent is what the last commits
+	// stored (see lookup.go); appendMu guards it.
+	gen, epoch atomic.Uint64
+	recent     []commit
 
 	// mu lets Close wait for calls in progress: they hold it shared.
 	mu     sync.RWMutex
