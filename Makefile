@@ -66,7 +66,7 @@ bench-router:
 	@cd benchmarks && $(GO) run ./cmd/bench-router
 
 .PHONY: bench-audit-sqlite
-## bench-audit-sqlite: events/s and entries/s of 1 KiB events, each with 4 entries, through sinks.Writer into the SQLite store vs raw modernc.org/sqlite inserting the same rows (same schema, WAL, synchronous=FULL, the writer's batch sizes), same run, five rounds; ends with `ratio: X` (of the medians)
+## bench-audit-sqlite: events/s and entries/s of 1 KiB events, each with 4 entries, through sinks.Writer into the SQLite store vs raw modernc.org/sqlite inserting the same rows (same schema, WAL, synchronous=FULL, the writer's batch sizes), same run, five rounds; ends with `ratio: X` (median of the rounds')
 bench-audit-sqlite:
 	@out=$$($(GO) test -run '^$$' -bench '^BenchmarkWriterVsRaw$$' -benchtime 5x -timeout 30m ./sinks/sqlite/) || { echo "$$out"; exit 1; }; \
 	echo "$$out"; echo "$$out" | awk '/^BenchmarkWriterVsRaw/ { for (i = 2; i <= NF; i++) { v = $$(i-1); if ($$i == "auditbus-events/s") a = v; if ($$i == "auditbus-entries/s") ae = v; \
