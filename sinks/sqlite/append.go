@@ -45,7 +45,7 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s, len(recs), err)
 	}
 	if s.w == nil { // the last one broke
-		w, err := openWriter(ctx, s.db)
+		w, err := openWriter(ctx, s.db, s.log)
 		if err != nil {
 			return sinks.AppendResult{}, fmt.Errorf("%s: writing connection: %w", s, err)
 		}
@@ -182,11 +182,11 @@ func (a *appender) chunk(c *chunk) error {
 			a.bytes += er.appendEntry(a, j)
 		}
 	}
-	if err := a.w.insert(a.run, a.w.versionsMany, a.w.versionsOne, versionCols, a.versions); err != nil {
+	if err := a.w.versions.insert(a.run, a.versions); err != nil {
 		return fmt.Errorf("insert versions of records %d to %d of %d, from event %q of %q: %w",
 			c.first+1, c.first+len(c.recs), a.total, c.recs[0].r.Event.ID(), c.recs[0].r.Event.Source(), err)
 	}
-	if err := a.w.insert(a.run, a.w.entriesMany, a.w.entriesOne, entryCols, a.entries); err != nil {
+	if err := a.w.entries.insert(a.run, a.entries); err != nil {
 		return fmt.Errorf("insert entries of records %d to %d of %d, from event %q of %q: %w",
 			c.first+1, c.first+len(c.recs), a.total, c.recs[0].r.Event.ID(), c.recs[0].r.Event.Source(), err)
 	}

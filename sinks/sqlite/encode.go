@@ -96,7 +96,7 @@ func (er *encoded) appendEntry(a *appender, i int) int {
 	if at.IsZero() {
 		at = a.now
 	}
-	a.entries = append(a.entries, a.log, int64(a.size), er.keys[i][:], at.UnixNano(), en.Kind, en.Source, en.ID, en.Digest[:],
+	a.entries = append(a.entries, int64(a.size), er.keys[i][:], at.UnixNano(), en.Kind, en.Source, en.ID, en.Digest[:],
 		en.Transport, en.Topic, int64(en.Partition), en.Offset, en.Request, en.Principal, en.Route, en.Destination,
 		int64(en.Attempts), en.Error, en.Replay)
 	return 2*(len(en.Source)+len(en.ID)+len(en.Digest)+len(en.Route)+len(en.Destination)+len(en.Kind)) +

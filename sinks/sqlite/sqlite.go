@@ -121,7 +121,7 @@ func (s *Store) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.w, err = openWriter(ctx, s.db); err != nil {
+	if s.w, err = openWriter(ctx, s.db, s.log); err != nil {
 		return fmt.Errorf("%s: prepare insert: %w", s, err)
 	}
 	conn, err := s.db.Conn(ctx)

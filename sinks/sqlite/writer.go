@@ -14,13 +14,7 @@ const (
 	// versionCols and entryCols are the values one row of
 	// insertVersionsSQL and insertEntriesSQL binds.
 	versionCols = 11
-	entryCols   = 19
-	// rowsPerStmt is how many rows one prepared insert stores. Several
-	// rows per statement save the per-statement cost of the driver; few,
-	// because the driver matches each parameter to its argument by a
-	// linear search, so binding grows with the square of the parameter
-	// count.
-	rowsPerStmt = 8
+	entryCols   = 18
 	// lookupIDs and lookupVersions are how many identities and versions
 	// one lookup statement asks for; a short group repeats its last one.
 	lookupIDs      = 32
@@ -29,35 +23,54 @@ const (
 	chunkRecs = 128
 )
 
+// versionRows and entryRows are how many rows one prepared insert
+// stores. Several rows per statement save the per-statement cost of the
+// driver; few, because the driver matches each parameter to its argument
+// by a linear search, so binding grows with the square of the parameter
+// count: of the instructions an Append runs, 8-row statements of entries
+// (144 parameters) took 5% more than 4-row ones, and 3 rows saved another
+// 1% only (callgrind). 4 entries are also what one record of a route with
+// three destinations holds.
+const versionRows, entryRows = 8, 4
+
 // insertVersionsSQL stores n versions. Append looked them up in the same
-// transaction, so a clash with a stored one is an error, not a skip.
+// transaction, so a clash with a stored one is an error, not a skip: OR
+// FAIL ends the statement there, and Append rolls the whole transaction
+// back. (With the default, ABORT, SQLite keeps a statement journal of
+// every multi-row statement to undo just that statement.)
 func insertVersionsSQL(n int) string {
-	return `INSERT INTO versions (source, id, digest, time_ns, stored_ns, type, subject, attrs, data, data_base64, conflict) VALUES ` +
-		rows(n, versionCols)
+	return `INSERT OR FAIL INTO versions (source, id, digest, time_ns, stored_ns, type, subject, attrs, data, data_base64, conflict) VALUES ` +
+		rows(n, versionCols, "")
 }
 
-// insertEntriesSQL stores n entries.
-func insertEntriesSQL(n int) string {
-	return `INSERT INTO entries (log, seq, key, time_ns, kind, source, id, digest, transport, topic, partition, "offset",
-	request, principal, route, destination, attempts, error, replay) VALUES ` + rows(n, entryCols)
+// insertEntriesSQL stores n entries to log, which is a valid log name
+// (sinks.ValidLogName: no quotes). A store writes one log, so the name is
+// a constant of the statement rather than a parameter of every row.
+func insertEntriesSQL(n int, log string) string {
+	return `INSERT OR FAIL INTO entries (log, seq, key, time_ns, kind, source, id, digest, transport, topic, partition, "offset",
+	request, principal, route, destination, attempts, error, replay) VALUES ` + rows(n, entryCols, "'"+log+"'")
 }
 
-// rows is n groups of cols placeholders.
-func rows(n, cols int) string {
+// rows is n groups of cols placeholders, after first in each group if
+// it is set.
+func rows(n, cols int, first string) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + "),"
+	if first != "" {
+		row = "(" + first + "," + row[1:]
+	}
 	return strings.TrimSuffix(strings.Repeat(row, n), ",")
 }
 
 // versionsOfSQL reads the digests of every stored version of lookupIDs
 // identities, in the order they were stored.
 func versionsOfSQL() string {
-	return `SELECT v.source, v.id, v.digest FROM (VALUES ` + rows(lookupIDs, 2) + `) p
+	return `SELECT v.source, v.id, v.digest FROM (VALUES ` + rows(lookupIDs, 2, "") + `) p
 	CROSS JOIN versions v ON v.source = p.column1 AND v.id = p.column2 ORDER BY v.vid`
 }
 
 // keysStoredSQL reads the entry keys of lookupVersions versions.
 func keysStoredSQL() string {
-	return `SELECT e.key FROM (VALUES ` + rows(lookupVersions, 3) + `) p
+	return `SELECT e.key FROM (VALUES ` + rows(lookupVersions, 3, "") + `) p
 	CROSS JOIN entries e ON e.source = p.column1 AND e.id = p.column2 AND e.digest = p.column3`
 }
 
@@ -68,22 +81,29 @@ func keysStoredSQL() string {
 type writer struct {
 	conn *sql.Conn
 
-	versionsMany, versionsOne driver.Stmt // of rowsPerStmt rows and of one
-	entriesMany, entriesOne   driver.Stmt
-	versionsOf, keysStored    driver.Stmt
-	size, setSize             driver.Stmt
+	versions, entries      inserts
+	versionsOf, keysStored driver.Stmt
+	size, setSize          driver.Stmt
 
 	all []*driver.Stmt
 }
 
-func openWriter(ctx context.Context, db *sql.DB) (*writer, error) {
+// inserts are the prepared inserts of one table: many stores rows rows
+// of cols values, one a single row.
+type inserts struct {
+	many, one  driver.Stmt
+	rows, cols int
+}
+
+// openWriter opens the writing connection of a store appending to log.
+func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{conn: conn}
-	w.all = []*driver.Stmt{&w.versionsMany, &w.versionsOne, &w.entriesMany, &w.entriesOne, &w.versionsOf, &w.keysStored, &w.size, &w.setSize}
-	texts := []string{insertVersionsSQL(rowsPerStmt), insertVersionsSQL(1), insertEntriesSQL(rowsPerStmt), insertEntriesSQL(1),
+	w := &writer{conn: conn, versions: inserts{rows: versionRows, cols: versionCols}, entries: inserts{rows: entryRows, cols: entryCols}}
+	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize}
+	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`}
 	err = conn.Raw(func(dc any) error {
@@ -118,14 +138,13 @@ func (w *writer) close() {
 	_ = w.conn.Close()
 }
 
-// insert runs many (of rowsPerStmt rows) and one (of one row) over vals,
-// rows of cols values each.
-func (w *writer) insert(ctx context.Context, many, one driver.Stmt, cols int, vals []any) error {
-	args := make([]driver.NamedValue, rowsPerStmt*cols)
+// insert stores vals, rows of ins.cols values each.
+func (ins *inserts) insert(ctx context.Context, vals []any) error {
+	args := make([]driver.NamedValue, ins.rows*ins.cols)
 	for i := 0; i < len(vals); {
-		st, n := many, rowsPerStmt*cols
+		st, n := ins.many, ins.rows*ins.cols
 		if len(vals)-i < n {
-			st, n = one, cols
+			st, n = ins.one, ins.cols
 		}
 		for j := range n {
 			args[j] = driver.NamedValue{Ordinal: j + 1, Value: vals[i+j]}
