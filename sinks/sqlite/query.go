@@ -90,6 +90,9 @@ func (s *Store) selectVersions(ctx context.Context, q sinks.Query) (selection, e
 	}
 	few := false
 	if q.Route != "" {
+		// Implied by the route's filter; named so that SQLite may use
+		// entries_route, which holds only entries with a route.
+		en.add("e.route <> ''")
 		var n int
 		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM entries e INDEXED BY entries_route`+
 			en.where()+` LIMIT ?)`, append(en.args, s.fewEntries+1)...).Scan(&n)
