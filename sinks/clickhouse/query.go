@@ -203,6 +203,16 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	}
 	limit := q.PageSize()
 	var raws []rawRow
+	// Without entry filters, selecting a round's versions is cheap: the
+	// trails are read beside the page, by a statement that selects the
+	// page's versions again, rather than after it.
+	alongside := !q.NoTrail && !hasEntryFilter(q)
+	var calls []*trailsCall
+	defer func() {
+		for _, c := range calls {
+			<-c.done
+		}
+	}()
 	for len(raws) <= limit {
 		want := limit + 1 - len(raws)
 		f := base.and(pos)
@@ -215,9 +225,13 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 			f.add("time_ns "+boundOp+" ?", bound)
 		}
 		w := s.withEntries(q, f)
-		st := "SELECT " + versionColumns + " FROM " + s.n.vers + w.where() + " ORDER BY time_ns " + dir + ", source " + dir + ", id " + dir +
+		sel := " FROM " + s.n.vers + w.where() + " ORDER BY time_ns " + dir + ", source " + dir + ", id " + dir +
 			", digest " + dir + ", added_ns LIMIT 1 BY time_ns, source, id, digest LIMIT ?"
-		rows, err := s.conn.Query(ctx, st, append(w.args, want)...)
+		args := append(w.args, want)
+		if alongside {
+			calls = append(calls, s.trailsOf(ctx, "SELECT source, id, digest"+sel, args))
+		}
+		rows, err := s.conn.Query(ctx, "SELECT "+versionColumns+sel, args...)
 		if err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}
@@ -242,7 +256,23 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	if err := decodeAll(raws, nil, p.Items); err != nil {
 		return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 	}
-	if !q.NoTrail {
+	switch {
+	case alongside:
+		var ens []sinks.Entry
+		for _, c := range calls {
+			<-c.done
+			if c.err != nil {
+				return sinks.Page{}, fmt.Errorf("%s: query: trails: %w", s.name, c.err)
+			}
+			ens = append(ens, c.ens...)
+		}
+		attachTrails(p.Items, ens)
+		// A version appended between the two statements can push one of the
+		// page's out of the second's selection: those are read again.
+		if err := s.completeTrails(ctx, p.Items); err != nil {
+			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
+		}
+	case !q.NoTrail:
 		if err := s.loadTrails(ctx, p.Items); err != nil {
 			return sinks.Page{}, fmt.Errorf("%s: query: %w", s.name, err)
 		}

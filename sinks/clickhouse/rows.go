@@ -235,11 +235,6 @@ func (s *Store) loadTrails(ctx context.Context, items []sinks.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	at := make(map[vkey]int, len(items))
-	for i := range items {
-		it := &items[i]
-		at[vkey{it.Event.Source(), it.Event.ID(), it.Digest}] = i
-	}
 	t, err := versionsTable("page", len(items), func(i int) vkey {
 		return vkey{items[i].Event.Source(), items[i].Event.ID(), items[i].Digest}
 	})
@@ -255,10 +250,69 @@ func (s *Store) loadTrails(ctx context.Context, items []sinks.Item) error {
 	if err != nil {
 		return fmt.Errorf("trails: %w", err)
 	}
+	attachTrails(items, ens)
+	return nil
+}
+
+// attachTrails appends each of ens, in order, to the trail of the item
+// of its version, if any.
+func attachTrails(items []sinks.Item, ens []sinks.Entry) {
+	at := make(map[vkey]int, len(items))
+	for i := range items {
+		it := &items[i]
+		at[vkey{it.Event.Source(), it.Event.ID(), it.Digest}] = i
+	}
 	for _, en := range ens {
 		if i, ok := at[vkey{en.Source, en.ID, en.Digest}]; ok {
 			items[i].Trail = append(items[i].Trail, en)
 		}
 	}
+}
+
+// completeTrails reads the trails of the items whose trail is empty.
+func (s *Store) completeTrails(ctx context.Context, items []sinks.Item) error {
+	var at []int
+	for i := range items {
+		if len(items[i].Trail) == 0 {
+			at = append(at, i)
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	missing := make([]sinks.Item, len(at))
+	for j, i := range at {
+		missing[j] = items[i]
+	}
+	if err := s.loadTrails(ctx, missing); err != nil {
+		return err
+	}
+	for j, i := range at {
+		items[i].Trail = missing[j].Trail
+	}
 	return nil
+}
+
+// trailsCall is a read of trails running beside other statements.
+type trailsCall struct {
+	done chan struct{} // closed when ens and err are set
+	ens  []sinks.Entry
+	err  error
+}
+
+// trailsOf starts reading the trails of the versions the statement
+// versions (bound with args) selects, in trail order, the source, id and
+// digest of each.
+func (s *Store) trailsOf(ctx context.Context, versions string, args []any) *trailsCall {
+	c := &trailsCall{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		rows, err := s.conn.Query(ctx, "SELECT "+entryColumns+" FROM "+s.n.trails+" WHERE (source, id, digest) IN ("+versions+
+			") ORDER BY source, id, digest, time_ns, log, seq", args...)
+		if err == nil {
+			c.ens, err = readEntries(rows)
+		}
+		c.err = err
+	}()
+	return c
 }
