@@ -73,9 +73,10 @@ CREATE TABLE entries (
 
 -- Entry filters that select few entries of a route are answered from here
 -- first. Only entries with a route are indexed (queries name the
--- condition to use it): a reception, which has none, costs no insert
--- here, and inserts here are dear, at one place in the middle of the
--- index per route, destination and kind.
+-- condition to use it): one without, such as a reception at HTTP ingest
+-- (before any route took the event), costs no insert here, and inserts
+-- here are dear, at one place in the middle of the index per route,
+-- destination and kind.
 CREATE INDEX entries_route ON entries (route, destination, kind, time_ns) WHERE route <> '';
 
 -- Entry time windows and retention.
