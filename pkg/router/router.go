@@ -367,14 +367,17 @@ func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res []
 	recs := make([]sinks.Record, len(msgs))
 	b := newEntries(len(msgs), len(rt.dests))
 	j := 0 // index of the next kept message in res
+	// A broker's principal is "transport:topic", built once per topic a
+	// batch holds (one, as a rule), not once per message.
+	principal, principalOf := from.principal, ""
 	for i := range msgs {
 		m := &msgs[i]
 		at := sinks.Entry{Transport: from.transport, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Request: from.request, Route: rt.cfg.Name}
-		received := at
-		received.Kind, received.Time, received.Principal = sinks.KindReceived, start, from.principal
-		if from.transport != TransportHTTP {
-			received.Principal = from.transport + ":" + m.Topic
+		if from.transport != TransportHTTP && (principal == "" || principalOf != m.Topic) {
+			principal, principalOf = from.transport+":"+m.Topic, m.Topic
 		}
+		received := at
+		received.Kind, received.Time, received.Principal = sinks.KindReceived, start, principal
 		b.add(received)
 		if !keep[i] {
 			e := at

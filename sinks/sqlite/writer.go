@@ -105,6 +105,8 @@ func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
+		// The only update the store makes: a log's size, bookkeeping beside
+		// the entries, never an entry or a version.
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`}
 	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
