@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
@@ -137,7 +139,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("AUDITBUS_LISTEN %q: %w", cfg.Listen, err)
+		return nil, &runtimeError{fmt.Errorf("AUDITBUS_LISTEN %q: %w", cfg.Listen, err)}
 	}
 	d.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("auditbus serving", "addr", d.ln.Addr().String(), "tls", cfg.TLSCertFile != "", "store", cfg.Store, "ledger_log", cfg.LedgerLog,
@@ -260,6 +262,10 @@ func (d *Daemon) retain(ctx context.Context) {
 	}
 }
 
+// openStore opens the audit store cfg names. It returns a nil interface on
+// error, never a typed nil the shutdown would call Close on. A store that
+// is configured but cannot be opened is a *runtimeError naming the store,
+// where it is and the variable to check.
 func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
 	switch cfg.Store {
 	case "clickhouse":
@@ -268,14 +274,37 @@ func openStore(ctx context.Context, cfg Config) (sinks.Store, error) {
 			return nil, err
 		}
 		chCfg.Log = cfg.LedgerLog
-		return clickhouse.Open(ctx, chCfg)
-	default:
-		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-			return nil, fmt.Errorf("AUDITBUS_DATA_DIR %q: %w", cfg.DataDir, err)
+		s, err := clickhouse.Open(ctx, chCfg)
+		if err != nil {
+			return nil, storeError("clickhouse", strings.Join(chCfg.Addrs, ","), "AUDITBUS_CLICKHOUSE_ADDRS and the other AUDITBUS_CLICKHOUSE_* variables", err)
 		}
-		return sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Log: cfg.LedgerLog})
+		return s, nil
+	default:
+		path := filepath.Join(cfg.DataDir, sqlite.FileName)
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, storeError("sqlite", path, "AUDITBUS_DATA_DIR", err)
+		}
+		s, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Log: cfg.LedgerLog})
+		if err != nil {
+			return nil, storeError("sqlite", path, "AUDITBUS_DATA_DIR", err)
+		}
+		return s, nil
 	}
 }
+
+// storeError is an audit store that could not be opened, in one line.
+func storeError(store, where, vars string, err error) error {
+	cause := strings.Join(strings.Fields(err.Error()), " ")
+	return &runtimeError{fmt.Errorf("the audit store %s at %s could not be opened (check %s): %s", store, where, vars, cause)}
+}
+
+// runtimeError is a Start failure that is not a bad setting but the world
+// refusing: a store that does not answer, an address in use. Main exits 1
+// on it, and 2 on the rest.
+type runtimeError struct{ err error }
+
+func (e *runtimeError) Error() string { return e.err.Error() }
+func (e *runtimeError) Unwrap() error { return e.err }
 
 func (d *Daemon) openTransports(cfg Config, poison func(context.Context, router.Poison) error) error {
 	for _, name := range cfg.Transports {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,8 +38,9 @@ Configuration comes from environment variables only (see README.md):
 With no variables at all it runs the embedded default: the mem transport,
 the SQLite store under ./data and HTTP on 127.0.0.1:8080, without auth.
 
-Exit codes: 0 stopped cleanly, 1 failed while running or draining,
-2 bad usage or configuration.
+Exit codes: 0 stopped cleanly, 1 failed while running or draining, or
+the audit store or the address could not be opened, 2 bad usage or
+configuration.
 `
 
 // Main runs `auditbus serve` with args until ctx ends, and returns its exit
@@ -66,6 +68,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	d, err := Start(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "auditbus serve: %v\n", err)
+		if _, ok := errors.AsType[*runtimeError](err); ok {
+			return 1
+		}
 		return 2
 	}
 	served := make(chan error, 1)
