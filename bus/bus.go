@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // PublishFunc publishes a batch of events to a topic.
@@ -51,6 +53,7 @@ type Bus struct {
 	pubMW        []PublishMiddleware
 	subMW        []HandlerMiddleware
 	publish      PublishFunc
+	tracer       trace.Tracer // nil: tracing off
 	closed       atomic.Bool
 }
 
@@ -63,6 +66,10 @@ func New(t Transport, opts ...Option) *Bus {
 	b.publish = t.Publish
 	for i := len(b.pubMW) - 1; i >= 0; i-- {
 		b.publish = b.pubMW[i](b.publish)
+	}
+	if b.tracer != nil {
+		// Outermost, so that the span covers every other middleware.
+		b.publish = b.tracePublish(b.publish)
 	}
 	return b
 }
@@ -139,6 +146,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, h Handler, opt
 	}
 	for i := len(b.subMW) - 1; i >= 0; i-- {
 		h = b.subMW[i](h)
+	}
+	if b.tracer != nil {
+		h = b.traceHandler(topic, group, h)
 	}
 	return b.t.Subscribe(ctx, topic, group, h, cfg.WithDefaults())
 }

@@ -45,6 +45,10 @@ type Message struct {
 	Partition int   // partition (or queue shard) the event was read from
 	Offset    int64 // position in the partition, or a delivery tag
 	Attempt   int   // 1 on first delivery, incremented on each redelivery
+	// Trace is the trace context of the hop that published the message,
+	// from the transport's traceparent/tracestate headers; empty when the
+	// publisher did not trace. See Message.SpanContext.
+	Trace TraceContext
 }
 
 // Subscription is a running consumer.

@@ -33,9 +33,10 @@ const (
 type pubCall struct {
 	topic  string
 	events []bus.Event
-	state  []uint8       // guarded by publisher.mu
-	left   int           // events not yet confirmed; guarded by publisher.mu
-	done   chan struct{} // closed when left reaches 0
+	trace  bus.TraceContext // the publishing hop's, written on every message
+	state  []uint8          // guarded by publisher.mu
+	left   int              // events not yet confirmed; guarded by publisher.mu
+	done   chan struct{}    // closed when left reaches 0
 }
 
 // pending is a published message awaiting its confirm.
@@ -83,7 +84,7 @@ type publisher struct {
 // every one. When the channel or connection drops it publishes what was not
 // confirmed again on the next one, until ctx ends.
 func (p *publisher) publish(ctx context.Context, topic string, events []bus.Event) error {
-	call := &pubCall{topic: topic, events: events, state: make([]uint8, len(events)), left: len(events), done: make(chan struct{})}
+	call := &pubCall{topic: topic, events: events, trace: bus.TraceContextOf(ctx), state: make([]uint8, len(events)), left: len(events), done: make(chan struct{})}
 	channelErrors := 0
 	for {
 		pc, err := p.channel(ctx)
@@ -203,6 +204,9 @@ func (p *publisher) send(ctx context.Context, pc *pubChannel, call *pubCall) err
 		e := &call.events[i]
 		clear(p.headers)
 		msg, err := encode(e, mode, p.headers)
+		if err == nil && call.trace.Parent != "" {
+			msg.Headers = withTrace(msg.Headers, p.headers, call.trace)
+		}
 		if err == nil {
 			_, err = pc.ch.PublishWithDeferredConfirm(call.topic, e.Type(), true, false, msg)
 		}

@@ -222,7 +222,7 @@ func (s *subscription) consume(ch *amqp091.Channel, deliveries <-chan amqp091.De
 				s.poisonTags = append(s.poisonTags, d.DeliveryTag)
 				continue
 			}
-			out = append(out, bus.Message{Event: ev, Topic: s.topic, Offset: int64(d.DeliveryTag), Attempt: deliveryCount(d) + 1})
+			out = append(out, bus.Message{Event: ev, Topic: s.topic, Offset: int64(d.DeliveryTag), Attempt: deliveryCount(d) + 1, Trace: traceOf(d)})
 		}
 		*msgs = out
 		last := b[len(b)-1].DeliveryTag

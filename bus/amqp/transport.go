@@ -105,6 +105,9 @@ func (t *Transport) Subscribe(ctx context.Context, topic, group string, h bus.Ha
 	return s, nil
 }
 
+// MessagingSystem is "rabbitmq", the messaging.system of the broker.
+func (t *Transport) MessagingSystem() string { return "rabbitmq" }
+
 // Close stops every subscription, waiting for the handlers in flight and
 // acknowledging what they finished, then closes both connections.
 // Unacknowledged messages stay in their queues. Publishes still waiting for

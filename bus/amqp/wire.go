@@ -263,3 +263,28 @@ func deliveryCount(d *Delivery) int {
 	}
 	return 0
 }
+
+// withTrace adds the publishing hop's W3C trace context to a message's
+// headers h (h is empty in structured mode, then room is used) as plain
+// traceparent/tracestate headers, beside the event's own
+// cloudEvents:traceparent extension, which keeps the origin's context.
+func withTrace(h, room amqp091.Table, tc bus.TraceContext) amqp091.Table {
+	if h == nil {
+		h = room
+	}
+	h[bus.TraceParent] = tc.Parent
+	if tc.State != "" {
+		h[bus.TraceState] = tc.State
+	}
+	return h
+}
+
+// traceOf reads the publishing hop's trace context from d's headers.
+func traceOf(d *Delivery) bus.TraceContext {
+	var tc bus.TraceContext
+	tc.Parent, _ = d.Headers[bus.TraceParent].(string)
+	if tc.Parent != "" {
+		tc.State, _ = d.Headers[bus.TraceState].(string)
+	}
+	return tc
+}

@@ -71,6 +71,9 @@ func TestTransport(t *testing.T, f Features, newTransport Constructor) {
 		{"InvalidEventRejected", testInvalidEvent},
 		{"OversizeEventRejected", testOversizeEvent},
 		{"NoConsumerGroup", testNoGroup},
+		{"TraceContextHeaders", testTraceContextHeaders},
+		{"TraceContextMalformed", testTraceContextMalformed},
+		{"TracedBus", testTracedBus},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -169,13 +172,14 @@ type collector struct {
 	mu      sync.Mutex
 	count   map[string]int // deliveries per event id
 	events  map[string]bus.Event
-	byKey   map[string][]int // event numbers per partition key, in handling order
-	batches []int            // batch sizes
+	traces  map[string]bus.TraceContext // the hop context of each event's last delivery
+	byKey   map[string][]int            // event numbers per partition key, in handling order
+	batches []int                       // batch sizes
 	total   int
 }
 
 func newCollector() *collector {
-	return &collector{count: map[string]int{}, events: map[string]bus.Event{}, byKey: map[string][]int{}}
+	return &collector{count: map[string]int{}, events: map[string]bus.Event{}, traces: map[string]bus.TraceContext{}, byKey: map[string][]int{}}
 }
 
 // handler records every message and acknowledges it.
@@ -193,6 +197,7 @@ func (c *collector) add(msgs []bus.Message) {
 		c.count[id]++
 		c.total++
 		c.events[id] = m.Event.Clone()
+		c.traces[id] = m.Trace
 		var n int
 		fmt.Sscanf(id, "ev-%d", &n)
 		k := bus.PartitionKey(&m.Event)
@@ -205,6 +210,13 @@ func (c *collector) distinct() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.count)
+}
+
+// message is the last delivery of event id, as the handler saw it.
+func (c *collector) message(id string) bus.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bus.Message{Event: c.events[id], Trace: c.traces[id]}
 }
 
 // received returns the total deliveries and the duplicates among them.

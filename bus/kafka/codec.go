@@ -87,6 +87,7 @@ func bytesOf(s string) []byte {
 // extensions it met, which the events of a batch mostly share.
 type encoder struct {
 	mode    Mode
+	trace   bus.TraceContext // the publishing hop's, written on every message
 	arena   []byte
 	headers []kafkago.Header // room for the messages' headers, carved per message
 	srcURL  url.URL
@@ -141,10 +142,11 @@ func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 		}
 		msg.Value = b
 		msg.Headers = append(msg.Headers[:0], kafkago.Header{Key: headerContentType, Value: []byte(StructuredContentType)})
+		msg.Headers = en.appendTrace(msg.Headers)
 		return nil
 	}
 	h := msg.Headers[:0]
-	if n := 8 + len(ec.Extensions); cap(h) < n {
+	if n := 10 + len(ec.Extensions); cap(h) < n {
 		l := len(en.headers)
 		if cap(en.headers)-l < n {
 			// Messages already encoded keep the old room.
@@ -179,9 +181,37 @@ func (en *encoder) encode(e *bus.Event, msg *kafkago.Message) error {
 	if ec.DataContentType != nil {
 		h = append(h, kafkago.Header{Key: headerContentType, Value: bytesOf(*ec.DataContentType)})
 	}
-	msg.Headers = h
+	msg.Headers = en.appendTrace(h)
 	msg.Value = e.DataEncoded
 	return nil
+}
+
+// appendTrace adds the publishing hop's W3C trace context as plain
+// traceparent/tracestate headers, beside (never instead of) the event's
+// ce_traceparent extension, which keeps the origin's context.
+func (en *encoder) appendTrace(h []kafkago.Header) []kafkago.Header {
+	if en.trace.Parent == "" {
+		return h
+	}
+	h = append(h, kafkago.Header{Key: bus.TraceParent, Value: bytesOf(en.trace.Parent)})
+	if en.trace.State != "" {
+		h = append(h, kafkago.Header{Key: bus.TraceState, Value: bytesOf(en.trace.State)})
+	}
+	return h
+}
+
+// traceOf reads the publishing hop's trace context from msg's headers.
+func traceOf(msg *kafkago.Message) bus.TraceContext {
+	var tc bus.TraceContext
+	for _, h := range msg.Headers {
+		switch {
+		case len(h.Key) == len(bus.TraceParent) && strings.EqualFold(h.Key, bus.TraceParent):
+			tc.Parent = string(h.Value)
+		case len(h.Key) == len(bus.TraceState) && strings.EqualFold(h.Key, bus.TraceState):
+			tc.State = string(h.Value)
+		}
+	}
+	return tc
 }
 
 // formatExtension is types.Format with a fast path for strings, the type

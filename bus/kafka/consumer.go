@@ -221,7 +221,7 @@ func (s *subscription) consumePartition(genCtx context.Context, pa kafkago.Parti
 				}
 				continue
 			}
-			msgs = append(msgs, bus.Message{Event: e, Topic: s.topic, Partition: pa.ID, Offset: raw[i].Offset, Attempt: 1})
+			msgs = append(msgs, bus.Message{Event: e, Topic: s.topic, Partition: pa.ID, Offset: raw[i].Offset, Attempt: 1, Trace: traceOf(&raw[i])})
 		}
 		if len(msgs) > 0 {
 			outcome, _, err := bus.Deliver(s.ctx, s.stopCtx.Done(), s.cfg, s.h, msgs)

@@ -97,6 +97,7 @@ func (t *Transport) Publish(ctx context.Context, topic string, events []bus.Even
 	msgs := b.messages(len(events))
 	en := &b.en
 	en.mode = t.cfg.Mode
+	en.trace = bus.TraceContextOf(ctx)
 	for i := range events {
 		msgs[i].Topic = topic
 		if err := en.encode(&events[i], &msgs[i]); err != nil {
@@ -144,6 +145,7 @@ func (b *publishBuf) reset() {
 	clear(b.en.headers[:cap(b.en.headers)])
 	b.en.headers, b.en.arena = b.en.headers[:0], b.en.arena[:0]
 	b.en.src, b.en.srcURL = "", url.URL{}
+	b.en.trace = bus.TraceContext{}
 }
 
 // publishError names the first event Kafka refused and why.
@@ -203,6 +205,9 @@ func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
 	t.topics.Store(topic, struct{}{})
 	return nil
 }
+
+// MessagingSystem is "kafka", the messaging.system of the broker.
+func (t *Transport) MessagingSystem() string { return "kafka" }
 
 // Close stops every subscription (each finishes its batch in flight and
 // commits), flushes the producer and closes connections.

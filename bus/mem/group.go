@@ -29,7 +29,7 @@ func newGroup(topic, name string, capacity, partitions int) *group {
 // partition is a ring of events in publish order. The head batch stays in
 // the ring until acknowledged, so a failed batch is retried in place.
 type partition struct {
-	ring     []bus.Event
+	ring     []slot
 	head, n  int
 	seq      int64 // offset of ring[head]
 	claimed  bool  // a consumer is handling the head batch
@@ -37,10 +37,18 @@ type partition struct {
 	retryN   int   // size of the head batch if it failed; redelivered as is
 }
 
-func (p *partition) push(e bus.Event, limit int) {
+// slot is an event in a partition with the trace context of the hop that
+// published it, shared by the events of a publish call (nil when the
+// publisher did not trace).
+type slot struct {
+	e     bus.Event
+	trace *bus.TraceContext
+}
+
+func (p *partition) push(e slot, limit int) {
 	if p.n == len(p.ring) {
 		size := min(max(2*len(p.ring), 16), limit)
-		ring := make([]bus.Event, size)
+		ring := make([]slot, size)
 		for i := 0; i < p.n; i++ {
 			ring[i] = p.ring[(p.head+i)%len(p.ring)]
 		}
@@ -50,13 +58,13 @@ func (p *partition) push(e bus.Event, limit int) {
 	p.n++
 }
 
-func (p *partition) at(i int) bus.Event { return p.ring[(p.head+i)%len(p.ring)] }
+func (p *partition) at(i int) *slot { return &p.ring[(p.head+i)%len(p.ring)] }
 
 // pop drops the first k events, clearing their slots so that acknowledged
 // events can be collected.
 func (p *partition) pop(k int) {
 	for i := 0; i < k; i++ {
-		p.ring[(p.head+i)%len(p.ring)] = bus.Event{}
+		p.ring[(p.head+i)%len(p.ring)] = slot{}
 	}
 	p.head = (p.head + k) % len(p.ring)
 	p.n -= k
@@ -82,7 +90,7 @@ func signal(ch *chan struct{}) {
 
 // put appends evs (already this group's copies) to their partitions,
 // blocking while the buffer is full.
-func (g *group) put(ctx context.Context, closed <-chan struct{}, evs []bus.Event, parts []int32) error {
+func (g *group) put(ctx context.Context, closed <-chan struct{}, evs []bus.Event, parts []int32, tc *bus.TraceContext) error {
 	g.mu.Lock()
 	for i := 0; i < len(evs); {
 		free := g.capacity - g.buffered
@@ -101,7 +109,7 @@ func (g *group) put(ctx context.Context, closed <-chan struct{}, evs []bus.Event
 		}
 		k := min(free, len(evs)-i)
 		for j := i; j < i+k; j++ {
-			g.parts[parts[j]].push(evs[j], g.capacity)
+			g.parts[parts[j]].push(slot{evs[j], tc}, g.capacity)
 		}
 		i += k
 		g.buffered += k
@@ -234,10 +242,15 @@ func (s *subscription) claim(msgs *[]bus.Message) (int, bool) {
 		}
 		out := (*msgs)[:0]
 		for i := 0; i < n; i++ {
-			out = append(out, bus.Message{
-				Event: p.at(i), Topic: g.topic, Partition: pi,
+			sl := p.at(i)
+			m := bus.Message{
+				Event: sl.e, Topic: g.topic, Partition: pi,
 				Offset: p.seq + int64(i), Attempt: p.attempts + 1,
-			})
+			}
+			if sl.trace != nil {
+				m.Trace = *sl.trace
+			}
+			out = append(out, m)
 		}
 		*msgs = out
 		g.mu.Unlock()

@@ -132,8 +132,12 @@ func (t *Transport) Publish(ctx context.Context, topicName string, events []bus.
 	for i := range clones {
 		clones[i] = duplicate(&events[i%len(events)])
 	}
+	var tc *bus.TraceContext
+	if c := bus.TraceContextOf(ctx); !c.IsZero() {
+		tc = &c
+	}
 	for gi, g := range groups {
-		if err := g.put(ctx, t.done, clones[gi*len(events):(gi+1)*len(events)], parts); err != nil {
+		if err := g.put(ctx, t.done, clones[gi*len(events):(gi+1)*len(events)], parts, tc); err != nil {
 			return fmt.Errorf("auditbus: mem publish to %q (group %q): %w", topicName, g.name, err)
 		}
 	}
@@ -190,6 +194,9 @@ func (t *Transport) Subscribe(ctx context.Context, topicName, groupName string, 
 	go s.run()
 	return s, nil
 }
+
+// MessagingSystem is "auditbus", the messaging.system of in-process topics.
+func (t *Transport) MessagingSystem() string { return "auditbus" }
 
 // Close stops every subscription, waiting for the handlers in flight, and
 // wakes blocked publishers with bus.ErrClosed. Events not yet acknowledged
