@@ -19,6 +19,8 @@ import (
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultWebhookTimeout bounds one delivery when WebhookConfig.Timeout is 0.
@@ -49,6 +51,10 @@ type WebhookConfig struct {
 	Headers http.Header
 	// TLS secures https:// URLs.
 	TLS TLSConfig
+	// Tracer, if set, starts a client span around each call. Either way a
+	// call made under a span sends that span's W3C traceparent and
+	// tracestate headers.
+	Tracer trace.Tracer
 }
 
 // Webhook delivers events to one HTTP endpoint in the binary content mode
@@ -62,6 +68,7 @@ type Webhook struct {
 	timeout time.Duration
 	headers http.Header
 	client  *http.Client
+	tracer  trace.Tracer // nil: no spans
 }
 
 // NewWebhook checks cfg and returns a Webhook for it. Errors name the
@@ -99,7 +106,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cehttp: webhook %s: %w", shown, err)
 	}
-	return &Webhook{url: cfg.URL, shown: shown, timeout: timeout, headers: headers, client: &http.Client{
+	return &Webhook{url: cfg.URL, shown: shown, timeout: timeout, headers: headers, tracer: cfg.Tracer, client: &http.Client{
 		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}, nil
@@ -117,15 +124,39 @@ func (w *Webhook) Send(ctx context.Context, e *event.Event) error {
 	if w == nil || w.client == nil {
 		return errors.New("cehttp: send: the Webhook is nil or was not made by NewWebhook")
 	}
+	if w.tracer == nil {
+		_, err := w.send(ctx, e)
+		return err
+	}
+	ctx, span := w.tracer.Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost), attribute.String("url.full", w.shown),
+			bus.AttrMessageID.String(e.ID())))
+	status, err := w.send(ctx, e)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	bus.EndSpan(span, err)
+	return err
+}
+
+// send is Send without its span; it also returns the answer's status,
+// 0 when none came.
+func (w *Webhook) send(ctx context.Context, e *event.Event) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	req, err := NewRequest(ctx, w.url, e, w.headers)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if tc := bus.TraceContextOf(ctx); tc.Parent != "" {
+		req.Header.Set(bus.TraceParent, tc.Parent)
+		if tc.State != "" {
+			req.Header.Set(bus.TraceState, tc.State)
+		}
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return &SendError{URL: w.shown, Err: err}
+		return 0, &SendError{URL: w.shown, Err: err}
 	}
 	defer func() {
 		// Drain a little so the connection can be reused.
@@ -133,7 +164,7 @@ func (w *Webhook) Send(ctx context.Context, e *event.Event) error {
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+		return resp.StatusCode, nil
 	}
 	se := &SendError{URL: w.shown, StatusCode: resp.StatusCode, Body: snippet(resp.Body)}
 	switch resp.StatusCode {
@@ -143,7 +174,7 @@ func (w *Webhook) Send(ctx context.Context, e *event.Event) error {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		se.Location = resp.Header.Get("Location")
 	}
-	return se
+	return resp.StatusCode, se
 }
 
 // SendError is a delivery a webhook did not accept.

@@ -48,6 +48,7 @@ func token(t testing.TB, key []byte, scope string, ttl time.Duration) string {
 type collector struct {
 	mu     sync.Mutex
 	events []bus.Event
+	traces []bus.TraceContext // each event's hop context
 }
 
 func (c *collector) handle(_ context.Context, msgs []bus.Message) error {
@@ -55,8 +56,16 @@ func (c *collector) handle(_ context.Context, msgs []bus.Message) error {
 	defer c.mu.Unlock()
 	for _, m := range msgs {
 		c.events = append(c.events, m.Event.Clone())
+		c.traces = append(c.traces, m.Trace)
 	}
 	return nil
+}
+
+// trace is the hop context of the i-th event received.
+func (c *collector) trace(i int) bus.TraceContext {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.traces[i]
 }
 
 func (c *collector) snapshot() []bus.Event {

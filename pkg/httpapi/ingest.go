@@ -92,6 +92,8 @@ func checkTopic(t string) error {
 
 // ingest is POST /v1/events.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	w, ctx, end := s.traceIngest(w, r)
+	defer end()
 	t, err := s.ingestTarget(r.URL.RawQuery)
 	if err != nil {
 		s.refuse(w, r, t, http.StatusBadRequest, apierror.Detail{Code: CodeBadQuery, Message: err.Error()})
@@ -124,9 +126,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	case len(evs) == 0:
 		// An empty batch: nothing to publish or audit.
 	case t.route != "":
-		err = s.ingestRoute(r.Context(), t.route, evs, from)
+		err = s.ingestRoute(ctx, t.route, evs, from)
 	default:
-		err = s.ingestTopic(r.Context(), t.topic, evs, from)
+		err = s.ingestTopic(ctx, t.topic, evs, from)
 	}
 	if err != nil {
 		s.ingestFailed(w, r, t, err)
@@ -164,7 +166,10 @@ func (s *Server) ingestRoute(ctx context.Context, name string, evs []event.Event
 // stored before (same source and id, other content) is recorded beside it
 // and flagged; that is the store's business, not an error of the request.
 func (s *Server) ingestTopic(ctx context.Context, topic string, evs []event.Event, from router.IngestOptions) error {
-	if err := s.o.Transport.Publish(ctx, topic, evs); err != nil {
+	pctx, span := s.startPublish(ctx, topic, evs)
+	err := s.o.Transport.Publish(pctx, topic, evs)
+	bus.EndSpan(span, err)
+	if err != nil {
 		return &publishError{topic: topic, err: err}
 	}
 	now := s.now().UTC()

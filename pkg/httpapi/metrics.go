@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -12,8 +13,9 @@ import (
 // metrics are the server's own: requests by handler and status code, and
 // their duration by handler.
 type metrics struct {
-	requests *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	seconds   *prometheus.HistogramVec
+	malformed *prometheus.CounterVec // trace contexts ignored, by binding
 }
 
 // newMetrics registers the metrics on reg, or takes over the ones a
@@ -35,7 +37,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if seconds, err = register(reg, seconds); err != nil {
 		return nil, err
 	}
-	return &metrics{requests: requests, seconds: seconds}, nil
+	malformed, err := router.TraceMalformedCounter(reg)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: register HTTP metrics on Options.Registerer: %w", err)
+	}
+	return &metrics{requests: requests, seconds: seconds, malformed: malformed}, nil
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Options.
@@ -84,6 +85,9 @@ type Options struct {
 	// Registerer receives the server's own HTTP metrics; nil keeps them in
 	// a registry of their own, served by GET /metrics beside Gatherer.
 	Registerer prometheus.Registerer
+	// Tracer, if set, starts a server span for each ingest request and a
+	// producer span for each publish to a topic. Nil turns tracing off.
+	Tracer trace.Tracer
 	// Logger receives request logs (accepted writes with the token's
 	// subject, refusals, failures); nil discards them.
 	Logger *slog.Logger
@@ -98,6 +102,7 @@ type Server struct {
 	mux *http.ServeMux
 	hs  *http.Server
 	now func() time.Time
+	m   *metrics
 }
 
 // New checks o and builds the server. Errors name the bad field.
@@ -136,7 +141,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, log: o.Logger, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{o: o, log: o.Logger, mux: http.NewServeMux(), now: time.Now, m: m}
 	s.hs = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/cehttp"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 )
 
@@ -86,9 +87,12 @@ type WebhookConfig struct {
 
 // NewWebhook builds the client that delivers to this webhook; the TLS
 // files are read now.
-func (w *WebhookConfig) NewWebhook() (*cehttp.Webhook, error) {
+func (w *WebhookConfig) NewWebhook() (*cehttp.Webhook, error) { return w.newWebhook(nil) }
+
+// newWebhook is NewWebhook with a tracer for each call (nil: none).
+func (w *WebhookConfig) newWebhook(tracer trace.Tracer) (*cehttp.Webhook, error) {
 	return cehttp.NewWebhook(cehttp.WebhookConfig{
-		URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers,
+		URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers, Tracer: tracer,
 		TLS: cehttp.TLSConfig{CAFile: w.TLS.CAFile, CertFile: w.TLS.CertFile, KeyFile: w.TLS.KeyFile, InsecureSkipVerify: w.TLS.InsecureSkipVerify},
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/cehttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // destination delivers events to one place: a transport topic or a
@@ -24,6 +25,7 @@ type destination struct {
 	retry   RetryPolicy
 	breaker *breaker
 	m       *Metrics
+	tracer  trace.Tracer // nil: tracing off
 }
 
 // result is what a destination did with one event: accepted it (err nil)
@@ -43,6 +45,7 @@ type result struct {
 // only when ctx ends first; the events not yet accepted then count as not
 // delivered and the caller must not acknowledge them.
 func (d *destination) deliver(ctx context.Context, events []bus.Event) ([]result, error) {
+	ctx, span := d.startDeliver(ctx, d.tracer, events)
 	res := make([]result, len(events))
 	var err error
 	if d.hook != nil {
@@ -50,6 +53,7 @@ func (d *destination) deliver(ctx context.Context, events []bus.Event) ([]result
 	} else {
 		err = d.deliverBatch(ctx, events, res)
 	}
+	endDeliver(span, res, err)
 	return res, err
 }
 
@@ -178,6 +182,7 @@ func (d *destination) wait(ctx context.Context, attempt int, start time.Time, er
 		return false
 	}
 	d.m.retried(d.route, d.name)
+	retryEvent(ctx, attempt, err)
 	t := time.NewTimer(pause)
 	defer t.Stop()
 	select {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ type Metrics struct {
 	latency      *prometheus.HistogramVec
 	circuitOpen  *prometheus.GaugeVec
 	circuitTrips *prometheus.CounterVec
+	malformed    *prometheus.CounterVec
 }
 
 // NewMetrics registers the router's metrics on reg.
@@ -53,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		circuitTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditbus_destination_circuit_trips_total", Help: "Times the destination's circuit breaker opened.",
 		}, []string{"route", "destination"}),
+	}
+	var err error
+	if m.malformed, err = TraceMalformedCounter(reg); err != nil {
+		panic(err)
 	}
 	reg.MustRegister(m.in, m.filtered, m.deliveredC, m.retriedC, m.deadLettered, m.outcomes, m.latency, m.circuitOpen, m.circuitTrips)
 	return m
@@ -102,5 +108,28 @@ func (m *Metrics) circuit(route, dest string, open bool) {
 			m.circuitTrips.WithLabelValues(route, dest).Inc()
 		}
 		m.circuitOpen.WithLabelValues(route, dest).Set(v)
+	}
+}
+
+// TraceMalformedCounter registers auditbus_trace_context_malformed_total
+// on reg, or returns the one registered there already: the router counts
+// what it reads from transports, the HTTP server what requests carry.
+func TraceMalformedCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "auditbus_trace_context_malformed_total",
+		Help: "Malformed W3C trace contexts (traceparent header or extension) ignored for tracing, by binding (http, mem, kafka, amqp). The events carrying them are handled unchanged.",
+	}, []string{"binding"})
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if prev, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			return prev, nil
+		}
+	}
+	return c, err
+}
+
+func (m *Metrics) traceMalformed(binding string, n int) {
+	if m != nil && n > 0 {
+		m.malformed.WithLabelValues(binding).Add(float64(n))
 	}
 }

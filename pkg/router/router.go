@@ -16,6 +16,7 @@ import (
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Extensions the router adds to the events it parks in a dead letter, and
@@ -60,6 +61,11 @@ type Options struct {
 	Audit Auditor
 	// Metrics, if set, records deliveries, retries and outcomes.
 	Metrics *Metrics
+	// Tracer, if set, traces every batch: its consumer span, the filter,
+	// each destination's delivery (retries as events, the outcome as an
+	// attribute) and each webhook call. Nil turns tracing off at the cost
+	// of a nil check per batch.
+	Tracer trace.Tracer
 	// Logger receives failures and circuit breaker changes; nil discards.
 	Logger *slog.Logger
 	// MaxBatch is the most events a route handles at once (default
@@ -153,7 +159,7 @@ func (r *Router) transport(name string) (bus.Transport, error) {
 }
 
 func (r *Router) destination(cfg RouteConfig, dc DestinationConfig) (*destination, error) {
-	d := &destination{name: dc.Name, route: cfg.Name, retry: cfg.Retry, m: r.o.Metrics}
+	d := &destination{name: dc.Name, route: cfg.Name, retry: cfg.Retry, m: r.o.Metrics, tracer: r.o.Tracer}
 	d.breaker = &breaker{policy: cfg.CircuitBreaker, now: time.Now, onChange: func(open bool) {
 		r.o.Metrics.circuit(cfg.Name, dc.Name, open)
 		if open {
@@ -163,7 +169,7 @@ func (r *Router) destination(cfg RouteConfig, dc DestinationConfig) (*destinatio
 		}
 	}}
 	if dc.Webhook != nil {
-		hook, err := dc.Webhook.NewWebhook()
+		hook, err := dc.Webhook.newWebhook(r.o.Tracer)
 		if err != nil {
 			return nil, err
 		}
@@ -315,8 +321,11 @@ func (rt *route) handle(ctx context.Context, msgs []bus.Message) error {
 
 // run returns nil only once every event of msgs has its outcome and its
 // audit record is durable.
-func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) error {
+func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (err error) {
+	ctx, span := rt.startRun(ctx, msgs, from)
+	defer func() { bus.EndSpan(span, err) }()
 	start := time.Now().UTC()
+	fspan := rt.startFilter(ctx, len(msgs))
 	keep := make([]bool, len(msgs))
 	matched := make([]bus.Event, 0, len(msgs))
 	for i := range msgs {
@@ -325,6 +334,8 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) er
 		}
 	}
 	judged := time.Now().UTC()
+	fspan.SetAttributes(attrMatched.Int(len(matched)))
+	fspan.End()
 	rt.r.o.Metrics.took(rt.cfg.Name, len(msgs), len(msgs)-len(matched))
 	var res [][]result
 	if len(matched) > 0 {
