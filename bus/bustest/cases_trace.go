@@ -151,8 +151,8 @@ func testTracedBus(t *testing.T, e *env) {
 			have[a.Key] = a.Value
 		}
 		for _, w := range want {
-			if v, ok := have[w.Key]; !ok || v.Emit() != w.Value.Emit() {
-				t.Errorf("span %q: %s = %q, want %q", s.Name(), w.Key, v.Emit(), w.Value.Emit())
+			if v, ok := have[w.Key]; !ok || v.String() != w.Value.String() {
+				t.Errorf("span %q: %s = %q, want %q", s.Name(), w.Key, v.String(), w.Value.String())
 			}
 		}
 	}
