@@ -39,13 +39,23 @@ type encodedVersion struct {
 // the SDK's structured JSON without data, whose bytes go in their own
 // column so they never pass through a JSON re-encoding.
 func encodeVersion(e *event.Event, d sinks.Digest, timeNs, stored int64) (encodedVersion, error) {
-	c := *e // a shallow copy keeps the caller's event intact
+	v := encodedVersion{k: vkey{e.Source(), e.ID(), d}, ev: e, timeNs: timeNs, stored: stored}
+	return v, v.encode()
+}
+
+// encode fills in v's attrs unless they are.
+func (v *encodedVersion) encode() error {
+	if v.attrs != nil {
+		return nil
+	}
+	c := *v.ev // a shallow copy keeps the caller's event intact
 	c.DataEncoded, c.DataBase64 = nil, false
 	attrs, err := c.MarshalJSON()
 	if err != nil {
-		return encodedVersion{}, fmt.Errorf("encode event %q from %q: %w", e.ID(), e.Source(), err)
+		return fmt.Errorf("encode event %q from %q: %w", c.ID(), c.Source(), err)
 	}
-	return encodedVersion{k: vkey{e.Source(), e.ID(), d}, ev: e, timeNs: timeNs, stored: stored, attrs: attrs}, nil
+	v.attrs = attrs
+	return nil
 }
 
 func (c *versionRows) add(v *encodedVersion, added int64, conflict bool) {
@@ -146,13 +156,28 @@ func insert(ctx context.Context, conn driver.Conn, table, columns string, cols [
 // pending is what one Append wants to store, worked out before it asks
 // the server anything.
 type pending struct {
-	versions []encodedVersion // the batch's distinct versions, first seen first
+	versions []encodedVersion // the batch's distinct versions, first seen first, not encoded yet
 	entries  []*sinks.Entry   // every entry, in order
 	keys     [][16]byte       // their keys
 }
 
+// encode encodes the versions of p that l does not find stored: only
+// those are inserted, and a record whose version is stored (a delivery
+// after its receipt, a replay) costs no encoding.
+func (p *pending) encode(l lookup) error {
+	for i := range p.versions {
+		v := &p.versions[i]
+		if !l.stored[idOf(v.k)].has(v.k.digest) {
+			if err := v.encode(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // plan prepares recs (see sinks.Record.Prepare), fills in the entries'
-// zero times with now and encodes each distinct version once.
+// zero times with now and lists each distinct version once.
 func plan(recs []sinks.Record, now time.Time) (pending, error) {
 	var p pending
 	seen := make(map[vkey]bool, len(recs))
@@ -181,11 +206,7 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 		if len(r.Entries) > 0 {
 			stored = r.Entries[0].Time
 		}
-		v, err := encodeVersion(&r.Event, r.Digest, t.UnixNano(), stored.UnixNano())
-		if err != nil {
-			return p, err
-		}
-		p.versions = append(p.versions, v)
+		p.versions = append(p.versions, encodedVersion{k: k, ev: &r.Event, timeNs: t.UnixNano(), stored: stored.UnixNano()})
 	}
 	return p, nil
 }
@@ -216,6 +237,9 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 	l, err := s.lookUp(ctx, &p)
 	if err != nil {
 		return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	}
+	if err := p.encode(l); err != nil {
+		return res, fmt.Errorf("%s: append: %w", s.name, err)
 	}
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
@@ -248,6 +272,9 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 		known := stored[idOf(v.k)]
 		if known.has(v.k.digest) {
 			continue
+		}
+		if err := v.encode(); err != nil { // stored when p.encode looked, removed by Retain since
+			return res, err
 		}
 		conflict := len(known.digests) > 0
 		if conflict {

@@ -31,9 +31,11 @@
 // # Appending
 //
 // An Append computes the records' digests and entry keys, asks the
-// identity table which versions of the batch's events are stored and the
-// keys table which entry keys are (while other Appends of the store
-// insert), then, one Append at a time per store, adds to those answers
+// identity table which versions of the batch's events are stored and then
+// the keys table which keys of those versions' entries are (while other
+// Appends of the store insert; an entry is inserted only once its version
+// is, so the entries of a version not stored are new and a batch of new
+// events costs one lookup), then, one Append at a time per store, adds to those answers
 // what the appends that committed since it asked stored (the store keeps
 // its last commits' versions and keys in memory), inserts the new
 // versions (flagging conflicts), and inserts the new entries numbered on
@@ -50,6 +52,10 @@
 // same new event, at the same moment may both store it, each in its own
 // log, and neither sees the other's version as a conflict (a version
 // stored twice this way is read once: its rows share their sorting key).
+// Retention drops versions by the day they were stored and entries by
+// their own day: an event that arrives again after its version's day was
+// dropped is stored as a new version, and its entries are not checked
+// against entries of the dropped version that a later day still holds.
 //
 // # Server versions
 //

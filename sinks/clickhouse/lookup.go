@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -52,24 +51,27 @@ type commit struct {
 	keys     [][16]byte
 }
 
-// lookUp asks the server which of p's versions and entry keys are
-// stored, both at once: they are independent reads.
+// lookUp asks the server which of p's versions are stored, then which
+// keys of the entries of those versions: an entry is inserted only once
+// its version is stored (by the same Append or an earlier one), so the
+// entries of a version the server does not have are new, and a batch of
+// new events asks only one question.
 func (s *Store) lookUp(ctx context.Context, p *pending) (lookup, error) {
 	// Read before asking: a commit counted here returned before the
 	// questions were sent, so the server's answers include it.
 	l := lookup{gen: s.gen.Load(), epoch: s.epoch.Load()}
-	var (
-		keysErr error
-		looked  = make(chan struct{})
-	)
-	go func() {
-		defer close(looked)
-		l.have, keysErr = s.storedKeys(ctx, p.keys)
-	}()
 	var err error
-	l.stored, err = s.storedVersions(ctx, p.versions)
-	<-looked
-	return l, errors.Join(err, keysErr)
+	if l.stored, err = s.storedVersions(ctx, p.versions); err != nil {
+		return l, err
+	}
+	var keys [][16]byte
+	for i, en := range p.entries {
+		if l.stored[ident{en.Source, en.ID}].has(en.Digest) {
+			keys = append(keys, p.keys[i])
+		}
+	}
+	l.have, err = s.storedKeys(ctx, keys)
+	return l, err
 }
 
 // current makes l current at the caller's turn (it holds appendMu): it
