@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -55,6 +55,10 @@ type WebhookConfig struct {
 	// call made under a span sends that span's W3C traceparent and
 	// tracestate headers.
 	Tracer trace.Tracer
+	// Egress, when set, is where the webhook may connect: the URL's host
+	// is checked now and every address at each connection (see package
+	// egress). Nil connects anywhere.
+	Egress *egress.Policy
 }
 
 // Webhook delivers events to one HTTP endpoint in the binary content mode
@@ -83,6 +87,9 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		return nil, fmt.Errorf("cehttp: webhook URL %q: want an absolute http:// or https:// URL", u.Redacted())
 	}
 	shown := u.Redacted()
+	if err := cfg.Egress.CheckHost(u.Hostname()); err != nil {
+		return nil, fmt.Errorf("cehttp: webhook URL %q: %w", shown, err)
+	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("cehttp: webhook %s: Timeout is %v; want 0 (the default, %v) or more", shown, cfg.Timeout, DefaultWebhookTimeout)
 	}
@@ -102,7 +109,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		}
 		headers[textproto.CanonicalMIMEHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	t, err := transportFor(cfg.TLS)
+	t, err := transportFor(cfg.TLS, cfg.Egress)
 	if err != nil {
 		return nil, fmt.Errorf("cehttp: webhook %s: %w", shown, err)
 	}
@@ -311,27 +318,38 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// transports holds one tuned transport per TLS configuration, so that
-// webhooks with the same settings share connections. TLS files are read
-// when a configuration is first used; a restart picks up new ones.
+// transports holds one tuned transport per TLS configuration and egress
+// policy, so that webhooks with the same settings share connections. TLS
+// files are read when a configuration is first used; a restart picks up
+// new ones.
 var transports struct {
 	sync.Mutex
-	m map[TLSConfig]*http.Transport
+	m map[transportKey]*http.Transport
 }
 
-func transportFor(tc TLSConfig) (*http.Transport, error) {
+type transportKey struct {
+	tls    TLSConfig
+	egress *egress.Policy
+}
+
+func transportFor(tc TLSConfig, p *egress.Policy) (*http.Transport, error) {
 	transports.Lock()
 	defer transports.Unlock()
-	if t, ok := transports.m[tc]; ok {
+	key := transportKey{tc, p}
+	if t, ok := transports.m[key]; ok {
 		return t, nil
 	}
 	cfg, err := tc.load()
 	if err != nil {
 		return nil, err
 	}
+	proxy := http.ProxyFromEnvironment
+	if p.Direct() {
+		proxy = nil
+	}
 	t := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                 proxy,
+		DialContext:           p.Dialer(10*time.Second, 30*time.Second),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          512,
 		MaxIdleConnsPerHost:   64, // deliveries to one destination run concurrently
@@ -341,9 +359,9 @@ func transportFor(tc TLSConfig) (*http.Transport, error) {
 		TLSClientConfig:       cfg,
 	}
 	if transports.m == nil {
-		transports.m = make(map[TLSConfig]*http.Transport)
+		transports.m = make(map[transportKey]*http.Transport)
 	}
-	transports.m[tc] = t
+	transports.m[key] = t
 	return t, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/envconf"
 	"github.com/auditbus/auditbus/sinks"
 )
@@ -67,6 +68,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error. AUDITBUS_LOG_LEVEL, default info.
 	LogLevel slog.Level
+	// WebhookAllow and WebhookDeny are CIDRs, addresses and host names
+	// (".example.com" for a domain) webhooks may and may not reach (see
+	// package egress). AUDITBUS_WEBHOOK_ALLOW, AUDITBUS_WEBHOOK_DENY,
+	// comma-separated; none by default: webhooks given through the API
+	// may not reach internal addresses, the routes file's may.
+	WebhookAllow, WebhookDeny []string
 }
 
 // transportNames are the transports the daemon knows.
@@ -91,6 +98,8 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		Routes:          r.String("ROUTES", ""),
 		MaxBodyBytes:    r.Int("MAX_BODY_BYTES", 4<<20, 1024),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		WebhookAllow:    r.List("WEBHOOK_ALLOW", nil),
+		WebhookDeny:     r.List("WEBHOOK_DENY", nil),
 	}
 	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
@@ -107,6 +116,9 @@ func configFrom(r *envconf.Reader) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: applies to the sqlite store, and %s is %s (set AUDITBUS_CLICKHOUSE_RETENTION instead)",
 				r.Name("SQLITE_RETENTION"), r.Name("STORE"), c.Store))
 		}
+	}
+	if _, _, err := egress.New(c.WebhookAllow, c.WebhookDeny); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ReplayBatchSize > sinks.MaxLimit {
 		errs = append(errs, fmt.Errorf("%s: %d is more than the audit store's largest page, %d", r.Name("REPLAY_BATCH_SIZE"), c.ReplayBatchSize, sinks.MaxLimit))

@@ -22,6 +22,7 @@ import (
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/bus/mem"
 	"github.com/auditbus/auditbus/pkg/auth"
+	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
@@ -107,8 +108,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err := d.openTransports(cfg, poison); err != nil {
 		return nil, err
 	}
+	strict, trusted, err := egress.New(cfg.WebhookAllow, cfg.WebhookDeny)
+	if err != nil {
+		return nil, err
+	}
 	rt, err = router.New(routes, router.Options{
-		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log,
+		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log, Egress: trusted,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Routes, err)
@@ -121,7 +126,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 
-	dests := newDestinations(d.trs, rt, cfg.ReplayDir)
+	dests := newDestinations(d.trs, rt, cfg.ReplayDir, strict, trusted)
 	if d.replays, err = replay.NewManager(replay.Options{
 		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log,
 	}); err != nil {

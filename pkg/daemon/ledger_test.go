@@ -48,7 +48,7 @@ func startLive(t *testing.T, routes string, env ...string) *live {
 			t.Fatal(err)
 		}
 	}
-	secret := "0123456789abcdef0123456789abcdef"
+	secret := liveSecret
 	vars := map[string]string{
 		"AUDITBUS_LISTEN": "127.0.0.1:0", "AUDITBUS_DATA_DIR": filepath.Join(dir, "data"), "AUDITBUS_ROUTES": path,
 		"AUDITBUS_TRANSPORTS": "mem", "AUDITBUS_STORE": "sqlite", "AUDITBUS_LEDGER_LOG": ledgerLog,

@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/cehttp"
+	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
@@ -46,10 +49,13 @@ type destinations struct {
 	// hooks holds the settings of webhooks given in requests, which may
 	// carry secrets (an Authorization header): files of mode 0600.
 	hooks string
+	// strict is where webhooks given in requests may connect; trusted,
+	// where the routes file's may.
+	strict, trusted *egress.Policy
 }
 
-func newDestinations(trs map[string]bus.Transport, rt *router.Router, replayDir string) *destinations {
-	return &destinations{trs: trs, router: rt, hooks: filepath.Join(replayDir, "webhooks")}
+func newDestinations(trs map[string]bus.Transport, rt *router.Router, replayDir string, strict, trusted *egress.Policy) *destinations {
+	return &destinations{trs: trs, router: rt, hooks: filepath.Join(replayDir, "webhooks"), strict: strict, trusted: trusted}
 }
 
 // Target implements httpapi.Destinations.
@@ -139,7 +145,7 @@ func (d *destinations) routeTarget(route, dest string) (replay.Target, error) {
 		}
 		name := routePrefix + route + "/" + dest
 		if dc.Webhook != nil {
-			h, err := dc.Webhook.NewWebhook()
+			h, err := dc.Webhook.NewWebhook(d.trusted)
 			if err != nil {
 				return nil, fmt.Errorf("route %q destination %q: %w", route, dest, err)
 			}
@@ -163,20 +169,32 @@ type webhookSpec struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
-func (s webhookSpec) webhook() (*cehttp.Webhook, error) {
+func (s webhookSpec) webhook(p *egress.Policy) (*cehttp.Webhook, error) {
 	h := make(http.Header, len(s.Headers))
 	for k, v := range s.Headers {
 		h.Set(k, v)
 	}
-	return cehttp.NewWebhook(cehttp.WebhookConfig{URL: s.URL, Timeout: s.Timeout, Headers: h})
+	return cehttp.NewWebhook(cehttp.WebhookConfig{URL: s.URL, Timeout: s.Timeout, Headers: h, Egress: p})
 }
+
+// checkTimeout bounds the look-up of a webhook's host when a request names it.
+const checkTimeout = 5 * time.Second
 
 // newWebhook checks spec, keeps it in the webhooks directory and returns
 // its target, named "webhook:URL#HASH".
 func (d *destinations) newWebhook(spec webhookSpec) (replay.Target, error) {
-	h, err := spec.webhook()
+	h, err := spec.webhook(d.strict)
 	if err != nil {
 		return nil, &replay.FieldError{Field: "destination.webhook", Reason: strings.TrimPrefix(err.Error(), "cehttp: ")}
+	}
+	// The host as it resolves now, for a clear refusal; every connection
+	// is checked again when it is made.
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	if u, perr := url.Parse(spec.URL); perr == nil {
+		if err := d.strict.Check(ctx, u.Hostname()); err != nil {
+			return nil, &replay.FieldError{Field: "destination.webhook.url", Reason: err.Error()}
+		}
 	}
 	// Marshal sorts map keys, so equal settings hash alike.
 	b, err := json.Marshal(spec)
@@ -207,7 +225,7 @@ func (d *destinations) loadWebhook(name string) (replay.Target, error) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("webhook settings %s: %w", filepath.Join(d.hooks, hash+".json"), err)
 	}
-	h, err := spec.webhook()
+	h, err := spec.webhook(d.strict)
 	if err != nil {
 		return nil, err
 	}

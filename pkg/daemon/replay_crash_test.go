@@ -59,17 +59,7 @@ func crashTime(n int) time.Time { return crashBase.Add(time.Duration(n) * time.M
 // api calls the daemon's HTTP API and decodes the JSON answer.
 func api(t *testing.T, method, url, body string, want int, out any) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-		if strings.HasPrefix(body, "[") {
-			req.Header.Set("Content-Type", "application/cloudevents-batch+json")
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(newAPIRequest(t, method, url, "", body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -62,7 +62,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newDestinations(trs, rt, dir), tr
+	return newDestinations(trs, rt, dir, nil, nil), tr
 }
 
 // TestReplayDestinations resolves each form of destination from a request

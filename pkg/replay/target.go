@@ -2,10 +2,13 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/cehttp"
+	"github.com/auditbus/auditbus/pkg/egress"
 )
 
 // Target is where a replay publishes.
@@ -69,7 +72,7 @@ type webhookTarget struct{ h *cehttp.Webhook }
 func (w *webhookTarget) Publish(ctx context.Context, events []bus.Event) error {
 	for i := range events {
 		if err := w.h.Send(ctx, &events[i]); err != nil {
-			return &PartialError{Index: i, Err: err}
+			return &PartialError{Index: i, Err: opaque(w.h.URL(), err)}
 		}
 	}
 	return nil
@@ -77,6 +80,32 @@ func (w *webhookTarget) Publish(ctx context.Context, events []bus.Event) error {
 
 func (w *webhookTarget) String() string { return w.h.URL() }
 func (w *webhookTarget) isNil() bool    { return w == nil || w.h == nil }
+
+// opaqueError is a webhook's failure as a job reports it: the status
+// code, or a fixed message, and nothing the target sent (its body, a
+// redirect's Location) or that tells one network error from another
+// (refused or timed out), so a job cannot be used to read or map what
+// its target sees. It wraps the failure, for retry decisions.
+type opaqueError struct {
+	msg string
+	err error
+}
+
+func (e *opaqueError) Error() string { return e.msg }
+func (e *opaqueError) Unwrap() error { return e.err }
+
+func opaque(url string, err error) error {
+	var se *cehttp.SendError
+	switch {
+	case errors.As(err, &se) && se.StatusCode != 0:
+		return &opaqueError{msg: fmt.Sprintf("webhook %s answered %d %s", url, se.StatusCode, http.StatusText(se.StatusCode)), err: err}
+	case errors.Is(err, egress.ErrDenied):
+		return &opaqueError{msg: fmt.Sprintf("webhook %s: its address is not allowed by the egress policy (%s, %s)", url, egress.AllowVar, egress.DenyVar), err: err}
+	case errors.As(err, &se):
+		return &opaqueError{msg: fmt.Sprintf("webhook %s: no answer (the connection failed or timed out)", url), err: err}
+	}
+	return err
+}
 
 // Named gives t another name, such as the name of the route destination it
 // stands for, so that a Manager's Resolve can find it again by that name.

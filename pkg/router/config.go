@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/cehttp"
+	"github.com/auditbus/auditbus/pkg/egress"
 	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 )
@@ -85,14 +86,16 @@ type WebhookConfig struct {
 	TLS TLSConfig
 }
 
-// NewWebhook builds the client that delivers to this webhook; the TLS
-// files are read now.
-func (w *WebhookConfig) NewWebhook() (*cehttp.Webhook, error) { return w.newWebhook(nil) }
+// NewWebhook builds the client that delivers to this webhook, connecting
+// only where p allows (nil: anywhere); the TLS files are read now.
+func (w *WebhookConfig) NewWebhook(p *egress.Policy) (*cehttp.Webhook, error) {
+	return w.newWebhook(nil, p)
+}
 
 // newWebhook is NewWebhook with a tracer for each call (nil: none).
-func (w *WebhookConfig) newWebhook(tracer trace.Tracer) (*cehttp.Webhook, error) {
+func (w *WebhookConfig) newWebhook(tracer trace.Tracer, p *egress.Policy) (*cehttp.Webhook, error) {
 	return cehttp.NewWebhook(cehttp.WebhookConfig{
-		URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers, Tracer: tracer,
+		URL: w.URL.String(), Timeout: w.Timeout, Headers: w.Headers, Tracer: tracer, Egress: p,
 		TLS: cehttp.TLSConfig{CAFile: w.TLS.CAFile, CertFile: w.TLS.CertFile, KeyFile: w.TLS.KeyFile, InsecureSkipVerify: w.TLS.InsecureSkipVerify},
 	})
 }

@@ -47,7 +47,7 @@ routes:
 		cfg.DeadLetter == nil || cfg.DeadLetter.Topic != "dead" {
 		t.Fatalf("Route(orders) = %+v, %v", cfg, ok)
 	}
-	wh, err := cfg.Destinations[0].Webhook.NewWebhook()
+	wh, err := cfg.Destinations[0].Webhook.NewWebhook(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

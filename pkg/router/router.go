@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/trace"
@@ -78,6 +79,9 @@ type Options struct {
 	// routes already handle every partition at once; AMQP routes keep one
 	// consumer so that the queue's order holds.
 	MemConcurrency int
+	// Egress is where the routes' webhooks may connect (nil: anywhere);
+	// the daemon's trusted policy, since the operator wrote the routes.
+	Egress *egress.Policy
 }
 
 // Router runs routes: it subscribes each transport-fed route to its source
@@ -169,7 +173,7 @@ func (r *Router) destination(cfg RouteConfig, dc DestinationConfig) (*destinatio
 		}
 	}}
 	if dc.Webhook != nil {
-		hook, err := dc.Webhook.newWebhook(r.o.Tracer)
+		hook, err := dc.Webhook.newWebhook(r.o.Tracer, r.o.Egress)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,194 @@
+package daemon_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// dnsServer is a DNS server on a loopback UDP port that answers every A
+// question with the address its answer holds at the time, and AAAA
+// questions with nothing: a name that can be rebound between two
+// look-ups.
+type dnsServer struct {
+	answer atomic.Value // netip.Addr
+	conn   net.PacketConn
+}
+
+func startDNS(t *testing.T, first netip.Addr) *dnsServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{conn: pc}
+	s.answer.Store(first)
+	go s.serve()
+	t.Cleanup(func() { _ = pc.Close() })
+	// The daemon runs in this process: its look-ups go to this server.
+	old := net.DefaultResolver
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+	t.Cleanup(func() { net.DefaultResolver = old })
+	return s
+}
+
+func (s *dnsServer) serve() {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+		_ = b.StartQuestions()
+		_ = b.Question(q)
+		_ = b.StartAnswers()
+		if q.Type == dnsmessage.TypeA {
+			a := s.answer.Load().(netip.Addr).As4()
+			_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 0}, dnsmessage.AResource{A: a})
+		}
+		msg, err := b.Finish()
+		if err == nil {
+			_, _ = s.conn.WriteTo(msg, from)
+		}
+	}
+}
+
+// hitCounter is a webhook that counts what reaches it and answers status
+// with body.
+func hitCounter(t *testing.T, status int, body string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// TestSSRFWebhookEgress starts replays to webhooks through the API of a
+// running daemon: the cloud metadata addresses, loopback (by address, by
+// name, by a name a DNS server resolves to it, and by a name rebound to it
+// after the request was accepted), and a host AUDITBUS_WEBHOOK_ALLOW
+// names. Nothing denied is ever connected to, the refusals name the
+// field and the policy, and job errors carry the status code and a fixed
+// message, never the target's body or the kind of network error.
+func TestSSRFWebhookEgress(t *testing.T) {
+	dns := startDNS(t, netip.MustParseAddr("127.0.0.1"))
+	hook, hits := hitCounter(t, http.StatusOK, "")
+	_, port, _ := net.SplitHostPort(hook.Listener.Addr().String())
+
+	l := startLive(t, "")
+	l.storeEvents(t, "/ssrf", 3)
+	tok := l.tokenWith(t, "replay:write audit:read")
+	for _, u := range []string{
+		"http://169.254.169.254/latest/meta-data/",
+		"http://169.254.170.2/v2/credentials",
+		"http://[fd00:ec2::254]/latest/meta-data/",
+		"http://metadata.google.internal/computeMetadata/v1/",
+		"http://100.100.100.200/latest/meta-data/",
+		"http://10.0.0.1/",
+		"http://127.0.0.1:" + port + "/",
+		"http://[::1]:" + port + "/",
+		"http://[::ffff:127.0.0.1]:" + port + "/",
+		"http://0.0.0.0:" + port + "/",
+		"http://localhost:" + port + "/",
+		"http://inside.example.test:" + port + "/", // resolves to 127.0.0.1
+	} {
+		for _, dry := range []string{"", "?dry_run=true"} {
+			code, _, b := l.call(t, http.MethodPost, "/v1/replays"+dry, tok, replayBody(u))
+			if code != http.StatusBadRequest || !strings.Contains(string(b), "destination.webhook") || !strings.Contains(string(b), "egress policy") {
+				t.Errorf("replay%s to %s: %d %s, want 400 naming destination.webhook and the egress policy", dry, u, code, b)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the loopback webhook was reached %d times", n)
+	}
+
+	// Rebinding: the name resolves to a public address when the request
+	// is checked, to loopback when the job connects.
+	dns.answer.Store(netip.MustParseAddr("203.0.113.7"))
+	var j secJob
+	l.mustCall(t, http.MethodPost, "/v1/replays", tok, replayBody("http://rebound.example.test:"+port+"/"), http.StatusAccepted, &j)
+	dns.answer.Store(netip.MustParseAddr("127.0.0.1"))
+	j = l.waitJob(t, tok, j.ID)
+	if n := hits.Load(); n != 0 || j.Progress.Done != 0 {
+		t.Fatalf("rebound name: the loopback webhook was reached %d times, %d events done", n, j.Progress.Done)
+	}
+	if !strings.Contains(j.Error+messages(j), "egress policy") {
+		t.Errorf("rebound name: job %+v does not say the egress policy refused it", j)
+	}
+}
+
+// TestSSRFAllowedHostAndOpaqueErrors: with AUDITBUS_WEBHOOK_ALLOW naming
+// a host, replays reach it; a job's errors name the status code, never
+// the body the target answered, and a refused port reads like any other
+// failure to connect.
+func TestSSRFAllowedHostAndOpaqueErrors(t *testing.T) {
+	hook, hits := hitCounter(t, http.StatusOK, "")
+	secret, secretHits := hitCounter(t, http.StatusForbidden, "SECRET-METADATA-TOKEN abc123")
+	_, port, _ := net.SplitHostPort(hook.Listener.Addr().String())
+	_, secretPort, _ := net.SplitHostPort(secret.Listener.Addr().String())
+
+	l := startLive(t, "", "AUDITBUS_WEBHOOK_ALLOW=localhost")
+	l.storeEvents(t, "/ssrf", 3)
+	tok := l.tokenWith(t, "replay:write audit:read")
+
+	var j secJob
+	l.mustCall(t, http.MethodPost, "/v1/replays", tok, replayBody("http://localhost:"+port+"/"), http.StatusAccepted, &j)
+	if j = l.waitJob(t, tok, j.ID); j.State != "done" || j.Progress.Done != 3 || hits.Load() != 3 {
+		t.Fatalf("allowed host: job %+v, %d hits; want done with 3 events delivered", j, hits.Load())
+	}
+	// Only the host named is allowed, not its address.
+	if code, _, b := l.call(t, http.MethodPost, "/v1/replays", tok, replayBody("http://127.0.0.1:"+port+"/")); code != http.StatusBadRequest {
+		t.Errorf("127.0.0.1 with only localhost allowed: %d %s, want 400", code, b)
+	}
+
+	l.mustCall(t, http.MethodPost, "/v1/replays", tok, replayBody("http://localhost:"+secretPort+"/"), http.StatusAccepted, &j)
+	j = l.waitJob(t, tok, j.ID)
+	if secretHits.Load() == 0 || j.Progress.Failed == 0 {
+		t.Fatalf("refusing webhook: job %+v, %d hits", j, secretHits.Load())
+	}
+	if all := j.Error + messages(j); strings.Contains(all, "SECRET") || !strings.Contains(all, "403") {
+		t.Errorf("job errors %q: want the status 403 and not the body", all)
+	}
+
+	closed := freeAddr(t)
+	_, closedPort, _ := net.SplitHostPort(closed)
+	l.mustCall(t, http.MethodPost, "/v1/replays", tok, replayBody("http://localhost:"+closedPort+"/"), http.StatusAccepted, &j)
+	j = l.waitJob(t, tok, j.ID)
+	if all := j.Error + messages(j); strings.Contains(all, "refused") || !strings.Contains(all, "no answer") {
+		t.Errorf("closed port: job errors %q: want a fixed message, not the network error", all)
+	}
+}
+
+func messages(j secJob) string {
+	var b strings.Builder
+	for _, e := range j.Errors {
+		b.WriteString(e.Message)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
