@@ -135,7 +135,7 @@ func (e *apiError) Error() string {
 	case e.status == http.StatusUnauthorized:
 		msg += "\nhint: pass a JWT with --token or " + envToken
 	case e.status == http.StatusForbidden:
-		msg += "\nhint: the token lacks the scope this call needs (events:write to publish, audit:read to query and follow replays, replay:write to start or cancel them)"
+		msg += "\nhint: the token lacks the scope this call needs (events:write to publish, audit:read to query and follow replays, replay:write with audit:read to start replays, replay:write to cancel them)"
 	case e.code == "" && (e.status == http.StatusNotFound || e.status == http.StatusMethodNotAllowed):
 		msg += "\nhint: is --url (or " + envURL + ") the address of an auditbus daemon?"
 	}

@@ -8,12 +8,12 @@
 //	GET  /v1/events/{id}     scope audit:read    every version of one event (?source= when ids collide)
 //	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
 //	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
-//	POST /v1/replays         scope replay:write  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
+//	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
 //	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
 //	GET  /v1/replays/{id}    scope audit:read    one replay job
 //	DELETE /v1/replays/{id}  scope replay:write  cancel a running job (200 with the job)
 //	POST /v1/replays/{id}/retry  replay:write    continue a failed or cancelled job from its checkpoint
-//	POST /v1/redrives        scope replay:write  redrive a route's dead-lettered events (202 {"jobs":[...]}, 200 with none)
+//	POST /v1/redrives        scope replay:write and audit:read  redrive a route's dead-lettered events (202 {"jobs":[...]}, 200 with none)
 //	GET  /healthz            no token            200 {"status":"ok"} while the process serves
 //	GET  /readyz             no token            200 {"status":"ready"}, or 503 not_ready with the reason
 //	GET  /metrics            no token            Prometheus text format

@@ -48,18 +48,23 @@ func (s *Server) replayRoutes() []struct {
 	pattern string
 	h       http.Handler
 } {
+	// Starting a replay or a redrive reads the store (it publishes what it
+	// reads where the caller says), so it takes audit:read as well;
+	// cancel and retry read nothing, and answer a replay:write-only
+	// caller with the job's id and state alone (see jobAnswer).
+	start := s.o.Verifier.Require(auth.ScopeReplayWrite + " " + auth.ScopeAuditRead)
 	write := s.o.Verifier.Require(auth.ScopeReplayWrite)
 	read := s.o.Verifier.Require(auth.ScopeAuditRead)
 	return []struct {
 		pattern string
 		h       http.Handler
 	}{
-		{"POST /v1/replays", write(http.HandlerFunc(s.startReplay))},
+		{"POST /v1/replays", start(http.HandlerFunc(s.startReplay))},
 		{"GET /v1/replays", read(http.HandlerFunc(s.listReplays))},
 		{"GET /v1/replays/{id}", read(http.HandlerFunc(s.getReplay))},
 		{"DELETE /v1/replays/{id}", write(http.HandlerFunc(s.cancelReplay))},
 		{"POST /v1/replays/{id}/retry", write(http.HandlerFunc(s.retryReplay))},
-		{"POST /v1/redrives", write(http.HandlerFunc(s.redrive))},
+		{"POST /v1/redrives", start(http.HandlerFunc(s.redrive))},
 		{"/v1/replays", notAllowed("GET, HEAD, POST")},
 		{"/v1/replays/{id}", notAllowed("GET, HEAD, DELETE")},
 		{"/v1/replays/{id}/retry", notAllowed("POST")},
@@ -182,7 +187,7 @@ func (s *Server) cancelReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "replay cancelled", s.replayAttrs(r, slog.String("job", j.ID))...)
-	writeValue(w, http.StatusOK, jobView(j))
+	writeValue(w, http.StatusOK, jobAnswer(r, j))
 }
 
 // retryReplay is POST /v1/replays/{id}/retry: a failed or cancelled job
@@ -194,7 +199,24 @@ func (s *Server) retryReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "replay retried", s.replayAttrs(r, slog.String("job", j.ID))...)
-	writeValue(w, http.StatusAccepted, jobView(j))
+	writeValue(w, http.StatusAccepted, jobAnswer(r, j))
+}
+
+// jobState is what a caller without audit:read learns of a job it
+// cancelled or retried: nothing the job read from the store (its filter,
+// progress, errors, the events they name).
+type jobState struct {
+	ID    string       `json:"id"`
+	State replay.State `json:"state"`
+}
+
+// jobAnswer is the job's whole view for a caller that may read the audit
+// store (or when auth is off), its id and state for any other.
+func jobAnswer(r *http.Request, j replay.Job) any {
+	if p, ok := auth.FromContext(r.Context()); ok && !p.HasScope(auth.ScopeAuditRead) {
+		return jobState{ID: j.ID, State: j.State}
+	}
+	return jobView(j)
 }
 
 // redrive is POST /v1/redrives: one job per destination redriven.

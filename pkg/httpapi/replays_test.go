@@ -246,12 +246,12 @@ func TestReplayStartFollowListDryRun(t *testing.T) {
 		`{"filter": {"from": "` + at(10) + `", "to": "` + at(60) + `", "type": "com.example.order.*"}}`,
 		`{"filter": {"from": "` + at(10) + `", "to": "` + at(60) + `", "type": "com.example.order.*"}, "destination": {"transport": "mem", "topic": "replayed"}}`,
 	} {
-		r = re.do(t, req{method: http.MethodPost, path: "/v1/replays?dry_run=true", token: re.replayW, body: dry})
+		r = re.do(t, req{method: http.MethodPost, path: "/v1/replays?dry_run=true", token: re.replayAll, body: dry})
 		if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"events":25}` {
 			t.Errorf("dry run: %d %s, want 200 {\"events\":25}", r.status, r.body)
 		}
 	}
-	r = re.do(t, req{method: http.MethodPost, path: "/v1/replays?dry_run=true", token: re.replayW,
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/replays?dry_run=true", token: re.replayAll,
 		body: `{"filter": {}, "destination": {"transport": "kafka", "topic": "x"}}`})
 	if b := wantError(t, r, http.StatusBadRequest, httpapi.CodeBadRequest); !strings.Contains(b.Error.Message, `"destination.transport"`) {
 		t.Errorf("dry run to an unknown transport: %s", b.Error.Message)
@@ -273,7 +273,7 @@ func TestReplayToWebhook(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(hook.Close)
-	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll,
 		body: `{"filter": {"source": "/shop", "outcome": "deadlettered", "destination": "ledger", "received_from": "` + at(0) + `"},
 			"destination": {"webhook": {"url": "` + hook.URL + `", "timeout": "5s"}}, "rate": 1000}`})
 	if r.status != http.StatusAccepted {
@@ -303,7 +303,7 @@ func TestReplayToRouteDestination(t *testing.T) {
 	re := newReplayEnv(t)
 	re.storeEvents(t, 4)
 	got := subscribe(t, re.mem, "archive")
-	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll,
 		body: `{"filter": {"id": "r-0001"}, "destination": {"route": "billing", "destination": "archive"}}`})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("POST /v1/replays: %d %s", r.status, r.body)
@@ -355,7 +355,7 @@ func TestReplayBadRequests(t *testing.T) {
 		{`{"filter": {}, ` + dest + `, "rate": "fast"}`, "rate"},
 		{`{"filter": {}, ` + dest + `, "name": "` + strings.Repeat("n", 201) + `"}`, "name"},
 	} {
-		r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW, body: c.body})
+		r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll, body: c.body})
 		b := wantError(t, r, http.StatusBadRequest, httpapi.CodeBadRequest)
 		if !strings.HasPrefix(b.Error.Message, fmt.Sprintf("field %q: ", c.field)) {
 			t.Errorf("%s: message %q does not name the field %q", c.body, b.Error.Message, c.field)
@@ -367,16 +367,16 @@ func TestReplayBadRequests(t *testing.T) {
 		{"/v1/replays", `{} {}`, ""},
 		{"/v1/replays", ``, ""},
 	} {
-		r := re.do(t, req{method: http.MethodPost, path: c.path, token: re.replayW, body: c.body})
+		r := re.do(t, req{method: http.MethodPost, path: c.path, token: re.replayAll, body: c.body})
 		wantError(t, r, http.StatusBadRequest, cehttp.CodeMalformedJSON)
 	}
 	for _, q := range []string{"dry_run=maybe", "dryrun=true", "dry_run=true&dry_run=false"} {
-		wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays?" + q, token: re.replayW, body: `{}`}),
+		wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays?" + q, token: re.replayAll, body: `{}`}),
 			http.StatusBadRequest, httpapi.CodeBadQuery)
 	}
-	wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW, body: `{}`,
+	wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll, body: `{}`,
 		header: map[string]string{"Content-Type": "text/plain"}}), http.StatusUnsupportedMediaType, cehttp.CodeUnsupportedMediaType)
-	wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
+	wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll,
 		body: `{"name": "` + strings.Repeat("x", 70<<10) + `"}`}), http.StatusRequestEntityTooLarge, httpapi.CodeTooLarge)
 	if n := len(re.m.List()); n != 0 {
 		t.Errorf("%d jobs started by bad requests", n)
@@ -395,13 +395,13 @@ func TestReplayCancelRetryNotFound(t *testing.T) {
 		wantError(t, re.do(t, r), http.StatusNotFound, httpapi.CodeNotFound)
 	}
 	// 5 events/s: the job runs for 20 s unless cancelled.
-	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayW,
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/replays", token: re.replayAll,
 		body: `{"filter": {}, "destination": {"transport": "mem", "topic": "slow"}, "rate": 5}`})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("POST /v1/replays: %d %s", r.status, r.body)
 	}
 	id := decodeJob(t, r).ID
-	r = re.do(t, req{method: http.MethodDelete, path: "/v1/replays/" + id, token: re.replayW})
+	r = re.do(t, req{method: http.MethodDelete, path: "/v1/replays/" + id, token: re.replayAll})
 	if j := decodeJob(t, r); r.status != http.StatusOK || j.State != replay.Cancelled || j.Progress.Done >= 100 {
 		t.Fatalf("DELETE: %d %s", r.status, r.body)
 	}
@@ -409,12 +409,12 @@ func TestReplayCancelRetryNotFound(t *testing.T) {
 	if !strings.Contains(b.Error.Message, "cancelled") {
 		t.Errorf("cancel of a cancelled job: %s", b.Error.Message)
 	}
-	r = re.do(t, req{method: http.MethodPost, path: "/v1/replays/" + id + "/retry", token: re.replayW})
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/replays/" + id + "/retry", token: re.replayAll})
 	if j := decodeJob(t, r); r.status != http.StatusAccepted || j.State != replay.Running {
 		t.Fatalf("retry: %d %s", r.status, r.body)
 	}
 	wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/replays/" + id + "/retry", token: re.replayW}), http.StatusConflict, httpapi.CodeNotRunning)
-	r = re.do(t, req{method: http.MethodDelete, path: "/v1/replays/" + id, token: re.replayW})
+	r = re.do(t, req{method: http.MethodDelete, path: "/v1/replays/" + id, token: re.replayAll})
 	if j := decodeJob(t, r); r.status != http.StatusOK || j.State != replay.Cancelled {
 		t.Fatalf("DELETE after retry: %d %s", r.status, r.body)
 	}
@@ -431,7 +431,7 @@ func TestRedrive(t *testing.T) {
 	if redrivable("ledger") != 10 || redrivable("archive") != 5 {
 		t.Fatalf("redrivable before: %d at ledger, %d at archive; want 10 and 5", redrivable("ledger"), redrivable("archive"))
 	}
-	r := re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing", "destination": "ledger"}`})
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayAll, body: `{"route": "billing", "destination": "ledger"}`})
 	var ans struct {
 		Jobs []httpapi.ReplayJob `json:"jobs"`
 	}
@@ -467,7 +467,7 @@ func TestRedrive(t *testing.T) {
 
 	// Without a destination: a job for each destination that still has
 	// versions to redrive.
-	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing", "from": "` + at(0) + `", "rate": 100}`})
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayAll, body: `{"route": "billing", "from": "` + at(0) + `", "rate": 100}`})
 	ans.Jobs = nil
 	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 1 ||
 		ans.Jobs[0].Request.Destination != "route:billing/archive" {
@@ -477,7 +477,7 @@ func TestRedrive(t *testing.T) {
 		t.Fatalf("redrive to archive: %+v", j)
 	}
 	archive.waitFor(t, 5)
-	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: `{"route": "billing"}`})
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayAll, body: `{"route": "billing"}`})
 	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"jobs":[]}` {
 		t.Fatalf("redrive with nothing left: %d %s", r.status, r.body)
 	}
@@ -490,7 +490,7 @@ func TestRedrive(t *testing.T) {
 		{`{"route": "billing", "rate": -2}`, "rate"},
 		{`{"route": "billing", "outcome": "delivered"}`, "outcome"},
 	} {
-		b := wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayW, body: c.body}), http.StatusBadRequest, httpapi.CodeBadRequest)
+		b := wantError(t, re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: re.replayAll, body: c.body}), http.StatusBadRequest, httpapi.CodeBadRequest)
 		if !strings.HasPrefix(b.Error.Message, fmt.Sprintf("field %q: ", c.field)) {
 			t.Errorf("%s: message %q does not name the field %q", c.body, b.Error.Message, c.field)
 		}
