@@ -6,6 +6,10 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WriterOptions tune a Writer; zero fields take the defaults shown.
@@ -37,7 +41,14 @@ type WriterOptions struct {
 	Flushers int
 	// Metrics receives flush observations; nil drops them.
 	Metrics Metrics
+	// Tracer, if set, traces each flush with a span linked to the spans
+	// of the Writes it made durable (at most maxLinks); failed attempts
+	// are events on it.
+	Tracer trace.Tracer
 }
+
+// maxLinks bounds the links of a flush span.
+const maxLinks = 128
 
 // Metrics observes a Writer. Methods are called from the flusher
 // goroutines and from Write, concurrently, and must not block.
@@ -56,6 +67,7 @@ type Metrics interface {
 // on done and reads err after.
 type batch struct {
 	recs    []Record
+	links   []trace.Link // the spans of the Writes in it, with a Tracer
 	started time.Time
 	done    chan struct{}
 	err     error
@@ -161,6 +173,11 @@ func (w *Writer) Write(ctx context.Context, recs []Record) error {
 		b := w.cur
 		n := min(len(recs), w.o.MaxBatch-len(b.recs), w.o.MaxQueued-w.queued)
 		b.recs = append(b.recs, recs[:n]...)
+		if w.o.Tracer != nil && len(b.links) < maxLinks {
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+				b.links = append(b.links, trace.Link{SpanContext: sc})
+			}
+		}
 		w.queued += n
 		if len(waits) == 0 || waits[len(waits)-1] != b {
 			waits = append(waits, b)
@@ -257,7 +274,7 @@ func (w *Writer) run() {
 		if b == nil {
 			return
 		}
-		b.err = w.flush(b.recs)
+		b.err = w.traceFlush(b)
 		close(b.done)
 		w.mu.Lock()
 		w.queued -= len(b.recs)
@@ -273,18 +290,37 @@ func (w *Writer) run() {
 	}
 }
 
+// traceFlush is flush in a span, with a Tracer.
+func (w *Writer) traceFlush(b *batch) error {
+	if w.o.Tracer == nil {
+		return w.flush(context.Background(), b.recs)
+	}
+	ctx, span := w.o.Tracer.Start(context.Background(), "audit flush", trace.WithLinks(b.links...),
+		trace.WithAttributes(attribute.Int("auditbus.audit.records", len(b.recs)), attribute.String("auditbus.audit.store", w.o.Name)))
+	err := w.flush(ctx, b.recs)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+	return err
+}
+
 // flush appends recs, retrying with exponential backoff and jitter.
 // Retrying is safe because Append stores a version once and an entry
 // once per Key.
-func (w *Writer) flush(recs []Record) error {
+func (w *Writer) flush(ctx context.Context, recs []Record) error {
 	delay := w.o.Backoff
 	var err error
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		var res AppendResult
-		res, err = w.store.Append(context.Background(), recs)
+		res, err = w.store.Append(ctx, recs)
 		if w.o.Metrics != nil {
 			w.o.Metrics.Flushed(len(recs), time.Since(start), err)
+		}
+		if err != nil {
+			trace.SpanFromContext(ctx).AddEvent("append failed", trace.WithAttributes(attribute.Int("auditbus.attempt", attempt+1), attribute.String("exception.message", err.Error())))
 		}
 		if err == nil {
 			if w.o.Metrics != nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/google/uuid"
@@ -67,6 +69,9 @@ type Options struct {
 	CheckpointEvery time.Duration
 	// Logger receives job starts, ends and failures; nil discards.
 	Logger *slog.Logger
+	// Tracer, if set, traces each run of a job with a span; the job's
+	// publishes are its children.
+	Tracer trace.Tracer
 }
 
 // Manager runs replay jobs and keeps them in its job directory. It is safe
@@ -206,7 +211,10 @@ func (m *Manager) launch(js *jobState) {
 	m.wg.Go(func() {
 		defer close(done)
 		defer cancel(nil)
-		m.finish(ctx, js, m.run(ctx, js))
+		ctx, end := m.traceRun(ctx, js, id, dest, resumed)
+		err := m.run(ctx, js)
+		end(err)
+		m.finish(ctx, js, err)
 	})
 }
 
