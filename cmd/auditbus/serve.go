@@ -10,5 +10,6 @@ import (
 // runServe runs `auditbus serve`: the router daemon, configured from
 // AUDITBUS_* variables, until ctx ends (SIGINT or SIGTERM).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	daemon.Version = version
 	return daemon.Main(ctx, args, stdout, stderr)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 )
 
@@ -74,6 +75,9 @@ type Config struct {
 	// comma-separated; none by default: webhooks given through the API
 	// may not reach internal addresses, the routes file's may.
 	WebhookAllow, WebhookDeny []string
+	// Tracing is the OpenTelemetry setup the standard OTEL_* variables
+	// give; off unless an OTLP endpoint is set.
+	Tracing tracing.Config
 }
 
 // transportNames are the transports the daemon knows.
@@ -82,7 +86,13 @@ var transportNames = []string{"mem", "kafka", "amqp"}
 // ConfigFromEnv reads Config from the process environment. The error
 // names every bad variable and what it accepts.
 func ConfigFromEnv() (Config, error) {
-	return configFrom(envconf.New("AUDITBUS_"))
+	c, err := configFrom(envconf.New("AUDITBUS_"))
+	tc, terr := tracing.ConfigFromEnv()
+	c.Tracing = tc
+	if terr != nil {
+		err = errors.Join(err, terr)
+	}
+	return c, err
 }
 
 func configFrom(r *envconf.Reader) (Config, error) {

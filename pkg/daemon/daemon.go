@@ -26,6 +26,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
 	"github.com/auditbus/auditbus/sinks/sqlite"
@@ -49,6 +50,8 @@ type Daemon struct {
 	// stopRetention ends the retention loop, which closes retained.
 	stopRetention context.CancelFunc
 	retained      chan struct{}
+	// tracing exports spans; it is flushed last, after the writer.
+	tracing *tracing.Provider
 }
 
 // retentionEvery is how often the SQLite store's retention runs.
@@ -86,11 +89,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
+
+	version, _, _ := buildInfo()
+	if d.tracing, err = tracing.New(ctx, cfg.Tracing, version); err != nil {
+		return nil, err
+	}
+	tr := d.tracing.Tracer()
+	if tr != nil {
+		tracing.LogErrors(log, time.Minute)
+		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "protocol", cfg.Tracing.Protocol,
+			"service", cfg.Tracing.ServiceName, "sampler", cfg.Tracing.SamplerName)
+	}
 
 	if d.store, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg, log)})
+	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg, log), Tracer: tr})
 	if cfg.SQLiteRetention > 0 {
 		rctx, stop := context.WithCancel(context.Background())
 		d.stopRetention, d.retained = stop, make(chan struct{})
@@ -113,7 +128,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 	rt, err = router.New(routes, router.Options{
-		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log, Egress: trusted,
+		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log, Egress: trusted, Tracer: tr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Routes, err)
@@ -128,7 +143,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 
 	dests := newDestinations(d.trs, rt, cfg.ReplayDir, strict, trusted)
 	if d.replays, err = replay.NewManager(replay.Options{
-		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log,
+		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log, Tracer: tr,
 	}); err != nil {
 		return nil, fmt.Errorf("AUDITBUS_REPLAY_DIR %q: %w", cfg.ReplayDir, err)
 	}
@@ -138,7 +153,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt, Replays: d.replays, Destinations: dests,
 		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
-		Gatherer: reg, Registerer: reg, Logger: log,
+		Gatherer: reg, Registerer: reg, Logger: log, Tracer: tr,
 	})
 	if err != nil {
 		return nil, err
@@ -218,6 +233,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
+	errs = append(errs, d.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 
