@@ -35,15 +35,9 @@ type encodedVersion struct {
 	attrs          []byte
 }
 
-// encodeVersion encodes e's attributes for the attrs column: the event as
-// the SDK's structured JSON without data, whose bytes go in their own
-// column so they never pass through a JSON re-encoding.
-func encodeVersion(e *event.Event, d sinks.Digest, timeNs, stored int64) (encodedVersion, error) {
-	v := encodedVersion{k: vkey{e.Source(), e.ID(), d}, ev: e, timeNs: timeNs, stored: stored}
-	return v, v.encode()
-}
-
-// encode fills in v's attrs unless they are.
+// encode fills in v's attrs unless they are: the event as the SDK's
+// structured JSON without data, whose bytes go in their own column so
+// they never pass through a JSON re-encoding.
 func (v *encodedVersion) encode() error {
 	if v.attrs != nil {
 		return nil
