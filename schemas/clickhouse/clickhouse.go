@@ -31,6 +31,8 @@
 //	{{.KeysView}}       the view feeding it
 //	{{.Logs}}           each log's last seq (<table>_logs) and
 //	{{.LogsView}}       the view feeding it
+//	{{.TreeHashes}}     each log's Merkle tree hashes (<table>_tree_hashes)
+//	{{.TreeCheckpoints}} and checkpoints (<table>_tree_checkpoints)
 //	{{.OnCluster}}      " ON CLUSTER `name`", or "" without a cluster
 //	{{.Engine "t"}}     the ReplacingMergeTree engine clause for table t of
 //	                    schemas 1 and 2 (Replicated on a cluster),

@@ -62,6 +62,7 @@ type names struct {
 	// The ledger's tables and the views feeding them.
 	vers, idents, identsView                                    string
 	entries, trails, trailsView, keys, keysView, logs, logsView string
+	treeHashes, treeCheckpoints                                 string
 	cluster                                                     string // raw cluster name, "" for none
 	dbRaw, tableRaw                                             string
 }
@@ -76,6 +77,7 @@ func namesOf(c Config) names {
 		vers: t("versions"), idents: t("identities"), identsView: t("identities_mv"),
 		entries: t("entries"), trails: t("trails"), trailsView: t("trails_mv"),
 		keys: t("keys"), keysView: t("keys_mv"), logs: t("logs"), logsView: t("logs_mv"),
+		treeHashes: t("tree_hashes"), treeCheckpoints: t("tree_checkpoints"),
 		cluster: c.Cluster, dbRaw: c.Database, tableRaw: c.Table,
 	}
 }
@@ -123,6 +125,7 @@ type templateData struct {
 	Next, Prev                                                  string
 	Versions, Identities, IdentitiesView                        string
 	Entries, Trails, TrailsView, Keys, KeysView, Logs, LogsView string
+	TreeHashes, TreeCheckpoints                                 string
 	LowCardinality                                              string
 	DateTime64                                                  bool
 	n                                                           names
@@ -160,7 +163,7 @@ func loadMigrations(fsys fs.FS, n names, f features) ([]migration, error) {
 		DB: n.db, Table: n.table, IDs: n.ids, IDsView: n.idsView, OnCluster: n.onCluster(), Next: n.next, Prev: n.prev,
 		Versions: n.vers, Identities: n.idents, IdentitiesView: n.identsView,
 		Entries: n.entries, Trails: n.trails, TrailsView: n.trailsView, Keys: n.keys, KeysView: n.keysView,
-		Logs: n.logs, LogsView: n.logsView,
+		Logs: n.logs, LogsView: n.logsView, TreeHashes: n.treeHashes, TreeCheckpoints: n.treeCheckpoints,
 		LowCardinality: "String", DateTime64: f.dateTime64, n: n,
 	}
 	if f.lowCardinality {

@@ -73,6 +73,8 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"Retention", testRetention},
 		{"LargeBatch", testLargeBatch},
 		{"UseAfterClose", testUseAfterClose},
+		{"TreeHashes", testTreeHashes},
+		{"TreeBuild", testTreeBuild},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

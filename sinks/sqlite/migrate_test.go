@@ -26,12 +26,12 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_version`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 || v != 4 {
-		t.Errorf("schema_version: %d rows, version %d; want 4, 4", n, v)
+	if n != 5 || v != 5 {
+		t.Errorf("schema_version: %d rows, version %d; want 5, 5", n, v)
 	}
 	var tables string
 	if err := db.QueryRow(`SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)`).Scan(&tables); err != nil ||
-		tables != "entries logs schema_version versions" {
+		tables != "entries logs schema_version tree_checkpoints tree_hashes versions" {
 		t.Errorf("tables %q, %v; want the ledger's", tables, err)
 	}
 	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {

@@ -1,0 +1,57 @@
+package ledgertree
+
+import (
+	"encoding/binary"
+
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// LeafVersion names the leaf encoding; it starts every leaf.
+const LeafVersion = "auditbus-leaf-v1"
+
+// AppendLeaf appends the leaf encoding of e to b: every field of the
+// entry, its position included, in this order:
+//
+//	"auditbus-leaf-v1"
+//	field(log) uvarint(seq) varint(time as Unix nanoseconds)
+//	field(kind) field(source) field(id) digest (32 bytes, the version's)
+//	field(transport) field(topic) varint(partition) varint(offset)
+//	field(request) field(principal) field(route) field(destination)
+//	varint(attempts) field(error) field(replay)
+//
+// where field(s) is uvarint(len(s)) and the bytes of s, and (u)varint is
+// Go's encoding/binary (u)varint. The leaf's hash is RFC 6962's:
+// SHA-256(0x00 || leaf).
+func AppendLeaf(b []byte, e *sinks.Entry) []byte {
+	b = append(b, LeafVersion...)
+	b = field(b, e.Log)
+	b = binary.AppendUvarint(b, e.Seq)
+	b = binary.AppendVarint(b, e.Time.UnixNano())
+	b = field(b, e.Kind)
+	b = field(b, e.Source)
+	b = field(b, e.ID)
+	b = append(b, e.Digest[:]...)
+	b = field(b, e.Transport)
+	b = field(b, e.Topic)
+	b = binary.AppendVarint(b, int64(e.Partition))
+	b = binary.AppendVarint(b, e.Offset)
+	b = field(b, e.Request)
+	b = field(b, e.Principal)
+	b = field(b, e.Route)
+	b = field(b, e.Destination)
+	b = binary.AppendVarint(b, int64(e.Attempts))
+	b = field(b, e.Error)
+	return field(b, e.Replay)
+}
+
+// LeafHash is the RFC 6962 leaf hash of e's leaf encoding.
+func LeafHash(e *sinks.Entry) []byte {
+	var buf [512]byte
+	return rfc6962.DefaultHasher.HashLeaf(AppendLeaf(buf[:0], e))
+}
+
+func field(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
