@@ -3,9 +3,9 @@ package bus
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/auditbus/auditbus/bus/backoff"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -123,13 +123,7 @@ func (c SubscribeConfig) WithDefaults() SubscribeConfig {
 
 // Backoff returns the wait after failed attempt number attempt (1-based).
 func (c SubscribeConfig) Backoff(attempt int) time.Duration {
-	d := c.RetryBackoff
-	for i := 1; i < attempt && d < c.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.MaxRetryBackoff)
-	// ±20% jitter keeps consumers that failed together from retrying together.
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+	return backoff.Policy{Initial: c.RetryBackoff, Max: c.MaxRetryBackoff, Jitter: backoff.DefaultJitter}.Delay(attempt)
 }
 
 // Outcome is what became of a batch handed to Deliver.

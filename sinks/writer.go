@@ -3,10 +3,10 @@ package sinks
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/auditbus/auditbus/bus/backoff"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -310,7 +310,7 @@ func (w *Writer) traceFlush(b *batch) error {
 // Retrying is safe because Append stores a version once and an entry
 // once per Key.
 func (w *Writer) flush(ctx context.Context, recs []Record) error {
-	delay := w.o.Backoff
+	wait := backoff.Policy{Initial: w.o.Backoff, Max: w.o.MaxBackoff, Jitter: backoff.DefaultJitter}
 	var err error
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -331,11 +331,9 @@ func (w *Writer) flush(ctx context.Context, recs []Record) error {
 		if attempt >= w.o.Retries {
 			break
 		}
-		jittered := delay/2 + rand.N(delay/2+1)
 		// Closing does not cut retries short: the callers are still waiting
 		// for a durable answer.
-		<-time.After(jittered)
-		delay = min(2*delay, w.o.MaxBackoff)
+		<-time.After(wait.Delay(attempt + 1))
 	}
 	return fmt.Errorf("%w: append %d records to %s failed after %d attempts: %w",
 		ErrUnavailable, len(recs), w.o.Name, w.o.Retries+1, err)

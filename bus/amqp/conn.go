@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/backoff"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
@@ -146,14 +146,14 @@ func (c *connection) watch(l *link) {
 // reconnect dials with backoff until it connects (returning the link) or
 // the transport closes (returning nil).
 func (c *connection) reconnect() *link {
-	wait := c.cfg.ReconnectBackoff
+	// Jitter keeps the connections of many processes that lost the same
+	// broker from coming back in lockstep.
+	wait := backoff.Policy{Initial: c.cfg.ReconnectBackoff, Max: c.cfg.MaxReconnectBackoff, Jitter: backoff.DefaultJitter}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	for {
-		// Jitter keeps the connections of many processes that lost the same
-		// broker from coming back in lockstep.
-		timer.Reset(wait/2 + rand.N(wait/2+1))
+	for attempt := 1; ; attempt++ {
+		timer.Reset(wait.Delay(attempt))
 		select {
 		case <-timer.C:
 		case <-c.closed:
@@ -170,7 +170,6 @@ func (c *connection) reconnect() *link {
 			return l
 		}
 		c.state(StateChange{State: ReconnectFailed, Err: err})
-		wait = min(2*wait, c.cfg.MaxReconnectBackoff)
 	}
 }
 

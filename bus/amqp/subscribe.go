@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/backoff"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
@@ -177,10 +177,10 @@ func (s *subscription) stopped() {
 func (s *subscription) reopen() (*amqp091.Channel, <-chan amqp091.Delivery) {
 	log := s.t.cfg.Logger.With("topic", s.topic, "queue", s.queue)
 	log.Warn("auditbus amqp: consumer channel closed; reopening")
-	wait := s.t.cfg.ReconnectBackoff
+	wait := backoff.Policy{Initial: s.t.cfg.ReconnectBackoff, Max: s.t.cfg.MaxReconnectBackoff, Jitter: backoff.DefaultJitter}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for {
+	for attempt := 1; ; attempt++ {
 		select {
 		case <-timer.C:
 		case <-s.stop:
@@ -197,8 +197,7 @@ func (s *subscription) reopen() (*amqp091.Channel, <-chan amqp091.Delivery) {
 			return nil, nil
 		}
 		log.Warn("auditbus amqp: reopening consumer failed", "error", err.Error())
-		timer.Reset(wait/2 + rand.N(wait/2+1))
-		wait = min(2*wait, s.t.cfg.MaxReconnectBackoff)
+		timer.Reset(wait.Delay(attempt))
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/backoff"
 	"github.com/auditbus/auditbus/pkg/cehttp"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
@@ -205,7 +205,7 @@ func publish(ctx context.Context, t Target, events []bus.Event, p router.RetryPo
 			attempt-- // the others were not refused; try them afresh
 			continue
 		}
-		pause := backoff(p, attempt)
+		pause := retryWait(p, attempt)
 		if ra, ok := cehttp.RetryAfter(err); ok {
 			pause = max(pause, ra)
 		}
@@ -229,16 +229,8 @@ func permanent(err error) bool {
 // backoff is the wait after failed attempt number attempt (1-based):
 // InitialBackoff doubled per attempt up to MaxBackoff, varied by Jitter,
 // as routes wait.
-func backoff(p router.RetryPolicy, attempt int) time.Duration {
-	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	if p.Jitter > 0 {
-		d += time.Duration((rand.Float64()*2 - 1) * p.Jitter * float64(d))
-	}
-	return max(d, 0)
+func retryWait(p router.RetryPolicy, attempt int) time.Duration {
+	return backoff.Policy{Initial: p.InitialBackoff, Max: p.MaxBackoff, Jitter: p.Jitter}.Delay(attempt)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/backoff"
 	"github.com/auditbus/auditbus/pkg/cehttp"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -202,15 +202,7 @@ func permanent(err error) bool {
 // backoff is the wait after failed attempt number attempt (1-based):
 // InitialBackoff doubled per attempt up to MaxBackoff, varied by Jitter.
 func (p RetryPolicy) backoff(attempt int) time.Duration {
-	d := p.InitialBackoff
-	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxBackoff)
-	if p.Jitter > 0 {
-		d += time.Duration((rand.Float64()*2 - 1) * p.Jitter * float64(d))
-	}
-	return max(d, 0)
+	return backoff.Policy{Initial: p.InitialBackoff, Max: p.MaxBackoff, Jitter: p.Jitter}.Delay(attempt)
 }
 
 // describe names the destination in errors and logs.
