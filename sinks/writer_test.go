@@ -322,3 +322,47 @@ func TestWriterFlushesFullBatchesAtOnce(t *testing.T) {
 		t.Errorf("Append sizes %v, want two batches of 10, then one of 3", m.sizes)
 	}
 }
+
+// TestWriterHoldsAtMostMaxQueued: with the store stuck, the writer takes
+// no more than MaxQueued records from its callers, whatever they write:
+// the callers that found it full give up on their context without having
+// handed anything over, so once the store recovers only MaxQueued records
+// reach it.
+func TestWriterHoldsAtMostMaxQueued(t *testing.T) {
+	const maxQueued, writers, each = 20, 10, 10
+	m := newMemStore()
+	gate := make(chan struct{})
+	m.gate = gate
+	cm := &countMetrics{}
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 10, MaxQueued: maxQueued, MaxAge: time.Microsecond, Metrics: cm})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() { _ = w.Write(ctx, records(fmt.Sprint("q", i), each)) })
+	}
+	queued := func() int { cm.mu.Lock(); defer cm.mu.Unlock(); return cm.maxQueued }
+	for deadline := time.Now().Add(10 * time.Second); queued() < maxQueued; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer took %d records, want it to fill up to %d", queued(), maxQueued)
+		}
+	}
+	// Give writers that would wrongly be let in the time to be let in.
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end) && queued() <= maxQueued; {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	m.mu.Lock()
+	m.gate = nil
+	m.mu.Unlock()
+	close(gate)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if q := queued(); q > maxQueued {
+		t.Errorf("the writer held %d records at once; MaxQueued is %d", q, maxQueued)
+	}
+	if n := m.len(); n > maxQueued {
+		t.Errorf("%d of the %d records written reached the store; while it was stuck the writer may take only MaxQueued = %d", n, writers*each, maxQueued)
+	}
+}
