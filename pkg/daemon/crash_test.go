@@ -247,17 +247,20 @@ routes:
 		hd, ha-hd, cd, ca-cd, versions, entries, duplicates)
 }
 
-// checkCrashLedger wants the store to hold n versions of route crash, each
-// received once from Kafka and delivered once to each destination, every
-// entry stored once and the logs without holes. It returns the numbers of
-// versions and entries.
+// checkCrashLedger wants the store to hold, for each of the n events
+// published (ids crash-00000 on), exactly one version, received once from
+// Kafka and delivered once to each destination, every entry stored once
+// and the logs without holes. It returns the numbers of versions and
+// entries.
 func checkCrashLedger(t *testing.T, store sinks.Store, n int) (versions, entries int) {
 	t.Helper()
 	ctx := context.Background()
 	keys := map[[16]byte]bool{}
+	seen := make(map[string]int, n)
 	err := sinks.PageAll(ctx, store, sinks.Query{Route: "crash", Limit: sinks.MaxLimit}, func(items []sinks.Item) error {
 		for _, it := range items {
 			versions++
+			seen[it.Event.ID()]++
 			hops := map[string]int{}
 			for _, e := range it.Trail {
 				entries++
@@ -284,8 +287,20 @@ func checkCrashLedger(t *testing.T, store sinks.Store, n int) (versions, entries
 	if err != nil {
 		t.Fatal(err)
 	}
-	if versions != n {
-		t.Fatalf("audit store holds %d versions of the route, want %d", versions, n)
+	var missing, extra []string
+	for i := range n {
+		id := fmt.Sprintf("crash-%05d", i)
+		if seen[id] != 1 {
+			missing = append(missing, fmt.Sprintf("%s (%d versions)", id, seen[id]))
+		}
+		delete(seen, id)
+	}
+	for id := range seen {
+		extra = append(extra, id)
+	}
+	if len(missing) > 0 || len(extra) > 0 {
+		t.Fatalf("audit store: %d events published have not exactly one version of the route: %v; versions of events never published: %v",
+			len(missing), missing[:min(len(missing), 20)], extra[:min(len(extra), 20)])
 	}
 	logs, err := store.Logs(ctx)
 	if err != nil {
