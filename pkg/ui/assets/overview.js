@@ -1,0 +1,119 @@
+// overview.js: event versions per bucket over a time range, stacked by
+// type, from GET /v1/counts, with the outcome totals; refreshes itself.
+import uPlot from "./vendor/uplot/uPlot.esm.js";
+import {call, ApiError} from "./api.js";
+import {h, fill, fmtNum} from "./dom.js";
+
+// ranges are the choices of time range, each with its bucket width.
+const ranges = [
+  {name: "15m", label: "last 15 minutes", ms: 15 * 60e3, bucket: "15s"},
+  {name: "1h", label: "last hour", ms: 3600e3, bucket: "1m"},
+  {name: "6h", label: "last 6 hours", ms: 6 * 3600e3, bucket: "5m"},
+  {name: "24h", label: "last 24 hours", ms: 24 * 3600e3, bucket: "20m"},
+  {name: "7d", label: "last 7 days", ms: 7 * 24 * 3600e3, bucket: "2h"},
+];
+const refreshMs = 10e3;
+const palette = ["#2458c6", "#067647", "#b54708", "#b42318", "#6941c6", "#0e9384", "#c11574", "#475467", "#4e5ba6", "#ca8504"];
+const outcomes = [
+  ["versions", "event versions"], ["received", "received"], ["delivered", "delivered"], ["filtered", "filtered"],
+  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"], ["conflicts", "conflicts"],
+];
+
+export function overview(main, params, ctx) {
+  const range = ranges.find((r) => r.name === params.get("range")) || ranges[1];
+  const select = h("select", {id: "range", "aria-label": "time range"},
+    ranges.map((r) => h("option", {value: r.name, selected: r === range}, r.label)));
+  select.addEventListener("change", () => {
+    window.dispatchEvent(new CustomEvent("auditbus:navigate", {detail: "/ui/?range=" + select.value}));
+  });
+  const status = h("span", {class: "muted", id: "refreshed"});
+  const cards = h("div", {class: "cards", id: "totals"});
+  const chartEl = h("div", {class: "chart", id: "chart"});
+  fill(main,
+    h("h1", {}, "Overview"),
+    h("div", {class: "toolbar"}, select, status),
+    cards,
+    h("div", {class: "panel"}, h("h2", {}, "Event versions per " + range.bucket + ", stacked by type"), chartEl));
+
+  let plot = null;
+  let timer = 0;
+  async function load() {
+    const to = new Date();
+    const from = new Date(to.getTime() - range.ms);
+    const q = new URLSearchParams({from: from.toISOString(), to: to.toISOString(), bucket: range.bucket});
+    let data;
+    try {
+      data = await call("GET", "/v1/counts?" + q);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      status.textContent = "could not refresh: " + e.message;
+      return;
+    } finally {
+      if (ctx.alive) timer = setTimeout(load, refreshMs);
+    }
+    if (!ctx.alive) return;
+    const t = data.totals || {};
+    fill(cards, outcomes.filter(([k]) => k in t).map(([k, label]) =>
+      h("div", {class: "card", dataset: {total: k}}, h("div", {class: "n"}, fmtNum(t[k])), h("div", {class: "l"}, label))));
+    plot = draw(chartEl, plot, from, to, range, data.counts || []);
+    status.textContent = "refreshed " + to.toISOString().slice(11, 19) + " UTC, every " + refreshMs / 1e3 + " s";
+  }
+  load();
+  const resize = () => plot && plot.setSize({width: chartEl.clientWidth, height: 300});
+  window.addEventListener("resize", resize);
+  return () => {
+    clearTimeout(timer);
+    window.removeEventListener("resize", resize);
+    if (plot) plot.destroy();
+  };
+}
+
+// draw builds the stacked chart: one series per type, each the sum of
+// itself and those under it, drawn top first so each fill shows its own
+// band.
+function draw(el, old, from, to, range, counts) {
+  const step = parseStep(range.bucket);
+  const start = Math.floor(from.getTime() / 1000);
+  const n = Math.ceil(range.ms / 1000 / step);
+  const xs = Array.from({length: n}, (_, i) => start + i * step);
+  const types = [...new Set(counts.map((c) => c.type))].sort();
+  const rows = types.map(() => new Array(n).fill(0));
+  let sum = 0;
+  for (const c of counts) {
+    const i = Math.floor((Date.parse(c.start) / 1000 - start) / step);
+    if (i >= 0 && i < n) rows[types.indexOf(c.type)][i] += c.n;
+    sum += c.n;
+  }
+  el.dataset.total = String(sum);
+  el.dataset.types = types.join(" ");
+  const stacked = rows.map((r) => r.slice());
+  for (let k = 1; k < stacked.length; k++) for (let i = 0; i < n; i++) stacked[k][i] += stacked[k - 1][i];
+  const order = types.map((_, k) => k).reverse();
+  const series = [{label: "time (UTC)", value: (u, v) => v == null ? "" : new Date(v * 1000).toISOString().slice(11, 19)}].concat(order.map((k) => ({
+    label: types[k],
+    stroke: palette[k % palette.length],
+    fill: palette[k % palette.length] + "99",
+    width: 1,
+    value: (u, v, si, idx) => idx == null ? "" : fmtNum(rows[k][idx]),
+  })));
+  const data = [xs].concat(order.map((k) => stacked[k]));
+  if (old) old.destroy();
+  el.replaceChildren();
+  if (types.length === 0) {
+    el.appendChild(h("p", {class: "muted", id: "chart-empty"}, "No event versions in this range."));
+    return null;
+  }
+  return new uPlot({
+    width: el.clientWidth || 900,
+    height: 300,
+    series,
+    scales: {x: {time: true}, y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}},
+    axes: [{}, {label: "versions per " + range.bucket}],
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+  }, data, el);
+}
+
+function parseStep(b) {
+  const n = parseInt(b, 10);
+  return b.endsWith("h") ? n * 3600 : b.endsWith("m") ? n * 60 : n;
+}
