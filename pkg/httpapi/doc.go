@@ -8,6 +8,8 @@
 //	GET  /v1/events/{id}     scope audit:read    every version of one event (?source= when ids collide)
 //	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
 //	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
+//	GET  /v1/counts          scope audit:read    versions per bucket and type, and totals by outcome: ?from=&to=&bucket=1m&type=
+//	GET  /ui/                no token            the audit explorer (package ui); GET / redirects there
 //	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
 //	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
 //	GET  /v1/replays/{id}    scope audit:read    one replay job

@@ -15,6 +15,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/auth"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/pkg/ui"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -160,6 +161,9 @@ func New(o Options) (*Server, error) {
 		{"GET /v1/events/{id}", read(http.HandlerFunc(s.get))},
 		{"GET /v1/ledger", read(http.HandlerFunc(s.ledger))},
 		{"GET /v1/ledger/logs", read(http.HandlerFunc(s.logs))},
+		{"GET /v1/counts", read(http.HandlerFunc(s.counts))},
+		{"GET " + ui.Prefix, ui.Handler()},
+		{"GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound)},
 		{"GET /healthz", http.HandlerFunc(s.healthz)},
 		{"GET /readyz", http.HandlerFunc(s.readyz)},
 		{"GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)})},
@@ -168,6 +172,8 @@ func New(o Options) (*Server, error) {
 		{"/v1/events/{id}", notAllowed("GET, HEAD")},
 		{"/v1/ledger", notAllowed("GET, HEAD")},
 		{"/v1/ledger/logs", notAllowed("GET, HEAD")},
+		{"/v1/counts", notAllowed("GET, HEAD")},
+		{ui.Prefix, notAllowed("GET, HEAD")},
 		{"/healthz", notAllowed("GET, HEAD")},
 		{"/readyz", notAllowed("GET, HEAD")},
 		{"/metrics", notAllowed("GET, HEAD")},
@@ -273,7 +279,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // endpoints lists the API for messages about unknown paths.
-const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /healthz, GET /readyz and GET /metrics"
+const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /v1/counts, GET /ui/, GET /healthz, GET /readyz and GET /metrics"
 
 func notFound(w http.ResponseWriter, r *http.Request) {
 	apierror.Write(w, http.StatusNotFound, CodeNotFound,
