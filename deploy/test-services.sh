@@ -12,7 +12,7 @@
 set -euo pipefail
 
 # Services the test suites need, in start order. Each has an ensure_<name>.
-SERVICES=(rabbitmq clickhouse tools)
+SERVICES=(rabbitmq clickhouse tools browser)
 
 log() { echo "test-services: $*" >&2; }
 
@@ -116,6 +116,16 @@ ensure_clickhouse() {
 # bus/kafka (its broker, kfake, runs inside the tests), curl for pkg/cehttp.
 ensure_tools() {
 	apt_install kcat curl
+}
+
+# ensure_browser: Debian's Chromium (headless) and ChromeDriver for the
+# explorer's browser tests in pkg/ui, which drive /usr/bin/chromium.
+ensure_browser() {
+	apt_install chromium chromium-driver || return 1
+	chromium --headless --no-sandbox --disable-gpu --version >/dev/null 2>&1 || {
+		log "chromium is installed but does not start: chromium --headless --version failed"
+		return 1
+	}
 }
 
 up() {
