@@ -54,6 +54,8 @@ var commands = []command{
 	{"query", "search the audit store of a daemon, or fetch one event", runQuery},
 	{"replay", "publish stored events again, follow, list and cancel replays", runReplay},
 	{"redrive", "deliver a route's dead-lettered events again after a fix", runRedrive},
+	{"verify", "check the ledger's Merkle logs and signed checkpoints, or one event", runVerify},
+	{"keygen", "make the key pair that signs the ledger's checkpoints", runKeygen},
 	{"version", "print the version", func(_ context.Context, _ []string, s stdio) int {
 		fmt.Fprintln(s.out, "auditbus", versionString())
 		return exitOK
@@ -70,7 +72,8 @@ Usage:
 Commands:
 %s
 Exit codes: 0 success, 1 runtime or server error, 2 usage error,
-3 not found (query get, replay status).
+3 not found (query get, replay status); verify exits 1 when anything
+does not verify.
 `
 
 func main() {
@@ -105,7 +108,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 			return c.run(ctx, rest, s)
 		}
 	}
-	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query, replay, redrive and version (auditbus --help)\n", name)
+	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query, replay, redrive, verify, keygen and version (auditbus --help)\n", name)
 	return exitUsage
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/envconf"
 	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/ledgertree"
 )
 
 // Config is the daemon's configuration, read from AUDITBUS_* variables by
@@ -78,6 +79,15 @@ type Config struct {
 	// Tracing is the OpenTelemetry setup the standard OTEL_* variables
 	// give; off unless an OTLP endpoint is set.
 	Tracing tracing.Config
+	// LedgerSigningKeyFile holds the signed-note private key (auditbus
+	// keygen --private) that signs the ledger's checkpoints.
+	// AUDITBUS_LEDGER_SIGNING_KEY_FILE; without it checkpoints are
+	// unsigned, which no verifier accepts.
+	LedgerSigningKeyFile string
+	// LedgerCheckpointInterval is the least time between two checkpoints
+	// of the log while entries arrive. AUDITBUS_LEDGER_CHECKPOINT_INTERVAL,
+	// default 1s.
+	LedgerCheckpointInterval time.Duration
 }
 
 // transportNames are the transports the daemon knows.
@@ -110,6 +120,9 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		WebhookAllow:    r.List("WEBHOOK_ALLOW", nil),
 		WebhookDeny:     r.List("WEBHOOK_DENY", nil),
+
+		LedgerSigningKeyFile:     r.String("LEDGER_SIGNING_KEY_FILE", ""),
+		LedgerCheckpointInterval: r.Duration("LEDGER_CHECKPOINT_INTERVAL", time.Second),
 	}
 	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
@@ -129,6 +142,14 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	}
 	if _, _, err := egress.New(c.WebhookAllow, c.WebhookDeny); err != nil {
 		errs = append(errs, err)
+	}
+	if c.LedgerCheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("%s: %s is not positive; give a Go duration such as 1s", r.Name("LEDGER_CHECKPOINT_INTERVAL"), c.LedgerCheckpointInterval))
+	}
+	if c.LedgerSigningKeyFile != "" {
+		if _, err := ledgertree.LoadSigner(c.LedgerSigningKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name("LEDGER_SIGNING_KEY_FILE"), err))
+		}
 	}
 	if c.ReplayBatchSize > sinks.MaxLimit {
 		errs = append(errs, fmt.Errorf("%s: %d is more than the audit store's largest page, %d", r.Name("REPLAY_BATCH_SIZE"), c.ReplayBatchSize, sinks.MaxLimit))

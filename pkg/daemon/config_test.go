@@ -55,6 +55,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "12h"}, "less than a day"},
 		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "-48h"}, `AUDITBUS_SQLITE_RETENTION="-48h"`},
 		{map[string]string{"AUDITBUS_SQLITE_RETENTION": "30d", "AUDITBUS_STORE": "clickhouse"}, "AUDITBUS_CLICKHOUSE_RETENTION"},
+		{map[string]string{"AUDITBUS_LEDGER_SIGNING_KEY_FILE": "/nonexistent/ledger.key"}, "AUDITBUS_LEDGER_SIGNING_KEY_FILE: open /nonexistent/ledger.key"},
+		{map[string]string{"AUDITBUS_LEDGER_SIGNING_KEY_FILE": "config_test.go"}, "AUDITBUS_LEDGER_SIGNING_KEY_FILE: config_test.go: not a signed-note private key"},
+		{map[string]string{"AUDITBUS_LEDGER_CHECKPOINT_INTERVAL": "0s"}, "AUDITBUS_LEDGER_CHECKPOINT_INTERVAL: 0s is not positive"},
+		{map[string]string{"AUDITBUS_LEDGER_CHECKPOINT_INTERVAL": "often"}, "AUDITBUS_LEDGER_CHECKPOINT_INTERVAL"},
 	} {
 		_, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(tt.env)))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

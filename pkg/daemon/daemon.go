@@ -29,6 +29,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
+	"github.com/auditbus/auditbus/sinks/ledgertree"
 	"github.com/auditbus/auditbus/sinks/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -52,6 +53,9 @@ type Daemon struct {
 	retained      chan struct{}
 	// tracing exports spans; it is flushed last, after the writer.
 	tracing *tracing.Provider
+	// tree extends the log's Merkle tree and signs its checkpoints; it
+	// closes after the writer, before the store.
+	tree *ledgertree.Builder
 }
 
 // retentionEvery is how often the SQLite store's retention runs.
@@ -103,6 +107,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 
 	if d.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := d.startTree(ctx, reg); err != nil {
 		return nil, err
 	}
 	d.writer = sinks.NewWriter(d.store, sinks.WriterOptions{Metrics: newWriterMetrics(reg, log), Tracer: tr})
@@ -225,6 +232,9 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 	}
 	if d.writer != nil {
 		errs = append(errs, d.writer.Close())
+	}
+	if d.tree != nil {
+		errs = append(errs, d.tree.Close(ctx))
 	}
 	if d.stopRetention != nil {
 		d.stopRetention()
