@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,16 +35,7 @@ func mintToken(t *testing.T, scope string) string {
 func startDaemon(t *testing.T, bin string, env ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
-	routes := filepath.Join(t.TempDir(), "routes.yaml")
-	if err := os.WriteFile(routes, []byte(`routes:
-  - name: web
-    source: {http: true}
-    destinations:
-      - {transport: mem, topic: web-out}
-    dead_letter: {transport: mem, topic: web-dead}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	routes := routesFile(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), append([]string{
 		"AUDITBUS_LISTEN=" + addr, "AUDITBUS_DATA_DIR=" + t.TempDir(), "AUDITBUS_LOG_LEVEL=warn",

@@ -119,11 +119,11 @@ func (vf *verifier) log(ctx context.Context, l string, prev logState) (logState,
 	}
 	if !bytes.Equal(got, root) {
 		seq := vf.locate(ctx, l, leaves, size, root, prev)
-		what := "the entries' tree does not match the checkpoint"
+		what := "leaf hash: the entry differs from the one the checkpoint holds"
 		if fail != nil {
-			what = "the entries' tree does not match the last verified checkpoint"
+			what = fail.what + "; leaf hash: the entry differs from the one the last verified checkpoint holds"
 		}
-		return prev, &verifyFailure{l, seq, "leaf hash: the entry differs from the one the checkpoint holds (" + what + ")"}
+		return prev, &verifyFailure{l, seq, what}
 	}
 	if fail != nil {
 		return prev, fail
