@@ -322,7 +322,8 @@ func TestComposeStack(t *testing.T) {
 		t.Errorf("docker-compose.yaml: routes file %s: %v", mounted, err)
 	}
 	// The routes path is inside the container; the file was checked above.
-	checkEnv(t, "docker-compose.yaml", ab.Environment, "AUDITBUS_ROUTES")
+	// So is the signing key's, a secret each developer makes.
+	checkEnv(t, "docker-compose.yaml", ab.Environment, "AUDITBUS_ROUTES", "AUDITBUS_LEDGER_SIGNING_KEY_FILE")
 }
 
 func TestPrometheusScrapesCompose(t *testing.T) {
