@@ -19,7 +19,6 @@ import (
 	"github.com/auditbus/auditbus/sinks/sqlite"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // The promise under test: a broker-fed route acknowledges a message to its
@@ -42,16 +41,7 @@ type auditDown struct {
 }
 
 func TestAuditDownHoldsKafkaAcks(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	kcfg := kafka.Config{
-		Brokers: cluster.ListenAddrs(), Partitions: 4, AutoCreateTopics: true, Linger: time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
-		FetchMaxWait: 100 * time.Millisecond, Logger: quiet(),
-	}
+	cluster, kcfg := newKfake(t, 4)
 	kt, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)

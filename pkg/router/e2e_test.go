@@ -78,6 +78,24 @@ func amqpURL(t *testing.T) string {
 	return url
 }
 
+// newKfake starts an in-process Kafka cluster (kfake) of one broker whose
+// topics have partitions partitions, closed when the test ends, and
+// returns it with the transport config the tests use against it: quick
+// heartbeats and rebalances, short fetch waits.
+func newKfake(t *testing.T, partitions int) (*kfake.Cluster, kafka.Config) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(partitions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster, kafka.Config{
+		Brokers: cluster.ListenAddrs(), Partitions: partitions, AutoCreateTopics: true, Linger: time.Millisecond,
+		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
+		FetchMaxWait: 100 * time.Millisecond, Logger: quiet(),
+	}
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestEndToEndKafkaToAMQPWebhookMem routes 10,000 events from a Kafka topic
@@ -87,16 +105,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func TestEndToEndKafkaToAMQPWebhookMem(t *testing.T) {
 	const n = 10000
 	url := amqpURL(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	kcfg := kafka.Config{
-		Brokers: cluster.ListenAddrs(), Partitions: 4, AutoCreateTopics: true, Linger: time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
-		FetchMaxWait: 100 * time.Millisecond, Logger: quiet(),
-	}
+	_, kcfg := newKfake(t, 4)
 	kt, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)

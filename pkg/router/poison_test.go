@@ -14,7 +14,6 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestPoisonGoesToDeadLetter: a Kafka message that is not a CloudEvent,
@@ -22,23 +21,14 @@ import (
 // io.auditbus.poison event carrying the raw payload and the reason, is
 // audited with the outcome "poison", and the events after it still flow.
 func TestPoisonGoesToDeadLetter(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
+	cluster, kcfg := newKfake(t, 1)
 	brokers := cluster.ListenAddrs()
 	var rt *router.Router
-	kcfg := kafka.Config{
-		Brokers: brokers, Partitions: 1, AutoCreateTopics: true, Linger: time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
-		FetchMaxWait: 100 * time.Millisecond, Logger: quiet(),
-		// As the daemon wires it.
-		Poison: func(ctx context.Context, p kafka.Poison) error {
-			m := p.Message
-			return rt.Poison(ctx, router.Poison{Transport: "kafka", Topic: m.Topic, Group: p.Group, Partition: m.Partition,
-				Offset: m.Offset, ID: fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset), Payload: m.Value, Reason: p.Reason})
-		},
+	// As the daemon wires it.
+	kcfg.Poison = func(ctx context.Context, p kafka.Poison) error {
+		m := p.Message
+		return rt.Poison(ctx, router.Poison{Transport: "kafka", Topic: m.Topic, Group: p.Group, Partition: m.Partition,
+			Offset: m.Offset, ID: fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset), Payload: m.Value, Reason: p.Reason})
 	}
 	kt, err := kafka.New(kcfg)
 	if err != nil {
