@@ -2,6 +2,7 @@ package amqp_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 
 	"github.com/auditbus/auditbus/bus"
@@ -9,8 +10,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-// Example publishes and consumes through RabbitMQ. The daemon fills the
-// Config from AUDITBUS_AMQP_* with ConfigFromEnv.
+// Example publishes and consumes through RabbitMQ (the one `make test`
+// starts on localhost). The daemon fills the Config from AUDITBUS_AMQP_*
+// with ConfigFromEnv.
 func Example() {
 	tr, err := amqp.New(amqp.Config{
 		URL:       "amqp://guest:guest@localhost:5672/",
@@ -24,11 +26,14 @@ func Example() {
 	}
 	b := bus.New(tr)
 	defer b.Close()
+	const topic = "orders.example"
 
-	// The group's queue "orders.billing" is bound before Subscribe returns.
-	sub, err := b.Subscribe(context.Background(), "orders", "billing", func(_ context.Context, msgs []bus.Message) error {
+	// The group's queue "orders.example.billing" is bound before Subscribe
+	// returns.
+	got := make(chan bus.Message, 1)
+	sub, err := b.Subscribe(context.Background(), topic, "billing", func(_ context.Context, msgs []bus.Message) error {
 		for _, m := range msgs {
-			log.Printf("%s %s attempt %d", m.Event.Type(), m.Event.ID(), m.Attempt)
+			got <- m
 		}
 		return nil // acknowledges the batch
 	})
@@ -38,11 +43,15 @@ func Example() {
 	defer sub.Close()
 
 	e := event.New()
+	e.SetID("order-1001")
 	e.SetSource("/shop/checkout")
 	e.SetType("com.example.order.created") // the routing key
 	_ = e.SetData(event.ApplicationJSON, map[string]int{"order": 1001})
 	// Returns once the broker confirmed the event.
-	if err := b.Publish(context.Background(), "orders", e); err != nil {
+	if err := b.Publish(context.Background(), topic, e); err != nil {
 		log.Fatal(err)
 	}
+	m := <-got
+	fmt.Println(m.Event.Type(), m.Event.ID(), "attempt", m.Attempt, string(m.Event.Data()))
+	// Output: com.example.order.created order-1001 attempt 1 {"order":1001}
 }

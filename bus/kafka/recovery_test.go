@@ -27,11 +27,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestConsumerKilledMidBatch stops the consumer three times in the middle of
-// a batch, before its offsets are committed, while 10,000 events flow; each
-// restart is a new transport (as a new process would be). Every event must
-// arrive at least once; duplicates are counted and reported.
-func TestConsumerKilledMidBatch(t *testing.T) {
+// TestConsumerCancelledMidBatch cancels the consumer three times in the
+// middle of a batch, before its offsets are committed, while 10,000 events
+// flow; each restart is a new transport (as a new process would be). Every
+// event must arrive at least once; duplicates are counted and reported.
+// It runs in one process: the daemon's crash test (pkg/daemon,
+// TestCrashLosesNothing) SIGKILLs a real consumer process.
+func TestConsumerCancelledMidBatch(t *testing.T) {
 	const total, kills = 10000, 3
 	brokers := newCluster(t)
 	pub := bus.New(newTransport(t, brokers))
