@@ -18,7 +18,6 @@ import (
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -35,16 +34,8 @@ import (
 // naming its call's span.
 func TestTraceHTTPToKafkaToAMQPToWebhook(t *testing.T) {
 	url := amqpURL(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	kt, err := kafka.New(kafka.Config{
-		Brokers: cluster.ListenAddrs(), Partitions: 2, AutoCreateTopics: true, Linger: time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
-		FetchMaxWait: 100 * time.Millisecond, Logger: quiet(),
-	})
+	_, kcfg := newKfake(t, 2)
+	kt, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
