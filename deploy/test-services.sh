@@ -113,9 +113,10 @@ ensure_clickhouse() {
 }
 
 # ensure_tools: command-line peers the interop tests drive: kcat for
-# bus/kafka (its broker, kfake, runs inside the tests), curl for pkg/cehttp.
+# bus/kafka (its broker, kfake, runs inside the tests), curl for pkg/cehttp;
+# and promtool (Debian's prometheus package) for deploy/check's rule tests.
 ensure_tools() {
-	apt_install kcat curl
+	apt_install kcat curl prometheus
 }
 
 # ensure_browser: Debian's Chromium (headless) and ChromeDriver for the

@@ -218,3 +218,48 @@ func (c *Config) queueArgs() amqp091.Table {
 	}
 	return args
 }
+
+// QueueDepth is the number of messages ready in the queue of one consumer
+// group.
+type QueueDepth struct {
+	Topic, Group, Queue string
+	Messages            int
+}
+
+// QueueDepths asks the broker, on a channel of its own, how many messages
+// wait in the queue of every subscription's group (a passive declare per
+// queue), for monitoring. Queues shared by several subscriptions are asked
+// once.
+func (t *Transport) QueueDepths(ctx context.Context) ([]QueueDepth, error) {
+	t.mu.Lock()
+	seen := map[string]bool{}
+	var out []QueueDepth
+	for s := range t.subs {
+		if !seen[s.queue] {
+			seen[s.queue] = true
+			out = append(out, QueueDepth{Topic: s.topic, Group: s.group, Queue: s.queue})
+		}
+	}
+	t.mu.Unlock()
+	if len(out) == 0 {
+		return nil, nil
+	}
+	l, err := t.subConn.get(ctx, t.closed)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := l.conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("auditbus: amqp queue depths: open a channel: %w", err)
+	}
+	defer ch.Close()
+	for i := range out {
+		q, err := ch.QueueDeclarePassive(out[i].Queue, true, false, false, false, nil)
+		if err != nil {
+			// A failed passive declare closes the channel: stop here.
+			return out[:i], fmt.Errorf("auditbus: amqp queue depth of %q: %w", out[i].Queue, err)
+		}
+		out[i].Messages = q.Messages
+	}
+	return out, nil
+}

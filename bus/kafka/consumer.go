@@ -84,6 +84,24 @@ type subscription struct {
 
 	mu  sync.Mutex
 	err error // why it stopped; final once done is closed
+
+	lagMu sync.Mutex
+	lag   map[int]int64 // per partition this member reads: messages after the last fetched
+}
+
+// setLag records partition's lag after a fetch; a negative lag drops the
+// partition (it was revoked).
+func (s *subscription) setLag(partition int, lag int64) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	if lag < 0 {
+		delete(s.lag, partition)
+		return
+	}
+	if s.lag == nil {
+		s.lag = map[int]int64{}
+	}
+	s.lag[partition] = lag
 }
 
 func (s *subscription) Close() error {
@@ -210,8 +228,11 @@ func (s *subscription) consumePartition(genCtx context.Context, pa kafkago.Parti
 	for {
 		raw = s.fetch(ctx, r, raw[:0])
 		if len(raw) == 0 {
+			s.setLag(pa.ID, -1)
 			return // generation over or stopping
 		}
+		last := &raw[len(raw)-1]
+		s.setLag(pa.ID, max(last.HighWaterMark-last.Offset-1, 0))
 		msgs = msgs[:0]
 		for i := range raw {
 			e, err := dec.decode(&raw[i])

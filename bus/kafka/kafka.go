@@ -229,3 +229,31 @@ func (t *Transport) Close() error {
 	t.tr.CloseIdleConnections()
 	return err
 }
+
+// Lag is how far one consumer group's member is behind on a partition:
+// the messages after the last one it fetched, as of that fetch.
+type Lag struct {
+	Topic, Group string
+	Partition    int
+	Messages     int64
+}
+
+// Lags reports the lag of every partition this transport's subscriptions
+// read, for monitoring.
+func (t *Transport) Lags() []Lag {
+	t.mu.Lock()
+	subs := make([]*subscription, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	var out []Lag
+	for _, s := range subs {
+		s.lagMu.Lock()
+		for p, n := range s.lag {
+			out = append(out, Lag{Topic: s.topic, Group: s.group, Partition: p, Messages: n})
+		}
+		s.lagMu.Unlock()
+	}
+	return out
+}

@@ -130,6 +130,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err := d.openTransports(cfg, poison); err != nil {
 		return nil, err
 	}
+	kt, _ := d.trs["kafka"].(*kafka.Transport)
+	at, _ := d.trs["amqp"].(*amqp.Transport)
+	if kt != nil || at != nil {
+		registerBrokerMetrics(reg, kt, at, log)
+	}
 	strict, trusted, err := egress.New(cfg.WebhookAllow, cfg.WebhookDeny)
 	if err != nil {
 		return nil, err
@@ -151,6 +156,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	dests := newDestinations(d.trs, rt, cfg.ReplayDir, strict, trusted)
 	if d.replays, err = replay.NewManager(replay.Options{
 		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log, Tracer: tr,
+		Metrics: replay.NewMetrics(reg),
 	}); err != nil {
 		return nil, fmt.Errorf("AUDITBUS_REPLAY_DIR %q: %w", cfg.ReplayDir, err)
 	}

@@ -212,3 +212,24 @@ func TestTracingConfigErrorsNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// GET /metrics has the build, the replay jobs and, for the mem transport,
+// no broker series.
+func TestMetricsBuildAndReplays(t *testing.T) {
+	l := startLive(t, "")
+	resp, err := http.Get(l.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`auditbus_build_info{goversion="go`, `auditbus_replay_jobs{state="running"} 0`,
+		`auditbus_replay_events_total{outcome="replayed"} 0`, "auditbus_replay_events_per_second 0"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("GET /metrics has no %s", want)
+		}
+	}
+	if strings.Contains(string(b), "auditbus_kafka_consumer_lag") {
+		t.Error("GET /metrics has Kafka lag with only the mem transport")
+	}
+}

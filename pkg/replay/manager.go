@@ -72,6 +72,8 @@ type Options struct {
 	// Tracer, if set, traces each run of a job with a span; the job's
 	// publishes are its children.
 	Tracer trace.Tracer
+	// Metrics, if set, counts the jobs' events and reports their states.
+	Metrics *Metrics
 }
 
 // Manager runs replay jobs and keeps them in its job directory. It is safe
@@ -134,6 +136,9 @@ func NewManager(o Options) (*Manager, error) {
 	}
 	m := &Manager{o: o, jobs: make(map[string]*jobState, len(jobs))}
 	m.ctx, m.close = context.WithCancelCause(context.Background())
+	if o.Metrics != nil {
+		o.Metrics.mgr.Store(m)
+	}
 	for _, j := range jobs {
 		m.jobs[j.ID] = &jobState{job: *j}
 	}

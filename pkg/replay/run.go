@@ -326,6 +326,7 @@ func (m *Manager) park(ctx context.Context, req Request, events []bus.Event, gav
 // advance moves the checkpoint past a handled batch and adds its counts,
 // writing the job file at most every Options.CheckpointEvery.
 func (m *Manager) advance(js *jobState, cursor string, res batchResult) error {
+	m.o.Metrics.handled(res)
 	now := time.Now()
 	js.mu.Lock()
 	js.job.Checkpoint = cursor

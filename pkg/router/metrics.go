@@ -12,10 +12,8 @@ import (
 // set. A nil *Metrics records nothing.
 type Metrics struct {
 	in           *prometheus.CounterVec
-	filtered     *prometheus.CounterVec
-	deliveredC   *prometheus.CounterVec
+	destEvents   *prometheus.CounterVec
 	retriedC     *prometheus.CounterVec
-	deadLettered *prometheus.CounterVec
 	outcomes     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	circuitOpen  *prometheus.GaugeVec
@@ -29,17 +27,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditbus_route_events_in_total", Help: "Events a route took from its source.",
 		}, []string{"route"}),
-		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditbus_route_events_filtered_total", Help: "Events a route's filter left out.",
-		}, []string{"route"}),
-		deliveredC: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditbus_destination_events_delivered_total", Help: "Events a destination accepted.",
-		}, []string{"route", "destination"}),
+		destEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditbus_destination_events_total",
+			Help: "Events a destination finished with, by outcome: delivered (it accepted them) or deadlettered (given up on and parked in the route's dead letter).",
+		}, []string{"route", "destination", "outcome"}),
 		retriedC: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditbus_destination_retries_total", Help: "Delivery attempts retried after a failure.",
-		}, []string{"route", "destination"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditbus_destination_events_deadlettered_total", Help: "Events given up on and parked in the route's dead letter.",
 		}, []string{"route", "destination"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditbus_route_events_total", Help: "Events a route finished with, by outcome (delivered, deadlettered, filtered, poison).",
@@ -60,22 +53,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if m.malformed, err = TraceMalformedCounter(reg); err != nil {
 		panic(err)
 	}
-	reg.MustRegister(m.in, m.filtered, m.deliveredC, m.retriedC, m.deadLettered, m.outcomes, m.latency, m.circuitOpen, m.circuitTrips)
+	reg.MustRegister(m.in, m.destEvents, m.retriedC, m.outcomes, m.latency, m.circuitOpen, m.circuitTrips)
 	return m
 }
 
-func (m *Metrics) took(route string, n, filtered int) {
+// took counts the n events a route took from its source; the filtered
+// ones are in auditbus_route_events_total{outcome="filtered"}.
+func (m *Metrics) took(route string, n int) {
 	if m != nil {
 		m.in.WithLabelValues(route).Add(float64(n))
-		if filtered > 0 {
-			m.filtered.WithLabelValues(route).Add(float64(filtered))
-		}
 	}
 }
 
 func (m *Metrics) delivered(route, dest string, n int) {
 	if m != nil {
-		m.deliveredC.WithLabelValues(route, dest).Add(float64(n))
+		m.destEvents.WithLabelValues(route, dest, "delivered").Add(float64(n))
 	}
 }
 
@@ -87,7 +79,7 @@ func (m *Metrics) retried(route, dest string) {
 
 func (m *Metrics) deadLetteredN(route, dest string, n int) {
 	if m != nil {
-		m.deadLettered.WithLabelValues(route, dest).Add(float64(n))
+		m.destEvents.WithLabelValues(route, dest, "deadlettered").Add(float64(n))
 	}
 }
 

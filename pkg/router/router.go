@@ -340,7 +340,7 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 	judged := time.Now().UTC()
 	fspan.SetAttributes(attrMatched.Int(len(matched)))
 	fspan.End()
-	rt.r.o.Metrics.took(rt.cfg.Name, len(msgs), len(msgs)-len(matched))
+	rt.r.o.Metrics.took(rt.cfg.Name, len(msgs))
 	var res [][]result
 	if len(matched) > 0 {
 		var err error
