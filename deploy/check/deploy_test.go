@@ -31,8 +31,8 @@ var (
 	metricUse = regexp.MustCompile(`(^|[^a-zA-Z0-9_:])(auditbus_[a-zA-Z0-9_]+)`)
 	// recordUse finds a recording rule's name in a PromQL expression.
 	recordUse = regexp.MustCompile(`(^|[^a-zA-Z0-9_:])(auditbus:[a-zA-Z0-9_:]+)`)
-	// envName finds an AUDITBUS_* variable name.
-	envName = regexp.MustCompile(`AUDITBUS_[A-Z0-9_]*[A-Z0-9]`)
+	// envName finds an AUDITBUS_* or OTEL_* variable name.
+	envName = regexp.MustCompile(`(AUDITBUS|OTEL)_[A-Z0-9_]*[A-Z0-9]`)
 )
 
 // goSource is the text of the root module's non-test Go files.
@@ -286,7 +286,7 @@ type composeFile struct {
 func TestComposeStack(t *testing.T) {
 	var c composeFile
 	readYAML(t, "docker-compose.yaml", &c)
-	for _, want := range []string{"kafka", "rabbitmq", "clickhouse", "auditbus", "prometheus", "grafana"} {
+	for _, want := range []string{"kafka", "rabbitmq", "clickhouse", "auditbus", "prometheus", "grafana", "jaeger"} {
 		if _, ok := c.Services[want]; !ok {
 			t.Errorf("docker-compose.yaml: no service %q", want)
 		}
