@@ -65,6 +65,11 @@ bench-kafka-watermill:
 bench-router:
 	@cd benchmarks && $(GO) run ./cmd/bench-router
 
+.PHONY: bench-router-tracing
+## bench-router-tracing: the audited mem route with tracing off and on (every span sampled, OTLP/HTTP to a receiver on 127.0.0.1), same run, rounds alternating; prints spans per event; ends with `ratio: on ÷ off`
+bench-router-tracing:
+	@cd benchmarks && $(GO) run ./cmd/bench-router -tracing
+
 .PHONY: bench-audit-sqlite
 ## bench-audit-sqlite: events/s and entries/s of 1 KiB events, each with 4 entries, through sinks.Writer into the SQLite store vs raw modernc.org/sqlite inserting the same rows (same schema, WAL, synchronous=FULL, the writer's batch sizes), same run, five rounds; ends with `ratio: X` (median of the rounds')
 bench-audit-sqlite:

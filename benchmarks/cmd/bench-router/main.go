@@ -12,9 +12,14 @@
 // every event's record is durable. It prints events/s for each, per round
 // and as medians, and ends with "ratio: X.XX" = c ÷ min(a, b).
 //
+// With -tracing it compares instead, round by round, (c) with tracing off
+// and (d) the same route with tracing on: every span sampled and exported
+// over OTLP/HTTP to a receiver in this process on 127.0.0.1, which counts
+// them. It ends with "ratio: X.XX" = d ÷ c, and prints the spans per event.
+//
 // Usage:
 //
-//	go run ./cmd/bench-router [-events 100000] [-size 1024] [-batch 100] [-rounds 3]
+//	go run ./cmd/bench-router [-events 100000] [-size 1024] [-batch 100] [-rounds 3] [-tracing]
 package main
 
 import (
@@ -35,6 +40,7 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const routes = `
@@ -57,8 +63,13 @@ func main() {
 	size := flag.Int("size", 1024, "payload bytes per event")
 	batch := flag.Int("batch", 100, "events per publish call")
 	rounds := flag.Int("rounds", 3, "measured rounds; each runs a, b and c")
+	tracing := flag.Bool("tracing", false, "compare the route with tracing off and on (OTLP to 127.0.0.1) instead")
 	flag.Parse()
-	if err := run(*events, *size, *batch, *rounds); err != nil {
+	do := run
+	if *tracing {
+		do = runTracing
+	}
+	if err := do(*events, *size, *batch, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-router:", err)
 		os.Exit(1)
 	}
@@ -72,12 +83,12 @@ func run(n, size, batch, rounds int) error {
 	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability); %d rounds; GOMAXPROCS=%d %s/%s %s\n",
 		n, size, batch, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	// Warm up every path once.
-	if _, err := routeRun(evs[:min(n, 10000)], batch, false); err != nil {
+	if _, err := routeRun(evs[:min(n, 10000)], batch, false, nil); err != nil {
 		return err
 	}
 	var a, b, c []float64
 	for r := 1; r <= rounds; r++ {
-		ra, err := routeRun(evs, batch, false)
+		ra, err := routeRun(evs, batch, false, nil)
 		if err != nil {
 			return fmt.Errorf("(a) route, audit off: %w", err)
 		}
@@ -85,7 +96,7 @@ func run(n, size, batch, rounds int) error {
 		if err != nil {
 			return fmt.Errorf("(b) audit writer alone: %w", err)
 		}
-		rc, err := routeRun(evs, batch, true)
+		rc, err := routeRun(evs, batch, true, nil)
 		if err != nil {
 			return fmt.Errorf("(c) route, audit on: %w", err)
 		}
@@ -134,8 +145,9 @@ func (c *counting) Write(ctx context.Context, recs []sinks.Record) error {
 	return err
 }
 
-// routeRun publishes evs through the route and returns events/s.
-func routeRun(evs []bus.Event, batch int, audit bool) (float64, error) {
+// routeRun publishes evs through the route and returns events/s; a
+// non-nil tracer traces the route and the audit writer.
+func routeRun(evs []bus.Event, batch int, audit bool, tracer trace.Tracer) (float64, error) {
 	ctx := context.Background()
 	tr := mem.New()
 	defer tr.Close()
@@ -154,7 +166,7 @@ func routeRun(evs []bus.Event, batch int, audit bool) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	opts := router.Options{Transports: map[string]bus.Transport{"mem": tr}}
+	opts := router.Options{Transports: map[string]bus.Transport{"mem": tr}, Tracer: tracer}
 	var aud *counting
 	if audit {
 		dir, err := os.MkdirTemp("", "bench-router-")
@@ -167,7 +179,7 @@ func routeRun(evs []bus.Event, batch int, audit bool) (float64, error) {
 			return 0, err
 		}
 		defer store.Close()
-		w := sinks.NewWriter(store, sinks.WriterOptions{})
+		w := sinks.NewWriter(store, sinks.WriterOptions{Tracer: tracer})
 		defer w.Close()
 		aud = &counting{w: w}
 		opts.Audit = aud
