@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -49,7 +50,8 @@ type Builder struct {
 	tree *Tree
 	last sinks.StoredCheckpoint // latest checkpoint stored
 
-	mu   sync.Mutex // guards the tree while a build runs
+	mu   sync.Mutex // guards the tree and leaf while a build runs
+	leaf []byte     // the leaf being hashed, reused
 	stop chan struct{}
 	done chan struct{}
 }
@@ -228,7 +230,8 @@ func (b *Builder) build(ctx context.Context) error {
 			if ens[i].Seq != size+uint64(i)+1 {
 				return fmt.Errorf("log %q: entry seq %d follows %d: the log has a hole", b.o.Log, ens[i].Seq, size+uint64(i))
 			}
-			if err := b.tree.Append(LeafHash(&ens[i])); err != nil {
+			b.leaf = AppendLeaf(append(b.leaf[:0], rfc6962.RFC6962LeafHashPrefix), &ens[i])
+			if err := b.tree.AppendLeafData(b.leaf); err != nil {
 				return err
 			}
 		}

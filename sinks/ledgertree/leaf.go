@@ -1,6 +1,7 @@
 package ledgertree
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 
 	"github.com/auditbus/auditbus/sinks"
@@ -48,7 +49,28 @@ func AppendLeaf(b []byte, e *sinks.Entry) []byte {
 // LeafHash is the RFC 6962 leaf hash of e's leaf encoding.
 func LeafHash(e *sinks.Entry) []byte {
 	var buf [512]byte
-	return rfc6962.DefaultHasher.HashLeaf(AppendLeaf(buf[:0], e))
+	buf[0] = rfc6962.RFC6962LeafHashPrefix
+	h := sha256.Sum256(AppendLeaf(buf[:1], e))
+	return h[:]
+}
+
+// HashLeaf is the RFC 6962 hash of leaf bytes given with the leaf prefix
+// byte (0x00) in front: the caller that encodes the leaf after it saves a
+// copy.
+func HashLeaf(prefixed []byte) []byte {
+	h := sha256.Sum256(prefixed)
+	return h[:]
+}
+
+// hashChildren is RFC 6962's node hash, SHA-256(0x01 || left || right),
+// without the allocations of a hash.Hash.
+func hashChildren(left, right []byte) []byte {
+	var b [1 + 2*sha256.Size]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], left)
+	copy(b[1+sha256.Size:], right)
+	h := sha256.Sum256(b[:])
+	return h[:]
 }
 
 func field(b []byte, s string) []byte {

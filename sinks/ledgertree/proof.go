@@ -23,7 +23,7 @@ func InclusionProof(ctx context.Context, ts sinks.TreeStore, log string, index, 
 	if err != nil {
 		return nil, err
 	}
-	return fetch(ctx, ts, log, nodes)
+	return fetch(ctx, ts, log, size, nodes)
 }
 
 // ConsistencyProof is the RFC 6962 consistency proof from log's tree of
@@ -36,7 +36,7 @@ func ConsistencyProof(ctx context.Context, ts sinks.TreeStore, log string, size1
 	if err != nil {
 		return nil, err
 	}
-	return fetch(ctx, ts, log, nodes)
+	return fetch(ctx, ts, log, size2, nodes)
 }
 
 // RootAt is the root hash of log's tree when it had size leaves.
@@ -65,13 +65,14 @@ func within(ctx context.Context, ts sinks.TreeStore, log string, size uint64) er
 	return nil
 }
 
-func fetch(ctx context.Context, ts sinks.TreeStore, log string, nodes proof.Nodes) ([][]byte, error) {
+func fetch(ctx context.Context, ts sinks.TreeStore, log string, size uint64, nodes proof.Nodes) ([][]byte, error) {
+	nr := newNodeReader(ts, log, size)
 	hashes := make([][]byte, len(nodes.IDs))
 	for i, id := range nodes.IDs {
 		var err error
-		if hashes[i], err = NodeHash(ctx, ts, log, id); err != nil {
+		if hashes[i], err = nr.hash(ctx, id); err != nil {
 			return nil, err
 		}
 	}
-	return nodes.Rehash(hashes, hasher.HashChildren)
+	return nodes.Rehash(hashes, hashChildren)
 }

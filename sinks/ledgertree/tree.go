@@ -2,7 +2,9 @@ package ledgertree
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"slices"
 
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/transparency-dev/merkle/compact"
@@ -15,19 +17,61 @@ const Stride = 8
 
 var (
 	hasher  = rfc6962.DefaultHasher
-	factory = &compact.RangeFactory{Hash: hasher.HashChildren}
+	factory = &compact.RangeFactory{Hash: hashChildren}
 )
 
 // Tree is one log's tree as it grows: the compact range of its leaves and
 // the stored levels' hashes not yet taken for the store. It is not safe
 // for concurrent use.
 type Tree struct {
-	rng  *compact.Range
-	runs []sinks.HashRun // by level/Stride; empty runs are not taken
+	rf    *compact.RangeFactory
+	rng   *compact.Range
+	runs  []sinks.HashRun // by level/Stride; empty runs are not taken
+	arena []byte          // where new hashes are made, a chunk at a time
 }
 
 // NewTree returns an empty tree.
-func NewTree() *Tree { return &Tree{rng: factory.NewEmptyRange(0)} }
+func NewTree() *Tree {
+	t := &Tree{}
+	t.rf = &compact.RangeFactory{Hash: t.hashChildren}
+	t.rng = t.rf.NewEmptyRange(0)
+	return t
+}
+
+// arenaChunk is how many bytes of hashes a Tree allocates at once.
+const arenaChunk = 64 << 10
+
+// alloc returns 32 bytes of the arena; chunks are never reused, so a hash
+// lives as long as something refers to it.
+func (t *Tree) alloc() []byte {
+	if len(t.arena)+sinks.HashSize > cap(t.arena) {
+		t.arena = make([]byte, 0, arenaChunk)
+	}
+	n := len(t.arena)
+	t.arena = t.arena[:n+sinks.HashSize]
+	return t.arena[n : n+sinks.HashSize : n+sinks.HashSize]
+}
+
+// hashChildren is RFC 6962's node hash into the arena.
+func (t *Tree) hashChildren(left, right []byte) []byte {
+	var b [1 + 2*sinks.HashSize]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], left)
+	copy(b[1+sinks.HashSize:], right)
+	h := sha256.Sum256(b[:])
+	out := t.alloc()
+	copy(out, h[:])
+	return out
+}
+
+// AppendLeafData adds a leaf given as its bytes with RFC 6962's leaf
+// prefix byte (0x00) in front, as AppendLeaf(prefix, entry) encodes it.
+func (t *Tree) AppendLeafData(prefixed []byte) error {
+	h := sha256.Sum256(prefixed)
+	out := t.alloc()
+	copy(out, h[:])
+	return t.rng.Append(out, t.visit)
+}
 
 // Size is the number of leaves.
 func (t *Tree) Size() uint64 { return t.rng.End() }
@@ -62,16 +106,25 @@ func (t *Tree) Root() []byte {
 	return root
 }
 
+// TileWidth is the most hashes one run that Take returns holds: runs are
+// cut where a node index is a multiple of it, so that a proof reads a few
+// small runs, never a long one.
+const TileWidth = 1 << Stride
+
 // Take returns the hashes of stored levels appended since the last Take,
-// for sinks.TreeStore.AppendTree, and forgets them. Untake puts them back
-// when the store failed.
+// for sinks.TreeStore.AppendTree, in runs of at most TileWidth hashes that
+// do not cross a multiple of TileWidth, and forgets them.
 func (t *Tree) Take() []sinks.HashRun {
 	var out []sinks.HashRun
 	for i := range t.runs {
-		if len(t.runs[i].Hashes) > 0 {
-			out = append(out, t.runs[i])
-			t.runs[i].Hashes = nil
+		r := t.runs[i]
+		for len(r.Hashes) > 0 {
+			n := min(uint64(len(r.Hashes)/sinks.HashSize), TileWidth-r.Start%TileWidth)
+			out = append(out, sinks.HashRun{Level: r.Level, Start: r.Start, Hashes: r.Hashes[:n*sinks.HashSize]})
+			r.Start += n
+			r.Hashes = r.Hashes[n*sinks.HashSize:]
 		}
+		t.runs[i].Hashes = nil
 	}
 	return out
 }
@@ -87,17 +140,22 @@ func Resume(ctx context.Context, ts sinks.TreeStore, log string) (*Tree, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Tree{rng: rng}, nil
+	t := NewTree()
+	if t.rng, err = t.rf.NewRange(0, size, rng.Hashes()); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // rangeAt is the compact range of log's first size leaves, from the
 // stored hashes.
 func rangeAt(ctx context.Context, ts sinks.TreeStore, log string, size uint64) (*compact.Range, error) {
+	nr := newNodeReader(ts, log, size)
 	ids := compact.RangeNodes(0, size, nil)
 	hashes := make([][]byte, len(ids))
 	for i, id := range ids {
 		var err error
-		if hashes[i], err = NodeHash(ctx, ts, log, id); err != nil {
+		if hashes[i], err = nr.hash(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -108,27 +166,57 @@ func rangeAt(ctx context.Context, ts sinks.TreeStore, log string, size uint64) (
 	return rng, nil
 }
 
-// NodeHash is the hash of node id of log's tree, read from ts or computed
-// from the stored level below it.
-func NodeHash(ctx context.Context, ts sinks.TreeStore, log string, id compact.NodeID) ([]byte, error) {
+// NodeHash is the hash of node id of log's tree of size leaves, read from
+// ts or computed from the stored level below it.
+func NodeHash(ctx context.Context, ts sinks.TreeStore, log string, size uint64, id compact.NodeID) ([]byte, error) {
+	return newNodeReader(ts, log, size).hash(ctx, id)
+}
+
+// nodeReader reads node hashes of one tree, a tile (TileWidth hashes of a
+// stored level) at a time, and keeps the tiles it read.
+type nodeReader struct {
+	ts    sinks.TreeStore
+	log   string
+	size  uint64
+	tiles map[[2]uint64][][]byte // by (stored level, tile index): the tile's hashes
+}
+
+func newNodeReader(ts sinks.TreeStore, log string, size uint64) *nodeReader {
+	return &nodeReader{ts: ts, log: log, size: size, tiles: map[[2]uint64][][]byte{}}
+}
+
+func (nr *nodeReader) hash(ctx context.Context, id compact.NodeID) ([]byte, error) {
 	base := id.Level - id.Level%Stride
 	span := uint64(1) << (id.Level - base)
 	from := id.Index * span
-	b, err := ts.TreeHashes(ctx, log, uint8(base), from, from+span)
-	if err != nil {
-		return nil, fmt.Errorf("log %q: node %d at level %d: %w", log, id.Index, id.Level, err)
+	k := [2]uint64{uint64(base), from / TileWidth}
+	tile, ok := nr.tiles[k]
+	if !ok {
+		lo := k[1] * TileWidth
+		hi := min(lo+TileWidth, nr.size>>base)
+		if hi < from+span {
+			return nil, fmt.Errorf("log %q: node %d at level %d is not in the tree of %d leaves: %w",
+				nr.log, id.Index, id.Level, nr.size, sinks.ErrTreeIncomplete)
+		}
+		b, err := nr.ts.TreeHashes(ctx, nr.log, uint8(base), lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("log %q: node %d at level %d: %w", nr.log, id.Index, id.Level, err)
+		}
+		if len(b) != int(hi-lo)*sinks.HashSize {
+			return nil, fmt.Errorf("log %q: node %d at level %d: got %d bytes of hashes, want %d: %w",
+				nr.log, id.Index, id.Level, len(b), int(hi-lo)*sinks.HashSize, sinks.ErrTreeIncomplete)
+		}
+		tile = make([][]byte, hi-lo)
+		for i := range tile {
+			tile[i] = b[i*sinks.HashSize : (i+1)*sinks.HashSize]
+		}
+		nr.tiles[k] = tile
 	}
-	if len(b) != int(span)*sinks.HashSize {
-		return nil, fmt.Errorf("log %q: node %d at level %d: got %d bytes of hashes, want %d: %w",
-			log, id.Index, id.Level, len(b), int(span)*sinks.HashSize, sinks.ErrTreeIncomplete)
-	}
-	hs := make([][]byte, span)
-	for i := range hs {
-		hs[i] = b[i*sinks.HashSize : (i+1)*sinks.HashSize]
-	}
+	off := from - k[1]*TileWidth
+	hs := slices.Clone(tile[off : off+span])
 	for len(hs) > 1 {
 		for i := 0; i < len(hs)/2; i++ {
-			hs[i] = hasher.HashChildren(hs[2*i], hs[2*i+1])
+			hs[i] = hashChildren(hs[2*i], hs[2*i+1])
 		}
 		hs = hs[:len(hs)/2]
 	}

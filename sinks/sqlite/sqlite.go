@@ -54,6 +54,9 @@ type Store struct {
 	closed atomic.Bool
 
 	ckpt *checkpointer
+	// tree writes the Merkle tree's hashes and checkpoints (see
+	// treeConn); nil until the first; guarded by wmu.
+	tree *sql.Conn
 
 	// fewEntries is how many entries of a route an entry filter may
 	// select for a query to start from them (see selectVersions).
@@ -157,6 +160,9 @@ func (s *Store) Close() error {
 	s.ckpt.stop()
 	if s.w != nil {
 		s.w.close()
+	}
+	if s.tree != nil {
+		_ = s.tree.Close()
 	}
 	return s.db.Close()
 }

@@ -22,7 +22,11 @@ func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.treeConn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
 	}
@@ -37,6 +41,28 @@ func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun
 		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
 	}
 	return nil
+}
+
+// treeConn is the connection tree hashes and checkpoints are written on,
+// opened on first use; the caller holds wmu. It commits without waiting
+// for the disk (synchronous=NORMAL): the tree is computed from the
+// entries, so a crash that loses its last commits loses nothing the next
+// start does not compute again, and the next commit of entries, which
+// syncs the log, makes them durable with it.
+func (s *Store) treeConn(ctx context.Context) (*sql.Conn, error) {
+	if s.tree != nil {
+		return s.tree, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	s.tree = conn
+	return conn, nil
 }
 
 // TreeHashes reads the hashes of nodes from..to-1 of level in log's tree.
@@ -89,7 +115,11 @@ func (s *Store) AppendCheckpoint(ctx context.Context, log string, c sinks.Stored
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO tree_checkpoints (log, size, time_ns, note) VALUES (?, ?, ?, ?)`,
+	conn, err := s.treeConn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: checkpoint of log %q: %w", s, log, err)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO tree_checkpoints (log, size, time_ns, note) VALUES (?, ?, ?, ?)`,
 		log, int64(c.Size), c.Time.UnixNano(), c.Note); err != nil {
 		return fmt.Errorf("%s: checkpoint of log %q: %w", s, log, err)
 	}

@@ -6,7 +6,10 @@
 //	    (received, and delivered for each of the 3 destinations) to a
 //	    fresh embedded (SQLite) store, with as many concurrent writers as
 //	    the route has concurrent batches;
-//	(c) the same route with the audit writer on a fresh SQLite store.
+//	(c) the same route with the audit writer on a fresh SQLite store,
+//	    with the ledger's Merkle tree built beside it and a signed
+//	    checkpoint every second, as the daemon runs them (-ledger=false
+//	    leaves them out).
 //
 // A run ends when every destination has every event and, with audit on,
 // every event's record is durable. It prints events/s for each, per round
@@ -38,9 +41,11 @@ import (
 	"github.com/auditbus/auditbus/bus/mem"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/ledgertree"
 	"github.com/auditbus/auditbus/sinks/sqlite"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const routes = `
@@ -54,6 +59,9 @@ routes:
     dead_letter: {transport: mem, topic: dlq}
 `
 
+// withLedger: run (c) with the ledger's tree builder and checkpoints.
+var withLedger = true
+
 // concurrency is how many batches the route handles at once: the mem
 // transport's default partition count.
 const concurrency = 8
@@ -64,6 +72,7 @@ func main() {
 	batch := flag.Int("batch", 100, "events per publish call")
 	rounds := flag.Int("rounds", 3, "measured rounds; each runs a, b and c")
 	tracing := flag.Bool("tracing", false, "compare the route with tracing off and on (OTLP to 127.0.0.1) instead")
+	flag.BoolVar(&withLedger, "ledger", true, "(c) builds the ledger's Merkle tree and signs checkpoints, as the daemon does")
 	flag.Parse()
 	do := run
 	if *tracing {
@@ -80,8 +89,8 @@ func run(n, size, batch, rounds int) error {
 		return errors.New("-events, -batch and -rounds must be positive")
 	}
 	evs := makeEvents(n, size)
-	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability); %d rounds; GOMAXPROCS=%d %s/%s %s\n",
-		n, size, batch, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability), ledger tree and checkpoints in (c): %v; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
+		n, size, batch, withLedger, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	// Warm up every path once.
 	if _, err := routeRun(evs[:min(n, 10000)], batch, false, nil); err != nil {
 		return err
@@ -183,6 +192,21 @@ func routeRun(evs []bus.Event, batch int, audit bool, tracer trace.Tracer) (floa
 		defer w.Close()
 		aud = &counting{w: w}
 		opts.Audit = aud
+		if withLedger {
+			b, err := startLedger(ctx, store)
+			if err != nil {
+				return 0, err
+			}
+			defer func() {
+				// How far the tree was behind when the route was done, and
+				// how long it took to catch up: not part of the rate.
+				behind := time.Now()
+				if err := b.Close(ctx); err != nil {
+					fmt.Fprintln(os.Stderr, "bench-router: ledger tree:", err)
+				}
+				fmt.Printf("    ledger tree: %d leaves, caught up %.2fs after the route was done\n", b.Size(), time.Since(behind).Seconds())
+			}()
+		}
 	}
 	rt, err := router.New(cfgs, opts)
 	if err != nil {
@@ -262,6 +286,20 @@ func writerRun(evs []bus.Event, batch int) (float64, error) {
 		return 0, err
 	}
 	return float64(len(evs)) / took.Seconds(), nil
+}
+
+// startLedger starts the daemon's ledger tree builder on store, signing a
+// checkpoint every second with a fresh key.
+func startLedger(ctx context.Context, store *sqlite.Store) (*ledgertree.Builder, error) {
+	skey, _, err := ledgertree.GenerateKey("bench-router")
+	if err != nil {
+		return nil, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, err
+	}
+	return ledgertree.StartBuilder(ctx, ledgertree.BuilderOptions{Store: store, Log: store.Log(), Signer: signer, Interval: time.Second})
 }
 
 func median(xs []float64) float64 {
