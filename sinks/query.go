@@ -147,14 +147,15 @@ func DecodeCursor(s string, desc bool) (Cursor, error) {
 var queryParams = map[string]bool{
 	"from": true, "to": true, "type": true, "source": true, "subject": true,
 	"id": true, "route": true, "destination": true, "outcome": true, "received_from": true,
-	"received_to": true, "limit": true, "order": true, "cursor": true,
+	"received_to": true, "limit": true, "order": true, "cursor": true, "trail": true,
 }
 
 // ParseQuery reads a Query from URL parameters, as the audit query endpoint
 // receives them: from and to (RFC 3339, the event's time), type (a
 // trailing "*" makes it a prefix), source, subject, id, route, destination,
 // outcome (an entry kind), received_from and received_to (RFC 3339, the
-// entries' recorded time), limit, order (asc or desc) and cursor. An
+// entries' recorded time), limit, order (asc or desc), cursor and trail
+// (false leaves the trails out: Query.NoTrail). An
 // unknown, repeated or malformed parameter is an error wrapping ErrBadQuery
 // that names it.
 func ParseQuery(v url.Values) (Query, error) {
@@ -190,6 +191,13 @@ func ParseQuery(v url.Values) (Query, error) {
 		if q.Limit, err = strconv.Atoi(s); err != nil {
 			return Query{}, badParam("limit", fmt.Sprintf("%q is not an integer", s))
 		}
+	}
+	switch t := v.Get("trail"); t {
+	case "", "true":
+	case "false":
+		q.NoTrail = true
+	default:
+		return Query{}, badParam("trail", fmt.Sprintf("%q is neither true nor false", t))
 	}
 	switch o := v.Get("order"); o {
 	case "", "asc":

@@ -30,6 +30,9 @@ func TestParseQuery(t *testing.T) {
 		!q.ReceivedTo.Equal(time.Date(2026, 3, 1, 12, 45, 0, 1, time.UTC)) || q.Redrivable || q.NoTrail {
 		t.Errorf("parsed entry filters %+v", q)
 	}
+	if q, err := sinks.ParseQuery(url.Values{"trail": {"false"}}); err != nil || !q.NoTrail {
+		t.Errorf("trail=false: %+v, %v", q, err)
+	}
 	for _, k := range sinks.Kinds {
 		if q, err := sinks.ParseQuery(url.Values{"outcome": {k}}); err != nil || q.Kind != k {
 			t.Errorf("outcome %q: %+v, %v", k, q, err)
@@ -73,6 +76,7 @@ func TestParseQueryErrorsNameTheParameter(t *testing.T) {
 		{url.Values{"limit": {"-1"}}, `"limit"`},
 		{url.Values{"limit": {"ten"}}, `"limit"`},
 		{url.Values{"order": {"sideways"}}, `"order"`},
+		{url.Values{"trail": {"no"}}, `"trail"`},
 		{url.Values{"cursor": {"%%%"}}, `"cursor"`},
 		{url.Values{"id": {"a", "b"}}, `"id"`},
 		{url.Values{"from": {"2026-03-01T12:00:00Z"}, "to": {"2026-03-01T11:00:00Z"}}, `"to"`},

@@ -109,6 +109,9 @@ func runVerify(ctx context.Context, args []string, s stdio) int {
 			return failure(s, "verify", err)
 		}
 	}
+	if err := vf.prefetch(ctx); err != nil {
+		return failure(s, "verify", err)
+	}
 	failed := false
 	for _, l := range logs {
 		res, err := vf.log(ctx, l, st.Logs[l])
@@ -142,8 +145,8 @@ type verifier struct {
 	versions map[[32]byte]bool
 }
 
-// maxVersions bounds verifier.versions.
-const maxVersions = 1 << 17
+// maxVersions bounds verifier.versions: about 64 MiB.
+const maxVersions = 1 << 20
 
 // verifyFailure is something that does not verify: the log, the first
 // seq that fails, and what.
