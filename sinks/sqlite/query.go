@@ -203,6 +203,12 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
+	if out, ok, err := s.countsByIndex(ctx, q); err != nil || ok {
+		if err != nil {
+			return nil, fmt.Errorf("%s: counts: %w", s, err)
+		}
+		return out, nil
+	}
 	var sel selection
 	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
 	from, width := q.From.UnixNano(), int64(q.Bucket)

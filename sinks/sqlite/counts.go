@@ -1,0 +1,101 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditbus/auditbus/sinks"
+)
+
+// maxIndexCounts bounds the COUNT(*) queries countsByIndex runs: the types
+// with versions in the range times the buckets. Beyond it Counts reads the
+// range's rows once instead.
+const maxIndexCounts = 20000
+
+// countsByIndex counts the versions of q per bucket and type from the
+// index on (type, time_ns) alone: it finds the types by seeking from one
+// to the next, and counts each bucket of each type with a range count,
+// which SQLite answers from the index without reading a row. That is ten
+// times faster than grouping the rows of a busy hour, which reads each
+// row for its type. ok is false when there are too many types and buckets
+// for it to pay, and the caller groups the rows instead.
+func (s *Store) countsByIndex(ctx context.Context, q sinks.CountQuery) (out []sinks.Count, ok bool, err error) {
+	from, to, width := q.From.UnixNano(), q.To.UnixNano(), int64(q.Bucket)
+	buckets := (to - from + width - 1) / width
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = conn.Close() }()
+	count, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM versions INDEXED BY versions_type_time WHERE type = ? AND time_ns >= ? AND time_ns < ?`)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = count.Close() }()
+	var types []string
+	if q.Type != "" && !q.TypePrefix {
+		types = []string{q.Type}
+	} else {
+		// Each step is one seek in the index: the least type at or after
+		// the prefix ("" for every type), then the next after each.
+		first, err := conn.PrepareContext(ctx, `SELECT MIN(type) FROM versions WHERE type >= ?`)
+		if err != nil {
+			return nil, false, err
+		}
+		defer func() { _ = first.Close() }()
+		next, err := conn.PrepareContext(ctx, `SELECT MIN(type) FROM versions WHERE type > ?`)
+		if err != nil {
+			return nil, false, err
+		}
+		defer func() { _ = next.Close() }()
+		exists, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM versions INDEXED BY versions_type_time WHERE type = ? AND time_ns >= ? AND time_ns < ? LIMIT 1)`)
+		if err != nil {
+			return nil, false, err
+		}
+		defer func() { _ = exists.Close() }()
+		var t sql.NullString
+		err = first.QueryRowContext(ctx, q.Type).Scan(&t)
+		for err == nil && t.Valid && strings.HasPrefix(t.String, q.Type) {
+			// Only the types with a version in the range get bucket counts.
+			var n int64
+			if err = exists.QueryRowContext(ctx, t.String, from, to).Scan(&n); err != nil {
+				break
+			}
+			if n > 0 {
+				types = append(types, t.String)
+				if int64(len(types))*buckets > maxIndexCounts {
+					return nil, false, nil
+				}
+			}
+			err = next.QueryRowContext(ctx, t.String).Scan(&t)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if buckets*int64(len(types)) > maxIndexCounts {
+		return nil, false, nil
+	}
+	for _, t := range types {
+		for b := int64(0); b < buckets; b++ {
+			start := from + b*width
+			var n int64
+			if err := count.QueryRowContext(ctx, t, start, min(start+width, to)).Scan(&n); err != nil {
+				return nil, false, err
+			}
+			if n > 0 {
+				out = append(out, sinks.Count{Start: time.Unix(0, start).UTC(), Type: t, N: n})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b sinks.Count) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Type, b.Type)
+	})
+	return out, true, nil
+}
