@@ -8,7 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditbus/auditbus/pkg/apierror"
 	"github.com/auditbus/auditbus/sinks"
+)
+
+// What GET /v1/counts and GET /v1/totals accept, for messages.
+const (
+	countsEndpoint = "GET /v1/counts accepts from, to, bucket and type"
+	totalsEndpoint = "GET /v1/totals accepts from, to and type"
 )
 
 // Bounds of GET /v1/counts.
@@ -19,13 +26,15 @@ const (
 	MaxCountRows = 100000
 )
 
-// countsParams are GET /v1/counts's parameters.
+// countsParams are GET /v1/counts's parameters, and GET /v1/totals's but
+// bucket.
 var countsParams = map[string]bool{"from": true, "to": true, "bucket": true, "type": true}
 
 // parseCounts reads GET /v1/counts's parameters: from and to (RFC 3339,
 // both required), bucket (a duration of at least 1s, default 1m), type
-// (a trailing * matches a prefix). Errors name the parameter.
-func parseCounts(rawQuery string) (sinks.CountQuery, error) {
+// (a trailing * matches a prefix). Errors name the parameter; endpoint
+// names the endpoint in them.
+func parseCounts(rawQuery, endpoint string) (sinks.CountQuery, error) {
 	var q sinks.CountQuery
 	v, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -33,8 +42,8 @@ func parseCounts(rawQuery string) (sinks.CountQuery, error) {
 	}
 	for k, vals := range v {
 		switch {
-		case !countsParams[k]:
-			return q, fmt.Errorf("parameter %q: unknown; GET /v1/counts accepts from, to, bucket and type", clip(k))
+		case !countsParams[k] || (k == "bucket" && endpoint == totalsEndpoint):
+			return q, fmt.Errorf("parameter %q: unknown; %s", clip(k), endpoint)
 		case len(vals) != 1:
 			return q, fmt.Errorf("parameter %q: given %d times; give it once", k, len(vals))
 		}
@@ -60,7 +69,7 @@ func parseCounts(rawQuery string) (sinks.CountQuery, error) {
 			return q, fmt.Errorf("parameter \"bucket\": %q is not a duration of at least 1s (such as 30s, 1m or 1h)", clip(s))
 		}
 	}
-	if n := q.To.Sub(q.From) / q.Bucket; n >= MaxCountBuckets {
+	if n := q.To.Sub(q.From) / q.Bucket; n >= MaxCountBuckets && endpoint == countsEndpoint {
 		return q, fmt.Errorf("parameter \"bucket\": %s makes %d buckets from %s to %s, more than %d; choose a wider bucket", q.Bucket, n, v.Get("from"), v.Get("to"), MaxCountBuckets)
 	}
 	q.Type = v.Get("type")
@@ -70,11 +79,10 @@ func parseCounts(rawQuery string) (sinks.CountQuery, error) {
 
 // countsAnswer is GET /v1/counts's body.
 type countsAnswer struct {
-	From   time.Time        `json:"from"`
-	To     time.Time        `json:"to"`
-	Bucket string           `json:"bucket"`
-	Counts []countRow       `json:"counts"`
-	Totals map[string]int64 `json:"totals,omitempty"`
+	From   time.Time  `json:"from"`
+	To     time.Time  `json:"to"`
+	Bucket string     `json:"bucket"`
+	Counts []countRow `json:"counts"`
 }
 
 type countRow struct {
@@ -84,10 +92,9 @@ type countRow struct {
 }
 
 // counts is GET /v1/counts: event versions per bucket and type in [from,
-// to), and the totals of the range: every version, and those with an
-// entry of each kind.
+// to).
 func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
-	q, err := parseCounts(r.URL.RawQuery)
+	q, err := parseCounts(r.URL.RawQuery, countsEndpoint)
 	if err != nil {
 		badQuery(w, err)
 		return
@@ -105,23 +112,48 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 	for i, c := range counts {
 		out.Counts[i] = countRow{c.Start, c.Type, c.N}
 	}
-	if vc, ok := s.o.Store.(sinks.VersionCounter); ok {
-		out.Totals = map[string]int64{}
-		base := sinks.Query{From: q.From, To: q.To, Type: q.Type, TypePrefix: q.TypePrefix}
-		for _, kind := range append([]string{""}, sinks.Kinds...) {
-			sel := base
-			sel.Kind = kind
-			n, err := vc.CountVersions(r.Context(), sel)
-			if err != nil {
-				s.storeFailed(w, r, "counts", err)
-				return
-			}
-			name := kind
-			if kind == "" {
-				name = "versions"
-			}
-			out.Totals[name] = n
+	writeValue(w, http.StatusOK, out)
+}
+
+// totalKinds are the totals of GET /v1/totals: every version, then those
+// with an entry of each kind.
+var totalKinds = append([]string{""}, sinks.Kinds...)
+
+// totals is GET /v1/totals: how many event versions of [from, to) there
+// are, and how many of them have an entry of each kind. The counts run one
+// after the other, so a page refreshing them keeps one core at most; a
+// store without sinks.VersionCounter answers 404.
+func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
+	q, err := parseCounts(r.URL.RawQuery, totalsEndpoint)
+	if err != nil {
+		badQuery(w, err)
+		return
+	}
+	vc, ok := s.o.Store.(sinks.VersionCounter)
+	if !ok {
+		apierror.Write(w, http.StatusNotFound, CodeNotFound, "this daemon's audit store cannot count versions; GET /v1/counts has the counts per type")
+		return
+	}
+	base := sinks.Query{From: q.From, To: q.To, Type: q.Type, TypePrefix: q.TypePrefix}
+	ns := make([]int64, len(totalKinds))
+	for i, kind := range totalKinds {
+		sel := base
+		sel.Kind = kind
+		if ns[i], err = vc.CountVersions(r.Context(), sel); err != nil {
+			s.storeFailed(w, r, "totals", err)
+			return
 		}
+	}
+	out := struct {
+		From   time.Time        `json:"from"`
+		To     time.Time        `json:"to"`
+		Totals map[string]int64 `json:"totals"`
+	}{From: q.From.UTC(), To: q.To.UTC(), Totals: map[string]int64{}}
+	for i, kind := range totalKinds {
+		if kind == "" {
+			kind = "versions"
+		}
+		out.Totals[kind] = ns[i]
 	}
 	writeValue(w, http.StatusOK, out)
 }

@@ -46,14 +46,21 @@ func TestCountsPerBucketAndOutcome(t *testing.T) {
 	if want := "04:05 com.example.ledger 1,04:05 com.example.other 1,04:06 com.example.ledger 1"; strings.Join(rows, ",") != want || got.Bucket != "1m0s" {
 		t.Errorf("counts %q bucket %q, want %q", rows, got.Bucket, want)
 	}
+	r = e.do(t, req{path: "/v1/totals?from=2026-02-03T04:05:00Z&to=2026-02-03T04:10:00Z", token: e.read})
+	if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {
+		t.Fatalf("totals: %d %s", r.status, r.body)
+	}
 	want := map[string]int64{"versions": 3, "received": 1, "delivered": 1, "deadlettered": 1, "filtered": 0, "poison": 0, "replayed": 0}
+	if len(got.Totals) != len(want) {
+		t.Errorf("totals %v, want %v", got.Totals, want)
+	}
 	for k, n := range want {
 		if got.Totals[k] != n {
 			t.Errorf("totals %v, want %v", got.Totals, want)
 			break
 		}
 	}
-	r = e.do(t, req{path: "/v1/counts?from=2026-02-03T04:05:00Z&to=2026-02-03T04:10:00Z&type=com.example.o*", token: e.read})
+	r = e.do(t, req{path: "/v1/totals?from=2026-02-03T04:05:00Z&to=2026-02-03T04:10:00Z&type=com.example.o*", token: e.read})
 	if !strings.Contains(string(r.body), `"versions":1`) {
 		t.Errorf("counts of a type prefix: %s", r.body)
 	}
@@ -76,6 +83,18 @@ func TestCountsRefusesBadParameters(t *testing.T) {
 		if !strings.Contains(b.Error.Message, name) {
 			t.Errorf("%s: message %q does not say %s", q, b.Error.Message, name)
 		}
+	}
+	for q, name := range map[string]string{
+		"from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z&bucket=1m": `"bucket": unknown; GET /v1/totals accepts from, to and type`,
+		"from=2026-02-03T04:00:00Z":                                   `"to": required`,
+	} {
+		b := wantError(t, e.do(t, req{path: "/v1/totals?" + q, token: e.read}), http.StatusBadRequest, "bad_query")
+		if !strings.Contains(b.Error.Message, name) {
+			t.Errorf("%s: message %q does not say %s", q, b.Error.Message, name)
+		}
+	}
+	if r := e.do(t, req{path: "/v1/totals?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z", token: e.read}); r.status != http.StatusOK {
+		t.Errorf("totals of a month: %d %s", r.status, r.body)
 	}
 	wantError(t, e.do(t, req{path: "/v1/counts?from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z"}), http.StatusUnauthorized, "unauthorized")
 }

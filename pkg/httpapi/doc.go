@@ -8,7 +8,8 @@
 //	GET  /v1/events/{id}     scope audit:read    every version of one event (?source= when ids collide)
 //	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
 //	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
-//	GET  /v1/counts          scope audit:read    versions per bucket and type, and totals by outcome: ?from=&to=&bucket=1m&type=
+//	GET  /v1/counts          scope audit:read    versions per bucket and type: ?from=&to=&bucket=1m&type=
+//	GET  /v1/totals          scope audit:read    versions of a time range, and those with an entry of each kind: ?from=&to=&type=
 //	GET  /ui/                no token            the audit explorer (package ui); GET / redirects there
 //	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
 //	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
@@ -66,6 +67,20 @@
 // the after_seq of the next page. A page with fewer entries than limit
 // reached the end of the log as it stands; entries appended later come
 // after next_after_seq. A log the ledger does not hold is 404 not_found.
+//
+// GET /v1/counts takes from and to (RFC 3339, required), bucket (a
+// duration of at least 1s, default 1m, at most 10,000 buckets) and type
+// (a trailing * matches a prefix), and answers the non-zero counts of
+// event versions per bucket and type, by the versions' time:
+//
+//	{"from":"...","to":"...","bucket":"1m0s","counts":[{"start":"...","type":"...","n":N},...]}
+//
+// GET /v1/totals takes from, to and type and answers how many versions
+// the range has and how many of them have an entry of each kind:
+//
+//	{"from":"...","to":"...","totals":{"versions":N,"received":N,"filtered":N,"delivered":N,"deadlettered":N,"poison":N,"replayed":N}}
+//
+// The explorer's overview draws the first and shows the second.
 //
 // The replay endpoints exist when Options.Replays is set. POST /v1/replays
 // takes the JSON body of ReplayRequest,

@@ -162,6 +162,7 @@ func New(o Options) (*Server, error) {
 		{"GET /v1/ledger", read(http.HandlerFunc(s.ledger))},
 		{"GET /v1/ledger/logs", read(http.HandlerFunc(s.logs))},
 		{"GET /v1/counts", read(http.HandlerFunc(s.counts))},
+		{"GET /v1/totals", read(http.HandlerFunc(s.totals))},
 		{"GET " + ui.Prefix, ui.Handler()},
 		{"GET /{$}", http.RedirectHandler(ui.Prefix, http.StatusFound)},
 		{"GET /v1/ledger/checkpoint", read(http.HandlerFunc(s.checkpoint))},
@@ -176,6 +177,7 @@ func New(o Options) (*Server, error) {
 		{"/v1/ledger", notAllowed("GET, HEAD")},
 		{"/v1/ledger/logs", notAllowed("GET, HEAD")},
 		{"/v1/counts", notAllowed("GET, HEAD")},
+		{"/v1/totals", notAllowed("GET, HEAD")},
 		{ui.Prefix, notAllowed("GET, HEAD")},
 		{"/v1/ledger/checkpoint", notAllowed("GET, HEAD")},
 		{"/v1/ledger/proof/inclusion", notAllowed("GET, HEAD")},
@@ -285,7 +287,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // endpoints lists the API for messages about unknown paths.
-const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /v1/counts, GET /ui/, GET /healthz, GET /readyz and GET /metrics"
+const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /v1/counts, GET /v1/totals, GET /ui/, GET /healthz, GET /readyz and GET /metrics"
 
 func notFound(w http.ResponseWriter, r *http.Request) {
 	apierror.Write(w, http.StatusNotFound, CodeNotFound,
