@@ -1,13 +1,17 @@
 package ui_test
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -48,6 +52,23 @@ routes:
 	var failing atomic.Bool
 	target, _ := url.Parse(daemonURL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// With tamper set, the proxy changes a destination in the answers
+	// about events, as a store changed behind the ledger's back would.
+	var tamper atomic.Bool
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !tamper.Load() || !strings.HasPrefix(resp.Request.URL.Path, "/v1/events/") {
+			return nil
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		b = bytes.ReplaceAll(b, []byte(`"mem:archive"`), []byte(`"mem:elsewhere"`))
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() && strings.HasPrefix(r.URL.Path, "/v1/") {
 			w.Header().Set("Content-Type", "application/json")
@@ -144,17 +165,37 @@ routes:
 	})
 
 	t.Run("the detail page shows the trail", func(t *testing.T) {
-		do(t, ctx, "detail", chromedp.Navigate(base+"/ui/events/o-1?source=%2Fshop"),
-			chromedp.WaitVisible(css("#trail")), waitJS(`document.querySelector("#verify [data-verified]") !== null`))
+		// The badge checks the entries against the latest checkpoint, made
+		// within a second of them: until then it says they are newer.
+		var verify string
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			do(t, ctx, "detail", chromedp.Navigate(base+"/ui/events/o-1?source=%2Fshop"),
+				chromedp.WaitVisible(css("#trail")), waitJS(`document.querySelector("#verify [data-verified]") !== null`))
+			verify = eval[string](t, ctx, `document.getElementById("verify").textContent`)
+			if !strings.Contains(verify, "newer than the latest checkpoint") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		kinds := eval[[]string](t, ctx, `[...document.querySelectorAll("#trail li")].filter(li => li.dataset.destination).map(li => li.dataset.kind + " " + li.dataset.destination).sort()`)
 		want := "deadlettered hook,delivered mem:archive,delivered mem:billing,delivered mem:search"
 		if strings.Join(kinds, ",") != want {
 			t.Errorf("trail %q, want %q", kinds, want)
 		}
-		if verify := eval[string](t, ctx, `document.getElementById("verify").textContent`); !strings.Contains(verify, "not verified") || !strings.Contains(verify, "serves no proofs") {
-			t.Errorf("verification badge %q", verify)
+		if !strings.HasPrefix(verify, "verified all 6 entries are in the latest checkpoint") {
+			t.Errorf("verification badge %q, want the 6 entries verified", verify)
 		}
 		shot(t, ctx, "detail")
+
+		tamper.Store(true)
+		defer tamper.Store(false)
+		do(t, ctx, "detail of a changed answer", chromedp.Navigate(base+"/ui/events/o-1?source=%2Fshop"),
+			waitJS(`document.querySelector("#verify [data-verified]") !== null`))
+		if verify := eval[string](t, ctx, `document.getElementById("verify").textContent`); !strings.Contains(verify, "not verified") || !strings.Contains(verify, "does not match the checkpoint") {
+			t.Errorf("badge of a changed entry %q, want it not verified", verify)
+		}
+		shot(t, ctx, "detail-tampered")
 	})
 
 	t.Run("versions in conflict show their difference", func(t *testing.T) {

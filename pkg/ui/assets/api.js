@@ -3,6 +3,9 @@
 // an unreachable daemon or a server fault.
 
 const tokenKey = "auditbus.token";
+// viewCalls aborts the calls of the section on screen when another opens,
+// so the daemon stops working on answers nobody waits for.
+let viewCalls = new AbortController();
 let authOn = false;
 let promptWaiters = [];
 
@@ -53,6 +56,12 @@ export function authEnabled() {
   return authOn || !!token();
 }
 
+// newView aborts the calls still in flight for the previous section.
+export function newView() {
+  viewCalls.abort();
+  viewCalls = new AbortController();
+}
+
 // banner shows a message above the page, or hides it with none.
 export function banner(msg) {
   const b = document.getElementById("banner");
@@ -60,24 +69,31 @@ export function banner(msg) {
   b.hidden = !msg;
 }
 
-// call sends a request to the API and returns the parsed JSON answer. A 401
+// call sends a request to the API and returns the parsed JSON answer (the
+// text with as "text"). A 401
 // shows the token prompt and retries once a token is given; a network
 // failure or a 5xx shows the banner and throws.
-export async function call(method, path, body) {
+export async function call(method, path, body, as) {
   for (;;) {
-    const headers = {Accept: "application/json"};
+    const headers = {Accept: as === "text" ? "text/plain" : "application/json"};
     const t = token();
     if (t) headers.Authorization = "Bearer " + t;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let resp;
+    const signal = viewCalls.signal;
     try {
-      resp = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store"});
+      resp = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store", signal});
     } catch (e) {
+      if (signal.aborted) throw new ApiError(0, "aborted", "another page was opened");
       banner("The daemon did not answer " + method + " " + path.split("?")[0] + ": " + e.message + ". The page will try again.");
       throw new ApiError(0, "unreachable", "the daemon did not answer");
     }
     let data = null;
     const text = await resp.text();
+    if (resp.ok && as === "text") {
+      banner("");
+      return text;
+    }
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }

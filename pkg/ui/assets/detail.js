@@ -50,7 +50,7 @@ function version(it, i, items, texts) {
         h("pre", {class: "data", id: "data-" + i}, texts[i].text)),
       h("div", {},
         h("h3", {}, "Trail"),
-        badge(trail),
+        badge(it),
         timeline(trail))));
   if (i > 0) {
     const changed = attrs.filter((k) => first[k] !== ev[k]).concat(core.filter((k) => k in first && !(k in ev)));
