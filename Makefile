@@ -98,3 +98,8 @@ bench-audit-query: services
 ## bench-replay: replay throughput from ClickHouse to a Kafka topic (kfake), no rate limit, vs raw kafka-go publishing the same events in the same run; ends with `ratio: X` (BENCH_REPLAY_FLAGS='-store sqlite' replays from SQLite)
 bench-replay: services
 	@cd benchmarks && $(GO) run ./cmd/bench-replay $(BENCH_REPLAY_FLAGS)
+
+.PHONY: bench-ui
+## bench-ui: the explorer in Chromium over 1,000,000 event versions in SQLite: ms from navigation until the overview's chart and a search page are drawn, and the assets' compressed size (BENCH_UI_EVENTS sets the count)
+bench-ui: services
+	@AUDITBUS_UI_BENCH_EVENTS=$${BENCH_UI_EVENTS:-1000000} $(GO) test -run '^$$' -bench '^BenchmarkExplorerLoad$$' -benchtime 1x -timeout 60m ./pkg/ui/

@@ -22,7 +22,7 @@ const secret = "0123456789abcdef0123456789abcdef"
 
 // screenshotDir is where the browser tests leave their screenshots
 // (ignored by git; AUDITBUS_UI_SCREENSHOTS moves it).
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t testing.TB) string {
 	dir := os.Getenv("AUDITBUS_UI_SCREENSHOTS")
 	if dir == "" {
 		dir = "screenshots"
@@ -37,7 +37,7 @@ func screenshotDir(t *testing.T) string {
 // mem transport, SQLite and HS256 auth, with routes (a routes file's
 // text, "" for none) and extra variables ("NAME=value"); it returns its
 // base URL.
-func startDaemon(t *testing.T, routes string, env ...string) (*daemon.Daemon, string) {
+func startDaemon(t testing.TB, routes string, env ...string) (*daemon.Daemon, string) {
 	t.Helper()
 	dir := t.TempDir()
 	path := ""
@@ -120,7 +120,7 @@ func post(t *testing.T, base, token, query string, attrs map[string]string, body
 
 // browser starts Debian's Chromium headless, or skips the test when it is
 // not installed (fails under CI=true: deploy/test-services.sh installs it).
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {

@@ -1,6 +1,6 @@
 // app.js: the explorer's router. Each section renders into <main> and
 // returns a function that stops its timers when another section opens.
-import {initAuth, token, scopes, authEnabled} from "./api.js";
+import {initAuth, token, scopes, authEnabled, newView} from "./api.js";
 import {fill, h} from "./dom.js";
 import {overview} from "./overview.js";
 import {search} from "./search.js";
@@ -24,6 +24,7 @@ function route() {
 function render() {
   stop();
   stop = () => {};
+  newView();
   const [name, view] = route();
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.nav === name);
   fill(main);

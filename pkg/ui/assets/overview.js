@@ -1,7 +1,7 @@
 // overview.js: event versions per bucket over a time range, stacked by
 // type, from GET /v1/counts, with the outcome totals; refreshes itself.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
-import {call, ApiError} from "./api.js";
+import {call} from "./api.js";
 import {h, fill, fmtNum} from "./dom.js";
 
 // ranges are the choices of time range, each with its bucket width.
@@ -13,10 +13,11 @@ const ranges = [
   {name: "7d", label: "last 7 days", ms: 7 * 24 * 3600e3, bucket: "2h"},
 ];
 const refreshMs = 10e3;
+const totalsMs = 60e3;
 const palette = ["#2458c6", "#067647", "#b54708", "#b42318", "#6941c6", "#0e9384", "#c11574", "#475467", "#4e5ba6", "#ca8504"];
 const outcomes = [
   ["versions", "event versions"], ["received", "received"], ["delivered", "delivered"], ["filtered", "filtered"],
-  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"], ["conflicts", "conflicts"],
+  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"],
 ];
 
 export function overview(main, params, ctx) {
@@ -37,26 +38,45 @@ export function overview(main, params, ctx) {
 
   let plot = null;
   let timer = 0;
+  // The chart comes first; the totals, which take longer over a large
+  // store (a count per outcome), follow it and refresh less often.
+  // totalsAt is when the last totals count as taken.
+  let totalsAt = 0;
   async function load() {
     const to = new Date();
     const from = new Date(to.getTime() - range.ms);
-    const q = new URLSearchParams({from: from.toISOString(), to: to.toISOString(), bucket: range.bucket});
-    let data;
+    const q = new URLSearchParams({from: from.toISOString(), to: to.toISOString()});
+    const failed = [];
     try {
-      data = await call("GET", "/v1/counts?" + q);
+      const data = await call("GET", "/v1/counts?" + q + "&bucket=" + range.bucket);
+      if (!ctx.alive) return;
+      plot = draw(chartEl, plot, from, to, range, data.counts || []);
+      // The first drawing is when the page became usable; the load
+      // benchmark reads this mark.
+      if (!performance.getEntriesByName("auditbus:overview-ready").length) performance.mark("auditbus:overview-ready");
     } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      status.textContent = "could not refresh: " + e.message;
-      return;
-    } finally {
-      if (ctx.alive) timer = setTimeout(load, refreshMs);
+      failed.push(e);
+    }
+    if (ctx.alive && Date.now() - totalsAt >= totalsMs) {
+      try {
+        const began = Date.now();
+        const t = (await call("GET", "/v1/totals?" + q)).totals || {};
+        // Totals that took long wait ten times as long before the next,
+        // so an open page never keeps the daemon busy counting.
+        totalsAt = Date.now() + Math.max(0, 10 * (Date.now() - began) - totalsMs);
+        if (ctx.alive) {
+          fill(cards, outcomes.filter(([k]) => k in t).map(([k, label]) =>
+            h("div", {class: "card", dataset: {total: k}}, h("div", {class: "n"}, fmtNum(t[k])), h("div", {class: "l"}, label))));
+        }
+      } catch (e) {
+        failed.push(e);
+      }
     }
     if (!ctx.alive) return;
-    const t = data.totals || {};
-    fill(cards, outcomes.filter(([k]) => k in t).map(([k, label]) =>
-      h("div", {class: "card", dataset: {total: k}}, h("div", {class: "n"}, fmtNum(t[k])), h("div", {class: "l"}, label))));
-    plot = draw(chartEl, plot, from, to, range, data.counts || []);
-    status.textContent = "refreshed " + to.toISOString().slice(11, 19) + " UTC, every " + refreshMs / 1e3 + " s";
+    status.textContent = failed.length
+      ? "could not refresh: " + failed.map((e) => e.message).join("; ")
+      : "refreshed " + to.toISOString().slice(11, 19) + " UTC; the chart every " + refreshMs / 1e3 + " s, the totals every " + totalsMs / 1e3 + " s";
+    timer = setTimeout(load, refreshMs);
   }
   load();
   const resize = () => plot && plot.setSize({width: chartEl.clientWidth, height: 300});

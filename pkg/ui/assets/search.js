@@ -94,6 +94,7 @@ export function search(main, params, ctx) {
     }
     const api = "/v1/events?" + q;
     fill(results, h("p", {class: "muted"}, items.length + " event versions on this page; the API's answer: ", h("a", {href: api, class: "mono"}, "GET " + api)), table, pager);
+    performance.mark("auditbus:search-ready");
   })();
 }
 
