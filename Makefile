@@ -3,8 +3,10 @@
 
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO          ?= go
-# Every Go module in the repository: the library/daemon and the benchmarks.
-MODULES     := . benchmarks
+# Every Go module in the repository: the library/daemon, the benchmarks,
+# and the deploy files' validation (helm, Kubernetes API types, compose),
+# a module of its own so those tools' modules stay out of the library's.
+MODULES     := . benchmarks deploy/validate
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
