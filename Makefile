@@ -101,6 +101,11 @@ bench-audit-query: services
 bench-replay: services
 	@cd benchmarks && $(GO) run ./cmd/bench-replay $(BENCH_REPLAY_FLAGS)
 
+.PHONY: chaos
+## chaos: the full fault suite against real daemons (kfake in-process): 10 SIGKILLs in a row, a replica of two killed; 50,000 events each; one `scenario:` line each, then `chaos: K scenarios, lost: L, audit-missing: A` (make test runs a short version)
+chaos:
+	@$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./pkg/daemon/ -args -chaos.full | grep -E '^(scenario|chaos):|FAIL|^ok|panic|chaos_test.go'
+
 .PHONY: bench-ui
 ## bench-ui: the explorer in Chromium over 1,000,000 event versions in SQLite: ms from navigation until the overview's chart and a search page are drawn, and the assets' compressed size (BENCH_UI_EVENTS sets the count)
 bench-ui: services

@@ -1,0 +1,334 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/kafka"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sqlite"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// chaosFull runs the full fault scenarios (make chaos); without it
+// TestChaos runs the short version that make test includes.
+var chaosFull = flag.Bool("chaos.full", false, "run the full chaos suite (more events, more kills)")
+
+// chaosResult is one scenario's line.
+type chaosResult struct {
+	name                                string
+	events, delivered, lost, duplicated int
+	auditMissing                        int
+	maxRSSMB                            int
+	recovery                            time.Duration
+}
+
+func (r chaosResult) String() string {
+	return fmt.Sprintf("scenario: %s events: %d delivered: %d lost: %d duplicated: %d audit-missing: %d max-rss-mb: %d recovery-s: %.1f",
+		r.name, r.events, r.delivered, r.lost, r.duplicated, r.auditMissing, r.maxRSSMB, r.recovery.Seconds())
+}
+
+// TestChaos injects faults into real daemons (separate processes) routing
+// a Kafka topic (kfake, in this process) to a webhook and another Kafka
+// topic, and counts, by event id, what reached each destination and what
+// the audit ledger holds. A lost event or one missing from the ledger
+// fails it; duplicates are counted (delivery is at least once).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs daemons; skipped with -short")
+	}
+	bin := buildAuditbus(t)
+	var (
+		mu      sync.Mutex
+		results []chaosResult
+	)
+	record := func(r chaosResult) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+		fmt.Println(r)
+		if r.lost > 0 || r.auditMissing > 0 {
+			t.Errorf("%s: %d events lost, %d missing from the audit ledger", r.name, r.lost, r.auditMissing)
+		}
+	}
+	kills, n := 3, 5000
+	if *chaosFull {
+		kills, n = 10, 50000
+	}
+	t.Run("kill-loop", func(t *testing.T) { record(chaosKillLoop(t, bin, n, kills)) })
+	t.Run("replica-killed", func(t *testing.T) { record(chaosReplicaKilled(t, bin, n)) })
+	lost, missing := 0, 0
+	for _, r := range results {
+		lost += r.lost
+		missing += r.auditMissing
+	}
+	fmt.Printf("chaos: %d scenarios, lost: %d, audit-missing: %d\n", len(results), lost, missing)
+}
+
+// chaosRig is what every scenario shares: a kfake cluster, the webhook
+// and the Kafka reader of the destinations, the routes file.
+type chaosRig struct {
+	brokers        []string
+	kt             *kafka.Transport
+	hooked, copied counter
+	routes, dir    string
+	events         []bus.Event
+	logs           *lockedBuffer
+}
+
+func newChaosRig(t *testing.T, n int) *chaosRig {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	r := &chaosRig{brokers: cluster.ListenAddrs(), dir: t.TempDir(), logs: &lockedBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", r.logs.String())
+		}
+	})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		r.hooked.add(req.Header.Get("ce-id"))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	r.routes = filepath.Join(r.dir, "routes.yaml")
+	if err := os.WriteFile(r.routes, []byte(fmt.Sprintf(`
+routes:
+  - name: chaos
+    source: {transport: kafka, topic: chaos-in, group: chaos}
+    destinations:
+      - {name: hook, webhook: {url: %q}}
+      - {name: copy, transport: kafka, topic: chaos-out}
+    dead_letter: {transport: kafka, topic: chaos-dlq}
+`, hook.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.kt, err = kafka.New(kafka.Config{
+		Brokers: r.brokers, Partitions: 4, AutoCreateTopics: true, Linger: time.Millisecond,
+		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
+		FetchMaxWait: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.kt.Close() })
+	sub, err := r.kt.Subscribe(context.Background(), "chaos-out", "check", func(_ context.Context, msgs []bus.Message) error {
+		for _, m := range msgs {
+			r.copied.add(m.Event.ID())
+		}
+		return nil
+	}, bus.SubscribeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	r.events = make([]bus.Event, n)
+	for i := range r.events {
+		e := event.New()
+		e.SetID(fmt.Sprintf("chaos-%06d", i))
+		e.SetSource("/chaos/test")
+		e.SetType("com.example.chaos")
+		e.SetExtension(bus.ExtPartitionKey, fmt.Sprintf("k%d", i%50))
+		_ = e.SetData("application/json", []byte(fmt.Sprintf(`{"seq":%d}`, i)))
+		r.events[i] = e
+	}
+	return r
+}
+
+// env is a daemon's environment: its own address, data directory and log.
+func (r *chaosRig) env(addr, name string) []string {
+	return []string{
+		"AUDITBUS_LISTEN=" + addr, "AUDITBUS_DATA_DIR=" + filepath.Join(r.dir, "data-"+name), "AUDITBUS_ROUTES=" + r.routes,
+		"AUDITBUS_LEDGER_LOG=" + name,
+		"AUDITBUS_TRANSPORTS=kafka", "AUDITBUS_KAFKA_BROKERS=" + r.brokers[0], "AUDITBUS_KAFKA_SESSION_TIMEOUT=6s",
+		"AUDITBUS_KAFKA_HEARTBEAT_INTERVAL=200ms", "AUDITBUS_KAFKA_REBALANCE_TIMEOUT=3s", "AUDITBUS_KAFKA_LINGER=1ms",
+		"AUDITBUS_KAFKA_PARTITIONS=4", "AUDITBUS_LOG_LEVEL=warn",
+	}
+}
+
+// publish puts the events on the source topic, a thousand at a time,
+// from a goroutine, so that faults land while events still arrive.
+func (r *chaosRig) publish(t *testing.T) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for lo := 0; lo < len(r.events); lo += 1000 {
+			if err := r.kt.Publish(context.Background(), "chaos-in", r.events[lo:min(lo+1000, len(r.events))]); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// waitDelivered waits until both destinations have every event and
+// returns when that happened.
+func (r *chaosRig) waitDelivered(t *testing.T, limit time.Duration) {
+	t.Helper()
+	n := len(r.events)
+	waitUntil(t, "both destinations to have every event", limit, func() bool {
+		h, _ := r.hooked.counts()
+		c, _ := r.copied.counts()
+		return h >= n && c >= n
+	})
+}
+
+// result counts the destinations and the ledgers of the given data
+// directories (one per daemon that wrote one) by event id.
+func (r *chaosRig) result(t *testing.T, name string, dataDirs []string, rss int, recovery time.Duration) chaosResult {
+	t.Helper()
+	n := len(r.events)
+	hd, ha := r.hooked.counts()
+	cd, ca := r.copied.counts()
+	res := chaosResult{name: name, events: n, delivered: min(hd, cd), lost: n - min(hd, cd), duplicated: ha - hd + ca - cd,
+		maxRSSMB: rss, recovery: recovery}
+	// Every event's reception and its outcome at each destination, in any
+	// of the daemons' ledgers.
+	hops := make(map[string]map[string]bool, n)
+	for _, dir := range dataDirs {
+		store, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sinks.PageAll(context.Background(), store, sinks.Query{Route: "chaos", Limit: sinks.MaxLimit}, func(items []sinks.Item) error {
+			for _, it := range items {
+				h := hops[it.Event.ID()]
+				if h == nil {
+					h = map[string]bool{}
+					hops[it.Event.ID()] = h
+				}
+				for _, e := range it.Trail {
+					switch e.Kind {
+					case sinks.KindReceived:
+						h["received"] = true
+					case sinks.KindDelivered, sinks.KindDeadLettered:
+						h[e.Destination] = true
+					}
+				}
+			}
+			return nil
+		})
+		_ = store.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range r.events {
+		if h := hops[e.ID()]; !h["received"] || !h["hook"] || !h["copy"] {
+			res.auditMissing++
+		}
+	}
+	return res
+}
+
+// peakRSSMB is a process's peak resident set (VmHWM) in MiB, 0 when it
+// cannot be read.
+func peakRSSMB(pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// stop stops d with SIGTERM (it drains and flushes) and wants a clean exit.
+func stop(t *testing.T, d *daemonProc) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-d.done; err != nil {
+		t.Fatalf("auditbus serve after SIGTERM: %v", err)
+	}
+}
+
+// chaosKillLoop SIGKILLs the daemon kills times in a row, each at a
+// random moment after it delivered something more, restarting it each
+// time, while the events are published.
+func chaosKillLoop(t *testing.T, bin string, n, kills int) chaosResult {
+	r := newChaosRig(t, n)
+	addr := freeAddr(t)
+	env := r.env(addr, "a")
+	d := startDaemon(t, bin, env, addr, r.logs)
+	published := r.publish(t)
+	rss := 0
+	for k := range kills {
+		before, _ := r.hooked.counts()
+		// Some progress, then a random pause of up to half a second.
+		waitUntil(t, fmt.Sprintf("progress before kill %d", k+1), time.Minute, func() bool {
+			h, _ := r.hooked.counts()
+			return h > before || h >= n
+		})
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+		rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
+		if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-d.done
+		d = startDaemon(t, bin, env, addr, r.logs)
+	}
+	killed := time.Now()
+	<-published
+	r.waitDelivered(t, 5*time.Minute)
+	recovery := time.Since(killed)
+	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
+	stop(t, d)
+	return r.result(t, fmt.Sprintf("kill-loop-%d", kills), []string{filepath.Join(r.dir, "data-a")}, rss, recovery)
+}
+
+// chaosReplicaKilled runs two daemons in one Kafka consumer group, each
+// with its own ledger log and store, SIGKILLs one mid-stream and leaves
+// it dead: the other must take over its partitions.
+func chaosReplicaKilled(t *testing.T, bin string, n int) chaosResult {
+	r := newChaosRig(t, n)
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := startDaemon(t, bin, r.env(addrA, "a"), addrA, r.logs)
+	b := startDaemon(t, bin, r.env(addrB, "b"), addrB, r.logs)
+	published := r.publish(t)
+	waitUntil(t, "both replicas deliver", time.Minute, func() bool {
+		h, _ := r.hooked.counts()
+		return h >= n/10
+	})
+	rss := max(peakRSSMB(a.cmd.Process.Pid), peakRSSMB(b.cmd.Process.Pid))
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	killed := time.Now()
+	<-published
+	r.waitDelivered(t, 5*time.Minute)
+	recovery := time.Since(killed)
+	rss = max(rss, peakRSSMB(b.cmd.Process.Pid))
+	stop(t, b)
+	return r.result(t, "replica-killed", []string{filepath.Join(r.dir, "data-a"), filepath.Join(r.dir, "data-b")}, rss, recovery)
+}
