@@ -72,6 +72,20 @@ bench-router:
 bench-router-tracing:
 	@cd benchmarks && $(GO) run ./cmd/bench-router -tracing
 
+.PHONY: bench-ledger bench-verify
+## bench-ledger: leaves appended to a log's Merkle tree and stored in SQLite per second vs raw SHA-256 of the same leaves, chunk by chunk in the same run, five rounds; then inclusion proofs/s and the builder's entries/s; ends with `ratio: X` (median of the rounds')
+bench-ledger:
+	@out=$$($(GO) test -run '^$$' -bench '^(BenchmarkTreeVsSHA256|BenchmarkBuilder)$$' -benchtime 5x -timeout 30m ./sinks/ledgertree/) || { echo "$$out"; exit 1; }; \
+	echo "$$out"; echo "$$out" | awk '/^BenchmarkTreeVsSHA256/ { for (i = 2; i <= NF; i++) { v = $$(i-1); if ($$i == "tree-leaves/s") a = v; if ($$i == "sha256-leaves/s") r = v; \
+			if ($$i == "ratio-min") lo = v; if ($$i == "ratio-max") hi = v; if ($$i == "ratio") x = v; if ($$i == "proofs/s") p = v } } \
+		/^BenchmarkBuilder/ { for (i = 2; i <= NF; i++) if ($$i == "entries/s") bd = $$(i-1) } \
+		END { if (x == "") exit 1; print "tree (append and store): " a " leaves/s"; print "raw SHA-256: " r " leaves/s"; \
+			print "inclusion proofs: " p "/s"; print "builder reading entries back: " bd " entries/s"; print "rounds: ratio " lo " to " hi; print "ratio: " x }'
+
+## bench-verify: auditbus verify of a 1,000,000-entry SQLite log served by auditbus serve, against the public key; ends with `verify: N entries/s`
+bench-verify:
+	@$(GO) build -o $(CURDIR)/benchmarks/bench-verify-auditbus ./cmd/auditbus && cd benchmarks && $(GO) run ./cmd/bench-verify -bin $(CURDIR)/benchmarks/bench-verify-auditbus
+
 .PHONY: bench-audit-sqlite
 ## bench-audit-sqlite: events/s and entries/s of 1 KiB events, each with 4 entries, through sinks.Writer into the SQLite store vs raw modernc.org/sqlite inserting the same rows (same schema, WAL, synchronous=FULL, the writer's batch sizes), same run, five rounds; ends with `ratio: X` (median of the rounds')
 bench-audit-sqlite:

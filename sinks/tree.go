@@ -43,17 +43,19 @@ type StoredCheckpoint struct {
 // over each log needs: node hashes and checkpoints. Both are appended and
 // never changed, like the entries. Both stores of this module implement it.
 type TreeStore interface {
-	// AppendTree stores runs of log's tree in one durable write: either
-	// every run is stored or none is. Runs of one level follow each
-	// other without overlap (ledgertree makes sure of it).
+	// AppendTree stores runs of log's tree in one write: either every
+	// run is stored or none is. A run starts where its level ends
+	// (TreeEnd), so runs never overlap; a store that can check it in the
+	// same transaction refuses a run that does not.
 	AppendTree(ctx context.Context, log string, runs []HashRun) error
 	// TreeHashes returns the hashes of the nodes from, from+1, ... to-1
 	// of level in log's tree, HashSize bytes each, or an error wrapping
 	// ErrTreeIncomplete when any of them is not stored.
 	TreeHashes(ctx context.Context, log string, level uint8, from, to uint64) ([]byte, error)
-	// TreeSize is the number of level-0 hashes (leaves) stored for log:
-	// the end of its last level-0 run, 0 for none.
-	TreeSize(ctx context.Context, log string) (uint64, error)
+	// TreeEnd is the number of hashes of level stored for log: the end
+	// of its last run of that level, 0 for none. Level 0's is the number
+	// of leaves.
+	TreeEnd(ctx context.Context, log string, level uint8) (uint64, error)
 	// AppendCheckpoint stores one checkpoint of log.
 	AppendCheckpoint(ctx context.Context, log string, c StoredCheckpoint) error
 	// LatestCheckpoint is log's checkpoint of the largest size, the

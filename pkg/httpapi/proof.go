@@ -60,7 +60,7 @@ func (s *Server) treeOf(w http.ResponseWriter, r *http.Request, log string) (sin
 		apierror.Write(w, http.StatusNotFound, CodeNotFound, "this audit store keeps no Merkle tree of its ledger")
 		return nil, 0, sinks.StoredCheckpoint{}, false
 	}
-	size, err := ts.TreeSize(r.Context(), log)
+	size, err := ts.TreeEnd(r.Context(), log, 0)
 	if err != nil {
 		s.storeFailed(w, r, "ledger tree", err)
 		return nil, 0, sinks.StoredCheckpoint{}, false
@@ -74,7 +74,9 @@ func (s *Server) treeOf(w http.ResponseWriter, r *http.Request, log string) (sin
 		badQuery(w, fmt.Errorf("parameter \"log\": the ledger has no tree of log %q (yet); GET /v1/ledger/logs lists the logs", clip(log)))
 		return nil, 0, sinks.StoredCheckpoint{}, false
 	}
-	return ts, size, cp, true
+	// Proofs go up to the latest checkpoint: the tree beyond it may still
+	// be being built.
+	return ts, cp.Size, cp, true
 }
 
 // proofRequest reads a proof endpoint's parameters and finds the log's
@@ -84,7 +86,7 @@ type proofRequest struct {
 	log  string
 	nums map[string]uint64
 	ts   sinks.TreeStore
-	have uint64 // the stored tree's size
+	have uint64 // the latest checkpoint's size, the largest a proof may ask
 	cp   sinks.StoredCheckpoint
 }
 
@@ -155,7 +157,7 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request) {
 	case !given:
 		err = errors.New(`parameter "seq": required: the position of the entry to prove`)
 	case size > p.have:
-		err = fmt.Errorf("parameter \"size\": %d is beyond log %q's tree of %d entries", size, clip(p.log), p.have)
+		err = fmt.Errorf("parameter \"size\": %d is beyond log %q's latest checkpoint, of %d entries", size, clip(p.log), p.have)
 	case size == 0:
 		err = errors.New(`parameter "size": give the tree size of a checkpoint (log has no checkpoint yet)`)
 	case seq < 1 || seq > size:
@@ -187,7 +189,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request) {
 	case !given:
 		err = errors.New(`parameter "from": required: the size of the older tree`)
 	case to > p.have:
-		err = fmt.Errorf("parameter \"to\": %d is beyond log %q's tree of %d entries", to, clip(p.log), p.have)
+		err = fmt.Errorf("parameter \"to\": %d is beyond log %q's latest checkpoint, of %d entries", to, clip(p.log), p.have)
 	case from > to:
 		err = fmt.Errorf("parameter \"from\": %d is larger than to, %d", from, to)
 	}

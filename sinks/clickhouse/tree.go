@@ -65,16 +65,16 @@ func (s *Store) TreeHashes(ctx context.Context, log string, level uint8, from, t
 	return sinks.CutRuns(runs, log, level, from, to)
 }
 
-// TreeSize is the number of leaves of log's tree that are stored.
-func (s *Store) TreeSize(ctx context.Context, log string) (uint64, error) {
+// TreeEnd is the number of hashes of level stored for log's tree.
+func (s *Store) TreeEnd(ctx context.Context, log string, level uint8) (uint64, error) {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer done()
 	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT max(`end`) FROM "+s.n.treeHashes+" WHERE log = ? AND level = 0", log).Scan(&n); err != nil {
-		return 0, fmt.Errorf("%s: tree size of log %q: %w", s.name, log, err)
+	if err := s.conn.QueryRow(ctx, "SELECT max(`end`) FROM "+s.n.treeHashes+" WHERE log = ? AND level = ?", log, level).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: tree of log %q, level %d: %w", s.name, log, level, err)
 	}
 	return n, nil
 }

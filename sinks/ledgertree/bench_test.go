@@ -155,8 +155,8 @@ func (r renamed) TreeHashes(ctx context.Context, _ string, level uint8, from, to
 	return r.Store.TreeHashes(ctx, r.as, level, from, to)
 }
 
-func (r renamed) TreeSize(ctx context.Context, _ string) (uint64, error) {
-	return r.Store.TreeSize(ctx, r.as)
+func (r renamed) TreeEnd(ctx context.Context, _ string, level uint8) (uint64, error) {
+	return r.Store.TreeEnd(ctx, r.as, level)
 }
 
 func (r renamed) AppendCheckpoint(ctx context.Context, _ string, c sinks.StoredCheckpoint) error {

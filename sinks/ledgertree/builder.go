@@ -47,10 +47,10 @@ type BuilderOptions struct {
 // writers' hot path does no hashing.
 type Builder struct {
 	o    BuilderOptions
-	tree *Tree
 	last sinks.StoredCheckpoint // latest checkpoint stored
 
-	mu   sync.Mutex // guards the tree and leaf while a build runs
+	mu   sync.Mutex // guards size and leaf while a build runs
+	size uint64     // leaves in the stored tree, as the last build saw it
 	leaf []byte     // the leaf being hashed, reused
 	stop chan struct{}
 	done chan struct{}
@@ -74,11 +74,11 @@ func StartBuilder(ctx context.Context, o BuilderOptions) (*Builder, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	t, err := Resume(ctx, o.Store, o.Log)
+	size, err := o.Store.TreeEnd(ctx, o.Log, 0)
 	if err != nil {
 		return nil, fmt.Errorf("ledger tree of log %q: %w", o.Log, err)
 	}
-	b := &Builder{o: o, tree: t, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Builder{o: o, size: size, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (e *CorruptError) Error() string {
 // check compares the stored tree with the tail of the log and with the
 // latest checkpoint.
 func (b *Builder) check(ctx context.Context) error {
-	size := b.tree.Size()
+	size := b.size
 	if size == 0 {
 		return nil
 	}
@@ -172,7 +172,7 @@ func (b *Builder) check(ctx context.Context) error {
 func (b *Builder) Size() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.tree.Size()
+	return b.size
 }
 
 // Close builds what was appended so far, stores a last checkpoint and
@@ -209,14 +209,58 @@ func (b *Builder) run() {
 	}
 }
 
-// build appends every entry stored after the tree's end to it and stores
-// the new hashes.
+// build brings the stored tree up to the log: level 0 first (the leaves
+// of the entries the store did not hash as it appended them, read back),
+// then each stored level above from the one below, a tile of 256 hashes
+// making one hash.
 func (b *Builder) build(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.leaves(ctx); err != nil {
+		return err
+	}
+	for level := uint8(Stride); ; level += Stride {
+		below, err := b.o.Store.TreeEnd(ctx, b.o.Log, level-Stride)
+		if err != nil {
+			return err
+		}
+		have, err := b.o.Store.TreeEnd(ctx, b.o.Log, level)
+		if err != nil {
+			return err
+		}
+		want := below / TileWidth
+		if want == 0 {
+			return nil
+		}
+		for have < want {
+			// 64 tiles a read: 512 KiB.
+			upto := min(want, have+64)
+			hs, err := b.o.Store.TreeHashes(ctx, b.o.Log, level-Stride, have*TileWidth, upto*TileWidth)
+			if err != nil {
+				return err
+			}
+			run := sinks.HashRun{Level: level, Start: have, Hashes: make([]byte, 0, (upto-have)*sinks.HashSize)}
+			for t := range upto - have {
+				run.Hashes = append(run.Hashes, foldTile(hs[t*TileWidth*sinks.HashSize:(t+1)*TileWidth*sinks.HashSize])...)
+			}
+			if err := b.o.Store.AppendTree(ctx, b.o.Log, cutRuns([]sinks.HashRun{run})); err != nil {
+				return err
+			}
+			have = upto
+		}
+	}
+}
+
+// leaves hashes the entries stored after the end of level 0 and stores
+// their leaf hashes there.
+func (b *Builder) leaves(ctx context.Context) error {
 	for {
-		size := b.tree.Size()
-		ens, err := b.o.Store.Entries(ctx, b.o.Log, size, b.o.Batch)
+		end, err := b.o.Store.TreeEnd(ctx, b.o.Log, 0)
+		if err != nil {
+			return err
+		}
+		b.size = end
+		ens, err := b.o.Store.Entries(ctx, b.o.Log, end, b.o.Batch)
 		if errors.Is(err, sinks.ErrNoLog) {
 			return nil
 		}
@@ -226,38 +270,52 @@ func (b *Builder) build(ctx context.Context) error {
 		if len(ens) == 0 {
 			return nil
 		}
+		run := sinks.HashRun{Start: end, Hashes: make([]byte, 0, len(ens)*sinks.HashSize)}
 		for i := range ens {
-			if ens[i].Seq != size+uint64(i)+1 {
-				return fmt.Errorf("log %q: entry seq %d follows %d: the log has a hole", b.o.Log, ens[i].Seq, size+uint64(i))
+			if ens[i].Seq != end+uint64(i)+1 {
+				return fmt.Errorf("log %q: entry seq %d follows %d: the log has a hole", b.o.Log, ens[i].Seq, end+uint64(i))
 			}
 			b.leaf = AppendLeaf(append(b.leaf[:0], rfc6962.RFC6962LeafHashPrefix), &ens[i])
-			if err := b.tree.AppendLeafData(b.leaf); err != nil {
-				return err
-			}
+			run.Hashes = append(run.Hashes, HashLeaf(b.leaf)...)
 		}
-		if err := b.o.Store.AppendTree(ctx, b.o.Log, b.tree.Take()); err != nil {
-			// What was stored is unknown: start again from the store.
-			t, rerr := Resume(ctx, b.o.Store, b.o.Log)
-			if rerr == nil {
-				b.tree = t
-			}
+		if err := b.o.Store.AppendTree(ctx, b.o.Log, cutRuns([]sinks.HashRun{run})); err != nil {
 			return err
 		}
+		b.size = run.End()
 		if len(ens) < b.o.Batch {
 			return nil
 		}
 	}
 }
 
+// foldTile is the hash of the perfect subtree over a tile's hashes.
+func foldTile(b []byte) []byte {
+	hs := make([][]byte, len(b)/sinks.HashSize)
+	for i := range hs {
+		hs[i] = b[i*sinks.HashSize : (i+1)*sinks.HashSize]
+	}
+	for len(hs) > 1 {
+		for i := 0; i < len(hs)/2; i++ {
+			hs[i] = hashChildren(hs[2*i], hs[2*i+1])
+		}
+		hs = hs[:len(hs)/2]
+	}
+	return hs[0]
+}
+
 // checkpoint stores a checkpoint of the tree when it grew since the last
 // one and Interval has passed (or always, when force).
 func (b *Builder) checkpoint(ctx context.Context, force bool) error {
 	b.mu.Lock()
-	size, root := b.tree.Size(), b.tree.Root()
+	size := b.size
 	b.mu.Unlock()
 	now := time.Now()
 	if size == 0 || size == b.last.Size && !b.last.Time.IsZero() || !force && now.Sub(b.last.Time) < b.o.Interval {
 		return nil
+	}
+	root, err := RootAt(ctx, b.o.Store, b.o.Log, size)
+	if err != nil {
+		return err
 	}
 	n, err := Sign(Checkpoint(b.o.Log, size, root), b.o.Signer)
 	if err != nil {

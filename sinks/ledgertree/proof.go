@@ -55,7 +55,7 @@ func RootAt(ctx context.Context, ts sinks.TreeStore, log string, size uint64) ([
 }
 
 func within(ctx context.Context, ts sinks.TreeStore, log string, size uint64) error {
-	have, err := ts.TreeSize(ctx, log)
+	have, err := ts.TreeEnd(ctx, log, 0)
 	if err != nil {
 		return err
 	}

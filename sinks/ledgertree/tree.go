@@ -115,16 +115,24 @@ const TileWidth = 1 << Stride
 // for sinks.TreeStore.AppendTree, in runs of at most TileWidth hashes that
 // do not cross a multiple of TileWidth, and forgets them.
 func (t *Tree) Take() []sinks.HashRun {
-	var out []sinks.HashRun
+	out := cutRuns(t.runs)
 	for i := range t.runs {
-		r := t.runs[i]
+		t.runs[i].Hashes = nil
+	}
+	return out
+}
+
+// cutRuns cuts runs where a node index is a multiple of TileWidth and
+// leaves out empty ones.
+func cutRuns(runs []sinks.HashRun) []sinks.HashRun {
+	var out []sinks.HashRun
+	for _, r := range runs {
 		for len(r.Hashes) > 0 {
 			n := min(uint64(len(r.Hashes)/sinks.HashSize), TileWidth-r.Start%TileWidth)
 			out = append(out, sinks.HashRun{Level: r.Level, Start: r.Start, Hashes: r.Hashes[:n*sinks.HashSize]})
 			r.Start += n
 			r.Hashes = r.Hashes[n*sinks.HashSize:]
 		}
-		t.runs[i].Hashes = nil
 	}
 	return out
 }
@@ -132,7 +140,7 @@ func (t *Tree) Take() []sinks.HashRun {
 // Resume rebuilds log's tree from the hashes ts stores: the few nodes of
 // its compact range, never the leaves.
 func Resume(ctx context.Context, ts sinks.TreeStore, log string) (*Tree, error) {
-	size, err := ts.TreeSize(ctx, log)
+	size, err := ts.TreeEnd(ctx, log, 0)
 	if err != nil {
 		return nil, err
 	}

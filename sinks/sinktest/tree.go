@@ -75,12 +75,15 @@ func testTreeHashes(t *testing.T, e *env) {
 		if got, err := ts.TreeHashes(e.ctx, "tree-a", 8, 0, 1); err != nil || !bytes.Equal(got, hashes(100, 1)) {
 			t.Errorf("TreeHashes(level 8, 0..1): %x, %v", got, err)
 		}
+		if n, err := ts.TreeEnd(e.ctx, "tree-a", 8); err != nil || n != 1 {
+			t.Errorf("TreeEnd(level 8) = %d, %v; want 1", n, err)
+		}
 		if _, err := ts.TreeHashes(e.ctx, "tree-a", 0, 8, 11); !errors.Is(err, sinks.ErrTreeIncomplete) {
 			t.Errorf("TreeHashes beyond the tree: %v, want ErrTreeIncomplete", err)
 		}
 		for log, want := range map[string]uint64{"tree-a": 10, "tree-b": 2, "tree-none": 0} {
-			if n, err := ts.TreeSize(e.ctx, log); err != nil || n != want {
-				t.Errorf("TreeSize(%q) = %d, %v; want %d", log, n, err, want)
+			if n, err := ts.TreeEnd(e.ctx, log, 0); err != nil || n != want {
+				t.Errorf("TreeEnd(%q, 0) = %d, %v; want %d", log, n, err, want)
 			}
 		}
 		c, err := ts.LatestCheckpoint(e.ctx, "tree-a")
@@ -143,8 +146,8 @@ func (e *env) checkTree(t *testing.T, ts sinks.TreeStore) {
 		roots[i+1], _ = r.GetRootHash(nil)
 	}
 	size := uint64(len(ens))
-	if n, err := ts.TreeSize(e.ctx, e.log); err != nil || n != size {
-		t.Fatalf("TreeSize = %d, %v; want %d", n, err, size)
+	if n, err := ts.TreeEnd(e.ctx, e.log, 0); err != nil || n != size {
+		t.Fatalf("TreeEnd(0) = %d, %v; want %d", n, err, size)
 	}
 	c, err := ts.LatestCheckpoint(e.ctx, e.log)
 	if err != nil {

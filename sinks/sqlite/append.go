@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/ledgertree"
 )
 
 // Append stores recs in one transaction: each new version once, each
@@ -109,6 +110,11 @@ type appender struct {
 	sized bool
 	res   sinks.AppendResult
 	bytes int // about what the rows add to the database
+	// leaves are the leaf hashes of the entries appended, in seq order,
+	// for level 0 of the log's Merkle tree; leaf is the scratch buffer
+	// one is encoded in.
+	leaves []byte
+	leaf   []byte
 
 	versions, entries []any // rows of the chunk being stored
 }
@@ -131,6 +137,34 @@ func (a *appender) append(ctx context.Context, chunks <-chan chunk) error {
 	}
 	if _, err := a.w.setSize.(driver.StmtExecContext).ExecContext(a.run, named(a.log, int64(a.size))); err != nil {
 		return fmt.Errorf("record the size of log %q: %w", a.log, err)
+	}
+	return a.storeLeaves()
+}
+
+// storeLeaves adds the leaf hashes of the entries appended to level 0 of
+// the log's Merkle tree, in the same transaction, so that the tree's
+// builder never reads the entries back: in runs cut where an index is a
+// multiple of ledgertree.TileWidth, as the builder cuts them. When level 0
+// does not end right before this Append's first entry (a log older than
+// the tree, whose leaves the builder is still hashing) it leaves them to
+// the builder.
+func (a *appender) storeLeaves() error {
+	n := uint64(len(a.leaves) / sinks.HashSize)
+	first := a.size - n
+	end, err := a.w.leavesEndOf(a.run, a.log)
+	if err != nil {
+		return fmt.Errorf("read the tree of log %q: %w", a.log, err)
+	}
+	if end != first {
+		return nil
+	}
+	ins := a.w.insertLeaves.(driver.StmtExecContext)
+	for at, b := first, a.leaves; len(b) > 0; {
+		k := min(uint64(len(b)/sinks.HashSize), ledgertree.TileWidth-at%ledgertree.TileWidth)
+		if _, err := ins.ExecContext(a.run, named(a.log, int64(at), int64(at+k), b[:k*sinks.HashSize])); err != nil {
+			return fmt.Errorf("store the tree of log %q: %w", a.log, err)
+		}
+		at, b = at+k, b[k*sinks.HashSize:]
 	}
 	return nil
 }

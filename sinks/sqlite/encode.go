@@ -1,9 +1,13 @@
 package sqlite
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/ledgertree"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // chunk is a run of prepared records, numbered from first in the Append.
@@ -99,6 +103,13 @@ func (er *encoded) appendEntry(a *appender, i int) int {
 	a.entries = append(a.entries, int64(a.size), er.keys[i][:], at.UnixNano(), en.Kind, en.Source, en.ID, en.Digest[:],
 		en.Transport, en.Topic, int64(en.Partition), en.Offset, en.Request, en.Principal, en.Route, en.Destination,
 		int64(en.Attempts), en.Error, en.Replay)
+	// The leaf of the entry as it is stored: position, time in
+	// nanoseconds, the fields as given.
+	leaf := *en
+	leaf.Log, leaf.Seq, leaf.Time = a.log, a.size, time.Unix(0, at.UnixNano())
+	a.leaf = ledgertree.AppendLeaf(append(a.leaf[:0], rfc6962.RFC6962LeafHashPrefix), &leaf)
+	h := sha256.Sum256(a.leaf)
+	a.leaves = append(a.leaves, h[:]...)
 	return 2*(len(en.Source)+len(en.ID)+len(en.Digest)+len(en.Route)+len(en.Destination)+len(en.Kind)) +
 		len(en.Transport) + len(en.Topic) + len(en.Request) + len(en.Principal) + len(en.Error) + len(en.Replay) + 3*len(a.log) + 96
 }

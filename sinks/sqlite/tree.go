@@ -12,6 +12,10 @@ import (
 
 var _ sinks.TreeStore = (*Store)(nil)
 
+// errTreeMoved: a run does not start where its level ends (another writer
+// extended it first).
+var errTreeMoved = errors.New("the tree moved on")
+
 // AppendTree stores runs of log's tree in one transaction.
 func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun) error {
 	if s.closed.Load() {
@@ -32,6 +36,14 @@ func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun
 	}
 	defer func() { _ = tx.Rollback() }()
 	for _, r := range runs {
+		var end int64
+		if err := tx.QueryRowContext(ctx, treeEndSQL, log, r.Level).Scan(&end); err != nil {
+			return fmt.Errorf("%s: tree of log %q, level %d: %w", s, log, r.Level, err)
+		}
+		if uint64(end) != r.Start {
+			return fmt.Errorf("%s: tree of log %q, level %d: a run from %d, but the level ends at %d: %w",
+				s, log, r.Level, r.Start, end, errTreeMoved)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, ?, ?, ?, ?)`,
 			log, r.Level, int64(r.Start), int64(r.End()), r.Hashes); err != nil {
 			return fmt.Errorf("%s: tree of log %q, level %d from %d: %w", s, log, r.Level, r.Start, err)
@@ -96,17 +108,20 @@ func (s *Store) TreeHashes(ctx context.Context, log string, level uint8, from, t
 	return sinks.CutRuns(runs, log, level, from, to)
 }
 
-// TreeSize is the number of leaves of log's tree that are stored.
-func (s *Store) TreeSize(ctx context.Context, log string) (uint64, error) {
+// TreeEnd is the number of hashes of level stored for log's tree.
+func (s *Store) TreeEnd(ctx context.Context, log string, level uint8) (uint64, error) {
 	if s.closed.Load() {
 		return 0, sinks.ErrClosed
 	}
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`, log).Scan(&n); err != nil {
-		return 0, fmt.Errorf("%s: tree size of log %q: %w", s, log, err)
+	if err := s.db.QueryRowContext(ctx, treeEndSQL, log, level).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: tree of log %q, level %d: %w", s, log, level, err)
 	}
 	return uint64(n), nil
 }
+
+// treeEndSQL reads where a level of a log's tree ends.
+const treeEndSQL = `SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = ?`
 
 // AppendCheckpoint stores one checkpoint of log.
 func (s *Store) AppendCheckpoint(ctx context.Context, log string, c sinks.StoredCheckpoint) error {

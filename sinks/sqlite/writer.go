@@ -84,6 +84,9 @@ type writer struct {
 	versions, entries      inserts
 	versionsOf, keysStored driver.Stmt
 	size, setSize          driver.Stmt
+	// leavesEnd and insertLeaves read where level 0 of a log's tree ends
+	// and add a run to it (see appender.storeLeaves).
+	leavesEnd, insertLeaves driver.Stmt
 
 	all []*driver.Stmt
 }
@@ -102,12 +105,15 @@ func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 		return nil, err
 	}
 	w := &writer{conn: conn, versions: inserts{rows: versionRows, cols: versionCols}, entries: inserts{rows: entryRows, cols: entryCols}}
-	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize}
+	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize,
+		&w.leavesEnd, &w.insertLeaves}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
 		// The only update the store makes: a log's size, bookkeeping beside
 		// the entries, never an entry or a version.
-		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`}
+		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`,
+		`SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`,
+		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`}
 	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
@@ -179,6 +185,13 @@ func (w *writer) query(ctx context.Context, st driver.Stmt, args []driver.NamedV
 }
 
 // logSize is the last seq of log, 0 for a log never written.
+// leavesEnd is where level 0 of log's tree ends.
+func (w *writer) leavesEndOf(ctx context.Context, log string) (uint64, error) {
+	var n int64
+	err := w.query(ctx, w.leavesEnd, named(log), func(row []driver.Value) { n = row[0].(int64) })
+	return uint64(n), err
+}
+
 func (w *writer) logSize(ctx context.Context, log string) (uint64, error) {
 	var n int64
 	err := w.query(ctx, w.size, named(log), func(row []driver.Value) { n = row[0].(int64) })
