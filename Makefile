@@ -116,7 +116,7 @@ bench-replay: services
 	@cd benchmarks && $(GO) run ./cmd/bench-replay $(BENCH_REPLAY_FLAGS)
 
 .PHONY: chaos
-## chaos: the full fault suite against real daemons (kfake in-process): 10 SIGKILLs in a row, a replica of two killed; 50,000 events each; one `scenario:` line each, then `chaos: K scenarios, lost: L, audit-missing: A` (make test runs a short version)
+## chaos: the full fault suite against real daemons (kfake in-process): 10 SIGKILLs in a row, a replica of two killed, a webhook slow then down; 50,000 events each; one `scenario:` line each, then `chaos: K scenarios, lost: L, audit-missing: A` (make test runs a short version)
 chaos:
 	@$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./pkg/daemon/ -args -chaos.full | grep -E '^(scenario|chaos):|FAIL|^ok|panic|chaos_test.go'
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,11 @@ func TestChaos(t *testing.T) {
 	}
 	t.Run("kill-loop", func(t *testing.T) { record(chaosKillLoop(t, bin, n, kills)) })
 	t.Run("replica-killed", func(t *testing.T) { record(chaosReplicaKilled(t, bin, n)) })
+	slow, down := 2*time.Second, 5*time.Second
+	if *chaosFull {
+		slow, down = 5*time.Second, 30*time.Second
+	}
+	t.Run("webhook-slow-then-down", func(t *testing.T) { record(chaosWebhookSlowThenDown(t, bin, n, slow, down)) })
 	lost, missing := 0, 0
 	for _, r := range results {
 		lost += r.lost
@@ -85,6 +91,8 @@ func TestChaos(t *testing.T) {
 // chaosRig is what every scenario shares: a kfake cluster, the webhook
 // and the Kafka reader of the destinations, the routes file.
 type chaosRig struct {
+	dead           counter      // events on the dead-letter topic
+	hookMode       atomic.Int32 // hookUp, hookSlow or hookDown
 	brokers        []string
 	kt             *kafka.Transport
 	hooked, copied counter
@@ -108,6 +116,13 @@ func newChaosRig(t *testing.T, n int) *chaosRig {
 	})
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
+		switch r.hookMode.Load() {
+		case hookSlow:
+			time.Sleep(slowCall)
+		case hookDown:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		r.hooked.add(req.Header.Get("ce-id"))
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -121,6 +136,7 @@ routes:
       - {name: hook, webhook: {url: %q}}
       - {name: copy, transport: kafka, topic: chaos-out}
     dead_letter: {transport: kafka, topic: chaos-dlq}
+    circuit_breaker: {failures: 5, open_for: 5s}
 `, hook.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -133,16 +149,18 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.kt.Close() })
-	sub, err := r.kt.Subscribe(context.Background(), "chaos-out", "check", func(_ context.Context, msgs []bus.Message) error {
-		for _, m := range msgs {
-			r.copied.add(m.Event.ID())
+	for topic, c := range map[string]*counter{"chaos-out": &r.copied, "chaos-dlq": &r.dead} {
+		sub, err := r.kt.Subscribe(context.Background(), topic, "check", func(_ context.Context, msgs []bus.Message) error {
+			for _, m := range msgs {
+				c.add(m.Event.ID())
+			}
+			return nil
+		}, bus.SubscribeConfig{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}, bus.SubscribeConfig{})
-	if err != nil {
-		t.Fatal(err)
+		t.Cleanup(func() { _ = sub.Close() })
 	}
-	t.Cleanup(func() { _ = sub.Close() })
 	r.events = make([]bus.Event, n)
 	for i := range r.events {
 		e := event.New()
@@ -155,6 +173,14 @@ routes:
 	}
 	return r
 }
+
+// The webhook's modes; a slow call takes slowCall.
+const (
+	hookUp int32 = iota
+	hookSlow
+	hookDown
+	slowCall = 5 * time.Second
+)
 
 // env is a daemon's environment: its own address, data directory and log.
 func (r *chaosRig) env(addr, name string) []string {
@@ -188,11 +214,26 @@ func (r *chaosRig) publish(t *testing.T) <-chan struct{} {
 func (r *chaosRig) waitDelivered(t *testing.T, limit time.Duration) {
 	t.Helper()
 	n := len(r.events)
-	waitUntil(t, "both destinations to have every event", limit, func() bool {
-		h, _ := r.hooked.counts()
+	waitUntil(t, "both destinations to have every event (or the dead-letter topic)", limit, func() bool {
 		c, _ := r.copied.counts()
-		return h >= n && c >= n
+		return r.reachedHook() >= n && c >= n
 	})
+}
+
+// reachedHook is how many events reached the webhook or, failing it, the
+// dead-letter topic.
+func (r *chaosRig) reachedHook() int {
+	r.hooked.mu.Lock()
+	defer r.hooked.mu.Unlock()
+	r.dead.mu.Lock()
+	defer r.dead.mu.Unlock()
+	n := len(r.hooked.seen)
+	for id := range r.dead.seen {
+		if r.hooked.seen[id] == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // result counts the destinations and the ledgers of the given data
@@ -202,7 +243,8 @@ func (r *chaosRig) result(t *testing.T, name string, dataDirs []string, rss int,
 	n := len(r.events)
 	hd, ha := r.hooked.counts()
 	cd, ca := r.copied.counts()
-	res := chaosResult{name: name, events: n, delivered: min(hd, cd), lost: n - min(hd, cd), duplicated: ha - hd + ca - cd,
+	reached := min(r.reachedHook(), cd)
+	res := chaosResult{name: name, events: n, delivered: reached, lost: n - reached, duplicated: ha - hd + ca - cd,
 		maxRSSMB: rss, recovery: recovery}
 	// Every event's reception and its outcome at each destination, in any
 	// of the daemons' ledgers.
@@ -331,4 +373,53 @@ func chaosReplicaKilled(t *testing.T, bin string, n int) chaosResult {
 	rss = max(rss, peakRSSMB(b.cmd.Process.Pid))
 	stop(t, b)
 	return r.result(t, "replica-killed", []string{filepath.Join(r.dir, "data-a"), filepath.Join(r.dir, "data-b")}, rss, recovery)
+}
+
+// chaosWebhookSlowThenDown makes the webhook destination take 5 s per call
+// for slow, then answer 503 for down, then recover, while the events are
+// published: the route's circuit breaker opens, events wait or are
+// dead-lettered as the route's retry policy says, and the daemon's memory
+// stays bounded.
+func chaosWebhookSlowThenDown(t *testing.T, bin string, n int, slow, down time.Duration) chaosResult {
+	r := newChaosRig(t, n)
+	addr := freeAddr(t)
+	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	published := r.publish(t)
+	r.hookMode.Store(hookSlow)
+	time.Sleep(slow)
+	r.hookMode.Store(hookDown)
+	rss := peakRSSMB(d.cmd.Process.Pid)
+	time.Sleep(down)
+	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
+	r.hookMode.Store(hookUp)
+	recovered := time.Now()
+	<-published
+	r.waitDelivered(t, 5*time.Minute)
+	recovery := time.Since(recovered)
+	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
+	opened := breakerTrips(t, "http://"+addr+"/metrics", "hook")
+	stop(t, d)
+	res := r.result(t, "webhook-slow-then-down", []string{filepath.Join(r.dir, "data-a")}, rss, recovery)
+	dd, _ := r.dead.counts()
+	t.Logf("breaker opened %v times; %d events dead-lettered", opened, dd)
+	return res
+}
+
+// breakerTrips reads how often the circuit breaker of the chaos route's
+// destination opened, from the daemon's metrics.
+func breakerTrips(t *testing.T, url, destination string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "auditbus_destination_circuit_trips_total{") && strings.Contains(line, `destination="`+destination+`"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			return v
+		}
+	}
+	return 0
 }
