@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Kinds of ledger entries: what happened to an event version.
@@ -110,6 +111,22 @@ type Entry struct {
 	// Replay is the replay job that published the version again (replayed
 	// entries, and the delivered entries of a redrive).
 	Replay string
+	// TraceID and SpanID are the W3C trace and span the hop happened
+	// under, in lower-case hex, so that an auditor can go from an entry to
+	// its trace; empty when the hop was not traced. They are not part of
+	// the entry's Key (a redelivery under another trace is the same hop)
+	// nor of its ledger leaf: they point into tracing, which is not
+	// evidence.
+	TraceID, SpanID string
+}
+
+// TraceIDs are sc's trace and span ids as Entry.TraceID and SpanID hold
+// them, or empty when sc is not valid (the hop was not traced).
+func TraceIDs(sc trace.SpanContext) (traceID, spanID string) {
+	if !sc.IsValid() {
+		return "", ""
+	}
+	return sc.TraceID().String(), sc.SpanID().String()
 }
 
 // Key is the entry's identity: the same hop recorded twice (a retried

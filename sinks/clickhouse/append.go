@@ -89,6 +89,10 @@ func (c *versionRows) all() []any {
 const entryInsert = "log, seq, time_ns, hour, kind, source, id, digest, key, transport, topic, `partition`, `offset`, " +
 	"request, principal, route, destination, attempts, error, replay"
 
+// tracedEntryInsert adds the columns of migration 0005, which appends
+// write (entryInsert is what the ledger migration writes, before them).
+const tracedEntryInsert = entryInsert + ", trace_id, span_id"
+
 // entryRows holds entry rows column-wise.
 type entryRows struct {
 	log                                 []string
@@ -98,6 +102,7 @@ type entryRows struct {
 	kind, source, id, digest, key       []string
 	transport, topic, request, princ    []string
 	route, destination, errText, replay []string
+	traceID, spanID                     []string
 }
 
 func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
@@ -122,6 +127,8 @@ func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
 	c.attempts = append(c.attempts, uint32(min(en.Attempts, 1<<32-1)))
 	c.errText = append(c.errText, en.Error)
 	c.replay = append(c.replay, en.Replay)
+	c.traceID = append(c.traceID, en.TraceID)
+	c.spanID = append(c.spanID, en.SpanID)
 }
 
 func (c *entryRows) len() int { return len(c.log) }
@@ -130,6 +137,9 @@ func (c *entryRows) all() []any {
 	return []any{c.log, c.seq, c.timeNs, c.hour, c.kind, c.source, c.id, c.digest, c.key, c.transport, c.topic,
 		c.partition, c.offset, c.request, c.princ, c.route, c.destination, c.attempts, c.errText, c.replay}
 }
+
+// traced is all and the columns of tracedEntryInsert.
+func (c *entryRows) traced() []any { return append(c.all(), c.traceID, c.spanID) }
 
 // insert writes cols (of the named columns, in order) into table with one
 // batch insert.
@@ -315,7 +325,7 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 			en.Log, en.Seq = s.cfg.Log, seq
 			er.add(en, p.keys[i])
 		}
-		if err := insert(ctx, s.conn, s.n.entries, entryInsert, er.all()); err != nil {
+		if err := insert(ctx, s.conn, s.n.entries, tracedEntryInsert, er.traced()); err != nil {
 			return res, fmt.Errorf("insert %d entries: %w", n, err)
 		}
 		s.seq = seq

@@ -240,7 +240,7 @@ func legacyEntries(ctx context.Context, conn driver.Conn, n names) error {
 		return err
 	}
 	defer func() { _ = rows.Close() }()
-	rd := newEntryReader()
+	rd := newEntryReader(false)
 	var key []byte
 	rd.dest = append(rd.dest, &key)
 	var (

@@ -23,7 +23,9 @@ const LeafVersion = "auditbus-leaf-v1"
 //
 // where field(s) is uvarint(len(s)) and the bytes of s, and (u)varint is
 // Go's encoding/binary (u)varint. The leaf's hash is RFC 6962's:
-// SHA-256(0x00 || leaf).
+// SHA-256(0x00 || leaf). The entry's TraceID and SpanID are left out: they
+// point into tracing, which is not evidence, and leaves written before
+// entries had them stay verifiable.
 func AppendLeaf(b []byte, e *sinks.Entry) []byte {
 	b = append(b, LeafVersion...)
 	b = field(b, e.Log)

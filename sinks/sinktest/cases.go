@@ -47,9 +47,11 @@ func roundTripRecords() []sinks.Record {
 	x.Event.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	x.Entries = append(x.Entries,
 		sinks.Entry{Kind: sinks.KindReceived, Time: base.Add(2*time.Second + 2*time.Millisecond), Transport: "kafka",
-			Topic: "orders.v1", Partition: 7, Offset: 1 << 40, Principal: "kafka:orders.v1", Route: "orders-to-billing"},
+			Topic: "orders.v1", Partition: 7, Offset: 1 << 40, Principal: "kafka:orders.v1", Route: "orders-to-billing",
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"},
 		sinks.Entry{Kind: sinks.KindDeadLettered, Time: base.Add(2*time.Second + 3*time.Millisecond), Route: "orders-to-billing",
-			Destination: "billing", Attempts: 5, Error: "billing: 503 Service Unavailable"},
+			Destination: "billing", Attempts: 5, Error: "billing: 503 Service Unavailable",
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "b7ad6b7169203331"},
 		sinks.Entry{Kind: sinks.KindReplayed, Time: base.Add(2*time.Second + 4*time.Millisecond), Route: "orders-to-billing",
 			Destination: "billing", Replay: "01a20238-03fb-78e4-93b6-995ebb237fb0"},
 		sinks.Entry{Kind: sinks.KindDelivered, Time: base.Add(2*time.Second + 4*time.Millisecond), Route: "orders-to-billing",
