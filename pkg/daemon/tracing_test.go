@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,10 +108,12 @@ func (rc *otlpReceiver) linking(name string, id []byte) *tracepb.Span {
 // TestDaemonExportsSpansOverOTLP starts the daemon with
 // OTEL_EXPORTER_OTLP_ENDPOINT naming a receiver served here, posts an
 // event with a traceparent to an HTTP-fed route with a webhook and a mem
-// destination, and finds the trace's spans at the receiver: the ingest
-// server span child of the request's context, the route's span, the
-// filter, both deliveries and the webhook call, with the messaging
-// attributes; the webhook got a traceparent of the same trace.
+// destination, and finds the trace's spans at the receiver, decoded with
+// the OTLP protobuf types: the ingest server span child of the request's
+// context, the route's span, the filter, both deliveries and the webhook
+// call, with the messaging attributes, and an audit flush linked to the
+// route's span; the webhook got a traceparent of the same trace, and the
+// audit entries record the trace and the route's span.
 func TestDaemonExportsSpansOverOTLP(t *testing.T) {
 	rc := newOTLPReceiver(t)
 	var hookMu sync.Mutex
@@ -174,6 +177,15 @@ routes:
 	call := spans["POST"]
 	if call.GetKind() != tracepb.Span_SPAN_KIND_CLIENT || string(call.GetParentSpanId()) != string(spans["deliver hook"].GetSpanId()) {
 		t.Errorf("webhook call span: kind %v, parent %x", call.GetKind(), call.GetParentSpanId())
+	}
+	// The ledger records the hops under the trace: the route's entries
+	// name its span, whose trace is the request's.
+	for _, it := range l.versions(t, "/shop", "tr-1", 3) {
+		for _, en := range it.Trail {
+			if en.TraceID != tid.String() || en.SpanID != hex.EncodeToString(route.GetSpanId()) {
+				t.Errorf("entry %s: trace %q span %q, want the route span %x of trace %s", hop(en), en.TraceID, en.SpanID, route.GetSpanId(), tid)
+			}
+		}
 	}
 	waitUntil(t, "an audit flush span linked to the route's span", 30*time.Second, func() bool {
 		return rc.linking("audit flush", route.GetSpanId()) != nil

@@ -52,7 +52,8 @@
 // trail is every ledger entry of the version, ordered by time, log and
 // seq: {"log", "seq", "time", "kind", "transport", "topic", "partition",
 // "offset", "request", "principal", "route", "destination", "attempts",
-// "error", "replay"}, the empty ones left out. next is omitted on the
+// "error", "replay", "trace_id", "span_id"}, the empty ones left out
+// (trace_id and span_id: the W3C trace and span the hop happened under). next is omitted on the
 // last page; pass it as cursor, with the same other parameters, for the
 // next page. GET /v1/events/{id} answers {"items":[...]}: every version
 // of the event, in the order they were stored.

@@ -140,6 +140,8 @@ func appendEntry(b []byte, en *sinks.Entry, version bool) []byte {
 	}
 	b = appendField(b, `,"error":`, en.Error)
 	b = appendField(b, `,"replay":`, en.Replay)
+	b = appendField(b, `,"trace_id":`, en.TraceID)
+	b = appendField(b, `,"span_id":`, en.SpanID)
 	return append(b, '}')
 }
 

@@ -30,6 +30,8 @@ type JSONEntry struct {
 	Attempts    int    `json:"attempts,omitempty"`
 	Error       string `json:"error,omitempty"`
 	Replay      string `json:"replay,omitempty"`
+	TraceID     string `json:"trace_id,omitempty"`
+	SpanID      string `json:"span_id,omitempty"`
 }
 
 // BenchRecords are the ledger records of n events with 1 KiB of JSON data

@@ -21,6 +21,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // TransportHTTP is the Transport of the received entries of ingested
@@ -175,10 +176,11 @@ func (s *Server) ingestTopic(ctx context.Context, topic string, evs []event.Even
 	now := s.now().UTC()
 	recs := make([]sinks.Record, len(evs))
 	entries := make([]sinks.Entry, len(evs))
+	traceID, spanID := sinks.TraceIDs(trace.SpanContextFromContext(ctx))
 	for i := range evs {
 		entries[i] = sinks.Entry{
 			Kind: sinks.KindReceived, Time: now, Transport: TransportHTTP, Topic: topic, Offset: int64(i),
-			Request: from.Request, Principal: from.Principal,
+			Request: from.Request, Principal: from.Principal, TraceID: traceID, SpanID: spanID,
 		}
 		recs[i] = sinks.Record{Event: evs[i], Entries: entries[i : i+1 : i+1]}
 	}

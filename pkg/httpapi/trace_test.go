@@ -44,7 +44,8 @@ func binaryEvent(id string) req {
 
 // TestIngestTraceparentPassesOn: with tracing off, the traceparent an
 // ingest request carries travels on in the headers of the messages it
-// publishes, and the event itself is untouched.
+// publishes, the event itself is untouched, and the audit query shows the
+// trace on the event's received entry.
 func TestIngestTraceparentPassesOn(t *testing.T) {
 	e := newEnv(t)
 	m := subscribe(t, e.mem, "traced")
@@ -58,6 +59,18 @@ func TestIngestTraceparentPassesOn(t *testing.T) {
 	}
 	if ext := got.Extensions(); ext[bus.TraceParent] != nil {
 		t.Errorf("the event gained a traceparent extension %v", ext[bus.TraceParent])
+	}
+	// The audit query shows the trace the received entry happened under.
+	var p page
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.Items) == 0 || len(p.Items[0].Trail) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the audit query has no item for tp-1")
+		}
+		p = e.query(t, "/v1/events?source=/test")
+	}
+	if en := p.Items[0].Trail[0]; en.TraceID != incoming[3:35] || en.SpanID != incoming[36:52] {
+		t.Errorf("received entry: trace_id %q span_id %q, want the request's %s and %s", en.TraceID, en.SpanID, incoming[3:35], incoming[36:52])
 	}
 }
 

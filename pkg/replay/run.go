@@ -12,6 +12,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxUnrecorded is how many published batches may wait for their ledger
@@ -245,18 +246,20 @@ func (m *Manager) batch(ctx context.Context, j *Job, items []sinks.Item, stamp s
 				DeadLettered: req.DeadLetter != nil, Message: g.err.Error()})
 		}
 	}
-	return records(j, items, gave, tries), nil
+	return records(j, items, gave, tries, trace.SpanContextFromContext(ctx)), nil
 }
 
 // records are the ledger records of the versions of a batch that the
-// destination accepted, each with one entry on the original version.
-func records(j *Job, items []sinks.Item, gave []giveUp, tries []int) []sinks.Record {
+// destination accepted, each with one entry on the original version, in
+// the trace of sc (the job's span) when it is valid.
+func records(j *Job, items []sinks.Item, gave []giveUp, tries []int, sc trace.SpanContext) []sinks.Record {
 	req := j.Request
 	skip := make(map[int]bool, len(gave))
 	for _, g := range gave {
 		skip[g.index] = true
 	}
 	en := sinks.Entry{Time: time.Now().UTC(), Kind: sinks.KindReplayed, Route: req.Route, Destination: req.RouteDestination, Replay: j.ID}
+	en.TraceID, en.SpanID = sinks.TraceIDs(sc)
 	if req.Route == "" {
 		en.Destination = req.Destination.String()
 	}

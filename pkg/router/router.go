@@ -348,7 +348,7 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 			return err
 		}
 	}
-	if err := rt.write(ctx, rt.records(msgs, from, keep, res, start, judged)); err != nil {
+	if err := rt.write(ctx, rt.records(msgs, from, keep, res, start, judged, trace.SpanContextFromContext(ctx))); err != nil {
 		return err
 	}
 	counts := make(map[string]int, 3)
@@ -373,12 +373,14 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 // judged) or, for the kept ones, one delivered or dead-lettered entry per
 // destination with the results res of fanOut. Every entry names the
 // route and where the message came from, so that the same event received
-// again is recorded again while a redelivered message adds nothing. It
-// returns nil when auditing is off.
-func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res [][]result, start, judged time.Time) []sinks.Record {
+// again is recorded again while a redelivered message adds nothing, and
+// the trace and span of sc, the batch's, where it is valid. It returns nil
+// when auditing is off.
+func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res [][]result, start, judged time.Time, sc trace.SpanContext) []sinks.Record {
 	if rt.r.o.Audit == nil {
 		return nil
 	}
+	traceID, spanID := sinks.TraceIDs(sc)
 	recs := make([]sinks.Record, len(msgs))
 	b := newEntries(len(msgs), len(rt.dests))
 	j := 0 // index of the next kept message in res
@@ -387,7 +389,8 @@ func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res []
 	principal, principalOf := from.principal, ""
 	for i := range msgs {
 		m := &msgs[i]
-		at := sinks.Entry{Transport: from.transport, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Request: from.request, Route: rt.cfg.Name}
+		at := sinks.Entry{Transport: from.transport, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Request: from.request, Route: rt.cfg.Name,
+			TraceID: traceID, SpanID: spanID}
 		if from.transport != TransportHTTP && (principal == "" || principalOf != m.Topic) {
 			principal, principalOf = from.transport+":"+m.Topic, m.Topic
 		}
