@@ -42,6 +42,13 @@ func (v *Verifier) Require(scope string) func(http.Handler) http.Handler {
 				err = p.require(need)
 			}
 			if err != nil {
+				if r.ContentLength != 0 {
+					// Answer now and close, rather than read (or wait
+					// for) a body nobody will use: net/http drains up to
+					// 256 KiB of it before answering a kept-alive
+					// connection.
+					w.Header().Set("Connection", "close")
+				}
 				writeError(w, err, scope)
 				return
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/ledgertree"
@@ -88,6 +89,17 @@ type Config struct {
 	// of the log while entries arrive. AUDITBUS_LEDGER_CHECKPOINT_INTERVAL,
 	// default 1s.
 	LedgerCheckpointInterval time.Duration
+	// HTTPReadTimeout bounds reading a request, HTTPWriteTimeout writing
+	// its answer, HTTPIdleTimeout a keep-alive connection between
+	// requests. AUDITBUS_HTTP_READ_TIMEOUT (default 30s),
+	// AUDITBUS_HTTP_WRITE_TIMEOUT (60s), AUDITBUS_HTTP_IDLE_TIMEOUT (60s).
+	HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 beyond).
+	// AUDITBUS_MAX_HEADER_BYTES, default 64 KiB.
+	MaxHeaderBytes int
+	// MaxConnections bounds the HTTP connections open at once; more wait
+	// in the listen backlog. AUDITBUS_MAX_CONNECTIONS, default 1024.
+	MaxConnections int
 }
 
 // transportNames are the transports the daemon knows.
@@ -125,6 +137,11 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		LedgerCheckpointInterval: r.Duration("LEDGER_CHECKPOINT_INTERVAL", time.Second),
 	}
 	c.ReplayDir = r.String("REPLAY_DIR", filepath.Join(c.DataDir, "replays"))
+	c.HTTPReadTimeout = r.Duration("HTTP_READ_TIMEOUT", httpapi.DefaultReadTimeout)
+	c.HTTPWriteTimeout = r.Duration("HTTP_WRITE_TIMEOUT", httpapi.DefaultWriteTimeout)
+	c.HTTPIdleTimeout = r.Duration("HTTP_IDLE_TIMEOUT", httpapi.DefaultIdleTimeout)
+	c.MaxHeaderBytes = r.Int("MAX_HEADER_BYTES", httpapi.DefaultMaxHeaderBytes, 4096)
+	c.MaxConnections = r.Int("MAX_CONNECTIONS", httpapi.DefaultMaxConnections, 1)
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
 	var errs []error
 	c.LedgerLog = r.String("LEDGER_LOG", sinks.DefaultLogName())

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +45,7 @@ type Daemon struct {
 	// replays runs the replay jobs; nil until started.
 	replays *replay.Manager
 	drains  []bus.Subscription
-	srv     *http.Server
+	api     *httpapi.Server
 	ln      net.Listener
 	// stopRetention ends the retention loop, which closes retained.
 	stopRetention context.CancelFunc
@@ -167,6 +166,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
 		Gatherer: reg, Registerer: reg, Logger: log, Tracer: tr,
+		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConnections: cfg.MaxConnections,
 	})
 	if err != nil {
 		return nil, err
@@ -174,7 +175,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, &runtimeError{fmt.Errorf("AUDITBUS_LISTEN %q: %w", cfg.Listen, err)}
 	}
-	d.srv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	d.api = api
 	log.Info("auditbus serving", "addr", d.ln.Addr().String(), "tls", cfg.TLSCertFile != "", "store", cfg.Store, "ledger_log", cfg.LedgerLog,
 		"transports", cfg.Transports, "routes", len(routes), "auth", verifier.Configured())
 	return d, nil
@@ -185,16 +186,7 @@ func (d *Daemon) Addr() net.Addr { return d.ln.Addr() }
 
 // Serve serves HTTP until Close; it returns nil after a Close.
 func (d *Daemon) Serve() error {
-	var err error
-	if d.cfg.TLSCertFile != "" {
-		err = d.srv.ServeTLS(d.ln, d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
-	} else {
-		err = d.srv.Serve(d.ln)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return d.api.Serve(d.ln, d.cfg.TLSCertFile, d.cfg.TLSKeyFile)
 }
 
 // Err reports a route that stopped on its own.
@@ -217,8 +209,10 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) shutdown(ctx context.Context) error {
 	var errs []error
-	if d.srv != nil {
-		errs = append(errs, d.srv.Shutdown(ctx))
+	if d.api != nil {
+		errs = append(errs, d.api.Shutdown(ctx))
+	} else if d.ln != nil {
+		errs = append(errs, d.ln.Close())
 	}
 	if d.replays != nil {
 		// Jobs stop at a batch boundary with their checkpoint saved, and

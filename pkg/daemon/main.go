@@ -32,6 +32,9 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_DEFAULT_TRANSPORT, AUDITBUS_DEFAULT_TOPIC   where POST /v1/events?topic= goes
   AUDITBUS_ROUTES            routes file (YAML)
   AUDITBUS_MAX_BODY_BYTES    largest ingest request (default 4 MiB)
+  AUDITBUS_MAX_HEADER_BYTES  largest request headers (default 64 KiB)
+  AUDITBUS_MAX_CONNECTIONS   HTTP connections served at once (default 1024)
+  AUDITBUS_HTTP_READ_TIMEOUT, AUDITBUS_HTTP_WRITE_TIMEOUT, AUDITBUS_HTTP_IDLE_TIMEOUT   (default 30s, 60s, 60s)
   AUDITBUS_WEBHOOK_ALLOW     internal hosts and CIDRs webhooks given through the API may reach
   AUDITBUS_WEBHOOK_DENY      hosts and CIDRs no webhook may reach
   AUDITBUS_SHUTDOWN_TIMEOUT  drain time on SIGTERM (default 30s)

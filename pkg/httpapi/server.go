@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,6 +93,17 @@ type Options struct {
 	// Logger receives request logs (accepted writes with the token's
 	// subject, refusals, failures); nil discards them.
 	Logger *slog.Logger
+	// ReadTimeout bounds reading a request, headers and body;
+	// WriteTimeout, writing its answer; IdleTimeout, a keep-alive
+	// connection waiting for the next request. 0 means the defaults
+	// (DefaultReadTimeout, DefaultWriteTimeout, DefaultIdleTimeout).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers: past it, 431 (default
+	// DefaultMaxHeaderBytes).
+	MaxHeaderBytes int
+	// MaxConnections bounds the connections Serve holds open at once
+	// (default DefaultMaxConnections).
+	MaxConnections int
 }
 
 // Server is the HTTP API. It is an http.Handler; Serve and ListenAndServe
@@ -134,6 +146,11 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.ReadTimeout = cmp.Or(max(o.ReadTimeout, 0), DefaultReadTimeout)
+	o.WriteTimeout = cmp.Or(max(o.WriteTimeout, 0), DefaultWriteTimeout)
+	o.IdleTimeout = cmp.Or(max(o.IdleTimeout, 0), DefaultIdleTimeout)
+	o.MaxHeaderBytes = cmp.Or(max(o.MaxHeaderBytes, 0), DefaultMaxHeaderBytes)
+	o.MaxConnections = cmp.Or(max(o.MaxConnections, 0), DefaultMaxConnections)
 	gatherer, err := gathererOf(&o)
 	if err != nil {
 		return nil, err
@@ -143,12 +160,8 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, log: o.Logger, mux: http.NewServeMux(), now: time.Now, m: m}
-	s.hs = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
-	}
+	s.hs = httpServer(&o, s)
+	s.hs.ErrorLog = slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)
 
 	write := o.Verifier.Require(auth.ScopeEventsWrite)
 	read := o.Verifier.Require(auth.ScopeAuditRead)
@@ -219,17 +232,20 @@ func gathererOf(o *Options) (prometheus.Gatherer, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Serve answers requests on ln until Shutdown, over TLS when certFile and
-// keyFile (PEM) are given. It returns nil after Shutdown.
+// keyFile (PEM) are given, holding at most Options.MaxConnections
+// connections at once. It returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener, certFile, keyFile string) error {
 	if (certFile == "") != (keyFile == "") {
 		_ = ln.Close()
 		return fmt.Errorf("httpapi: serve on %s: TLS needs both a certificate file (%q) and a key file (%q)", ln.Addr(), certFile, keyFile)
 	}
+	ln = limitListener(ln, s.o.MaxConnections)
 	var err error
 	if certFile != "" {
+		// The 431 net/http writes inside TLS stays its own plain text.
 		err = s.hs.ServeTLS(ln, certFile, keyFile)
 	} else {
-		err = s.hs.Serve(ln)
+		err = s.hs.Serve(headerErrorListener{ln})
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
