@@ -13,6 +13,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/envconf"
 	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/ledgertree"
@@ -40,6 +41,13 @@ type Config struct {
 	// stores whose page reads cost much whatever their size (ClickHouse
 	// before 19.x) replay faster with larger batches.
 	ReplayBatchSize int
+	// ReplayMaxJobs bounds the replay jobs running at once (429 beyond).
+	// AUDITBUS_REPLAY_MAX_JOBS, default 8.
+	ReplayMaxJobs int
+	// ReplayRetention is how long a finished replay job and its files are
+	// kept. AUDITBUS_REPLAY_RETENTION, a Go duration or days ("7d"),
+	// default 7 days.
+	ReplayRetention time.Duration
 	// Transports are the enabled transports. AUDITBUS_TRANSPORTS: a
 	// comma-separated list of mem, kafka, amqp; default mem.
 	Transports []string
@@ -143,6 +151,8 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	c.MaxHeaderBytes = r.Int("MAX_HEADER_BYTES", httpapi.DefaultMaxHeaderBytes, 4096)
 	c.MaxConnections = r.Int("MAX_CONNECTIONS", httpapi.DefaultMaxConnections, 1)
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
+	c.ReplayMaxJobs = r.Int("REPLAY_MAX_JOBS", replay.DefaultMaxJobs, 1)
+	c.ReplayRetention = replay.DefaultRetention
 	var errs []error
 	c.LedgerLog = r.String("LEDGER_LOG", sinks.DefaultLogName())
 	if err := sinks.ValidLogName(c.LedgerLog); err != nil {
@@ -156,6 +166,18 @@ func configFrom(r *envconf.Reader) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: applies to the sqlite store, and %s is %s (set AUDITBUS_CLICKHOUSE_RETENTION instead)",
 				r.Name("SQLITE_RETENTION"), r.Name("STORE"), c.Store))
 		}
+	}
+	if v := r.String("REPLAY_RETENTION", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if n, ok := strings.CutSuffix(v, "d"); ok {
+			var days int
+			days, err = strconv.Atoi(n)
+			d = time.Duration(days) * 24 * time.Hour
+		}
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a Go duration such as \"168h\", or days such as \"7d\"", r.Name("REPLAY_RETENTION"), v))
+		}
+		c.ReplayRetention = d
 	}
 	if _, _, err := egress.New(c.WebhookAllow, c.WebhookDeny); err != nil {
 		errs = append(errs, err)

@@ -156,6 +156,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if d.replays, err = replay.NewManager(replay.Options{
 		Dir: cfg.ReplayDir, Store: d.store, Resolve: dests.Resolve, Audit: d.writer, BatchSize: cfg.ReplayBatchSize, Logger: log, Tracer: tr,
 		Metrics: replay.NewMetrics(reg),
+		MaxJobs: cfg.ReplayMaxJobs, Retention: cfg.ReplayRetention, Removed: dests.forget,
 	}); err != nil {
 		return nil, fmt.Errorf("AUDITBUS_REPLAY_DIR %q: %w", cfg.ReplayDir, err)
 	}

@@ -25,6 +25,8 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_DATA_DIR          embedded store directory (default ./data)
   AUDITBUS_REPLAY_DIR        replay jobs and checkpoints (default $AUDITBUS_DATA_DIR/replays)
   AUDITBUS_REPLAY_BATCH_SIZE events a replay reads and publishes at once (default 1000, at most 10000)
+  AUDITBUS_REPLAY_MAX_JOBS   replay jobs running at once (default 8; 429 beyond)
+  AUDITBUS_REPLAY_RETENTION  how long finished replay jobs are kept (default 7d)
   AUDITBUS_STORE             sqlite (default) or clickhouse (AUDITBUS_CLICKHOUSE_*)
   AUDITBUS_LEDGER_LOG        the log this instance appends ledger entries to (default the host name)
   AUDITBUS_SQLITE_RETENTION  keep the SQLite ledger this long, e.g. 30d or 720h (default: keep everything)

@@ -183,23 +183,9 @@ const checkTimeout = 5 * time.Second
 // newWebhook checks spec, keeps it in the webhooks directory and returns
 // its target, named "webhook:URL#HASH".
 func (d *destinations) newWebhook(spec webhookSpec) (replay.Target, error) {
-	h, err := spec.webhook(d.strict)
+	h, b, err := d.webhookOf(spec)
 	if err != nil {
-		return nil, &replay.FieldError{Field: "destination.webhook", Reason: strings.TrimPrefix(err.Error(), "cehttp: ")}
-	}
-	// The host as it resolves now, for a clear refusal; every connection
-	// is checked again when it is made.
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-	defer cancel()
-	if u, perr := url.Parse(spec.URL); perr == nil {
-		if err := d.strict.Check(ctx, u.Hostname()); err != nil {
-			return nil, &replay.FieldError{Field: "destination.webhook.url", Reason: err.Error()}
-		}
-	}
-	// Marshal sorts map keys, so equal settings hash alike.
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return nil, fmt.Errorf("encode webhook settings: %w", err)
+		return nil, err
 	}
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:8])
@@ -207,6 +193,68 @@ func (d *destinations) newWebhook(spec webhookSpec) (replay.Target, error) {
 		return nil, fmt.Errorf("keep webhook settings for resuming: %w", err)
 	}
 	return replay.Named(webhookPrefix+h.URL()+"#"+hash, replay.WebhookTarget(h)), nil
+}
+
+// webhookOf checks spec against the strict egress policy and returns its
+// webhook and its settings as they are kept.
+func (d *destinations) webhookOf(spec webhookSpec) (*cehttp.Webhook, []byte, error) {
+	h, err := spec.webhook(d.strict)
+	if err != nil {
+		return nil, nil, &replay.FieldError{Field: "destination.webhook", Reason: strings.TrimPrefix(err.Error(), "cehttp: ")}
+	}
+	// The host as it resolves now, for a clear refusal; every connection
+	// is checked again when it is made.
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	if u, perr := url.Parse(spec.URL); perr == nil {
+		if err := d.strict.Check(ctx, u.Hostname()); err != nil {
+			return nil, nil, &replay.FieldError{Field: "destination.webhook.url", Reason: err.Error()}
+		}
+	}
+	// Marshal sorts map keys, so equal settings hash alike.
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode webhook settings: %w", err)
+	}
+	return h, b, nil
+}
+
+// Check implements httpapi.DestinationChecker: it checks rd as Target
+// does, keeping nothing, for a dry run.
+func (d *destinations) Check(rd httpapi.ReplayDestination) error {
+	if rd.Webhook == nil {
+		_, err := d.Target(rd)
+		return err
+	}
+	_, _, err := d.webhookOf(webhookSpec{URL: rd.Webhook.URL, Timeout: rd.Webhook.TimeoutDuration(), Headers: rd.Webhook.Headers})
+	return err
+}
+
+// forget removes the settings files of the webhooks of jobs removed
+// after their retention that no kept job names, for
+// replay.Options.Removed. A job started later with the same webhook
+// writes its file again.
+func (d *destinations) forget(gone, kept []replay.Job) {
+	used := map[string]bool{}
+	for _, j := range kept {
+		for _, t := range []replay.Target{j.Request.Destination, j.Request.DeadLetter} {
+			if t != nil {
+				used[t.String()] = true
+			}
+		}
+	}
+	for _, j := range gone {
+		for _, t := range []replay.Target{j.Request.Destination, j.Request.DeadLetter} {
+			if t == nil || !strings.HasPrefix(t.String(), webhookPrefix) || used[t.String()] {
+				continue
+			}
+			name := t.String()
+			hash := name[strings.LastIndexByte(name, '#')+1:]
+			if _, err := hex.DecodeString(hash); err == nil && len(hash) == 16 {
+				_ = os.Remove(filepath.Join(d.hooks, hash+".json"))
+			}
+		}
+	}
 }
 
 // loadWebhook finds the webhook of a recorded name in the webhooks

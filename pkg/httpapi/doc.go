@@ -12,7 +12,7 @@
 //	GET  /v1/totals          scope audit:read    versions of a time range, and those with an entry of each kind: ?from=&to=&type=
 //	GET  /ui/                no token            the audit explorer (package ui); GET / redirects there
 //	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
-//	GET  /v1/replays         scope audit:read    every replay job, newest first: {"replays":[...]}
+//	GET  /v1/replays         scope audit:read    a page of replay jobs, newest first: {"replays":[...],"next":ID}; ?limit=N&after=ID
 //	GET  /v1/replays/{id}    scope audit:read    one replay job
 //	DELETE /v1/replays/{id}  scope replay:write  cancel a running job (200 with the job)
 //	POST /v1/replays/{id}/retry  replay:write    continue a failed or cancelled job from its checkpoint

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/auditbus/auditbus/pkg/apierror"
@@ -26,7 +27,17 @@ const (
 	// CodeNotRunning: the job is not in a state the operation applies to
 	// (cancel a finished job, retry a running one).
 	CodeNotRunning = "not_running"
+	// CodeTooManyJobs: AUDITBUS_REPLAY_MAX_JOBS jobs are running; 429
+	// with Retry-After.
+	CodeTooManyJobs = "too_many_jobs"
 )
+
+// DestinationChecker is a Destinations that can check a destination
+// without keeping anything for it, as a dry run wants; without it a dry
+// run resolves the destination with Target.
+type DestinationChecker interface {
+	Check(d ReplayDestination) error
+}
 
 // Destinations resolves the destinations of replay requests; the daemon
 // implements it over its transports, its routes and its job directory.
@@ -94,7 +105,15 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 			s.badReplay(w, r, &replay.FieldError{Field: "destination", Reason: "required; " + destinationForms})
 			return
 		}
-		if target, err = s.target(*body.Destination); err != nil {
+		if c, ok := s.o.Destinations.(DestinationChecker); ok && dry {
+			err = body.Destination.check()
+			if err == nil {
+				err = c.Check(*body.Destination)
+			}
+		} else {
+			target, err = s.target(*body.Destination)
+		}
+		if err != nil {
 			s.replayFailed(w, r, "resolve destination", err)
 			return
 		}
@@ -154,18 +173,46 @@ func dryRun(rawQuery string) (bool, error) {
 	return dry, nil
 }
 
-// listReplays is GET /v1/replays: every job, newest first.
+// listReplays is GET /v1/replays: a page of jobs, newest first.
 func (s *Server) listReplays(w http.ResponseWriter, r *http.Request) {
-	if r.URL.RawQuery != "" {
-		badQuery(w, errors.New("GET /v1/replays takes no parameters"))
+	after, limit, err := jobPage(r.URL.RawQuery)
+	if err != nil {
+		badQuery(w, err)
 		return
 	}
-	jobs := s.o.Replays.List()
-	out := replayList{Replays: make([]ReplayJob, len(jobs))}
+	jobs, next := s.o.Replays.Page(after, limit)
+	out := replayList{Replays: make([]ReplayJob, len(jobs)), Next: next}
 	for i, j := range jobs {
 		out.Replays[i] = jobView(j)
 	}
 	writeValue(w, http.StatusOK, out)
+}
+
+// jobPage reads the parameters of GET /v1/replays: limit (1 to
+// replay.MaxPage, default 100) and after (a job id, from next).
+func jobPage(rawQuery string) (after string, limit int, err error) {
+	v, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", 0, fmt.Errorf("the query string is malformed: %w", err)
+	}
+	for k, vals := range v {
+		if len(vals) != 1 {
+			return "", 0, fmt.Errorf("parameter %q: given %d times; give it once", clip(k), len(vals))
+		}
+		switch k {
+		case "after":
+			after = vals[0]
+		case "limit":
+			n, err := strconv.Atoi(vals[0])
+			if err != nil || n < 1 || n > replay.MaxPage {
+				return "", 0, fmt.Errorf("parameter \"limit\": %q is not a number from 1 to %d", clip(vals[0]), replay.MaxPage)
+			}
+			limit = n
+		default:
+			return "", 0, fmt.Errorf("parameter %q: unknown; GET /v1/replays accepts limit and after", clip(k))
+		}
+	}
+	return after, limit, nil
 }
 
 // getReplay is GET /v1/replays/{id}.
@@ -369,6 +416,10 @@ func (s *Server) replayFailed(w http.ResponseWriter, r *http.Request, op string,
 		}
 		apierror.Write(w, http.StatusConflict, CodeNotRunning, fmt.Sprintf("replay job %q is %s: %s applies to %s", clip(id), state, op, map[string]string{
 			"cancel": "running jobs only", "retry": "failed or cancelled jobs only"}[op]))
+	case errors.Is(err, replay.ErrTooManyJobs):
+		w.Header().Set("Retry-After", retryAfter)
+		apierror.Write(w, http.StatusTooManyRequests, CodeTooManyJobs,
+			"as many replay jobs are running as the server allows (AUDITBUS_REPLAY_MAX_JOBS); start this one once another has ended, or cancel one")
 	case errors.Is(err, replay.ErrClosed):
 		w.Header().Set("Retry-After", retryAfter)
 		apierror.Write(w, http.StatusServiceUnavailable, CodeUnavailable, "the server is shutting down; try again once it is back")

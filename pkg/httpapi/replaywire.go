@@ -117,6 +117,8 @@ type ReplayJobRequest struct {
 // replayList is the answer of GET /v1/replays.
 type replayList struct {
 	Replays []ReplayJob `json:"replays"`
+	// Next is the after of the next page; left out after the last.
+	Next string `json:"next,omitempty"`
 }
 
 // redriveAnswer is the answer of POST /v1/redrives: the jobs started,

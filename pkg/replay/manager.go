@@ -74,6 +74,17 @@ type Options struct {
 	Tracer trace.Tracer
 	// Metrics, if set, counts the jobs' events and reports their states.
 	Metrics *Metrics
+	// MaxJobs bounds the jobs running at once: Start and Retry beyond it
+	// fail with ErrTooManyJobs (default DefaultMaxJobs). Jobs resumed
+	// after a restart run regardless, having been accepted before.
+	MaxJobs int
+	// Retention is how long a job that ended is kept, with its file,
+	// after its last change (default DefaultRetention).
+	Retention time.Duration
+	// Removed, if set, is told of the jobs removed after their retention,
+	// and of those kept, so the caller can remove what it kept for the
+	// first that none of the others needs.
+	Removed func(gone, kept []Job)
 }
 
 // Manager runs replay jobs and keeps them in its job directory. It is safe
@@ -87,6 +98,8 @@ type Manager struct {
 	jobs   map[string]*jobState
 	wg     sync.WaitGroup
 	closed bool
+	// starting counts the jobs Start has let through but not launched yet.
+	starting int
 }
 
 // jobState is a job and the run that drives it.
@@ -124,6 +137,8 @@ func NewManager(o Options) (*Manager, error) {
 	o.BatchSize = min(cmp.Or(max(o.BatchSize, 0), 1000), sinks.MaxLimit)
 	o.MaxErrors = cmp.Or(max(o.MaxErrors, 0), 100)
 	o.CheckpointEvery = cmp.Or(max(o.CheckpointEvery, 0), 250*time.Millisecond)
+	o.MaxJobs = cmp.Or(max(o.MaxJobs, 0), DefaultMaxJobs)
+	o.Retention = cmp.Or(max(o.Retention, 0), DefaultRetention)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +157,7 @@ func NewManager(o Options) (*Manager, error) {
 	for _, j := range jobs {
 		m.jobs[j.ID] = &jobState{job: *j}
 	}
+	m.prune(time.Now())
 	return m, nil
 }
 
@@ -152,12 +168,28 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	if err := req.Validate(); err != nil {
 		return Job{}, err
 	}
+	m.prune(time.Now())
 	m.mu.Lock()
 	closed := m.closed
+	var err error
+	if !closed {
+		err = m.reserve("start job")
+	}
 	m.mu.Unlock()
 	if closed {
 		return Job{}, ErrClosed
 	}
+	if err != nil {
+		return Job{}, err
+	}
+	launched := false
+	defer func() {
+		if !launched {
+			m.mu.Lock()
+			m.release()
+			m.mu.Unlock()
+		}
+	}()
 	if req.Redrive && m.o.Audit == nil {
 		return Job{}, fmt.Errorf("replay: start redrive: the Manager has no Options.Audit to record deliveries")
 	}
@@ -176,6 +208,8 @@ func (m *Manager) Start(ctx context.Context, req Request) (Job, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.release()
+	launched = true
 	if m.closed {
 		return Job{}, ErrClosed
 	}
@@ -278,6 +312,10 @@ func (m *Manager) Retry(id string) (Job, error) {
 	if state != Failed && state != Cancelled {
 		return Job{}, fmt.Errorf("replay: retry job %q (%s): %w", id, state, ErrNotRunning)
 	}
+	if err := m.reserve(fmt.Sprintf("retry job %q", id)); err != nil {
+		return Job{}, err
+	}
+	defer m.release()
 	if err := m.resolve(js); err != nil {
 		return Job{}, err
 	}
@@ -355,6 +393,7 @@ func (m *Manager) Get(id string) (Job, error) {
 
 // List returns every job, newest first.
 func (m *Manager) List() []Job {
+	m.prune(time.Now())
 	m.mu.Lock()
 	ids := m.sortedIDs()
 	jobs := make([]*jobState, len(ids))
