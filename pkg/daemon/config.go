@@ -108,6 +108,9 @@ type Config struct {
 	// MaxConnections bounds the HTTP connections open at once; more wait
 	// in the listen backlog. AUDITBUS_MAX_CONNECTIONS, default 1024.
 	MaxConnections int
+	// QueryMaxBytes bounds one page of the audit query in bytes: it ends
+	// early with a cursor. AUDITBUS_QUERY_MAX_BYTES, default 16 MiB.
+	QueryMaxBytes int
 }
 
 // transportNames are the transports the daemon knows.
@@ -150,6 +153,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 	c.HTTPIdleTimeout = r.Duration("HTTP_IDLE_TIMEOUT", httpapi.DefaultIdleTimeout)
 	c.MaxHeaderBytes = r.Int("MAX_HEADER_BYTES", httpapi.DefaultMaxHeaderBytes, 4096)
 	c.MaxConnections = r.Int("MAX_CONNECTIONS", httpapi.DefaultMaxConnections, 1)
+	c.QueryMaxBytes = r.Int("QUERY_MAX_BYTES", httpapi.DefaultQueryMaxBytes, 64<<10)
 	c.ReplayBatchSize = r.Int("REPLAY_BATCH_SIZE", 1000, 1)
 	c.ReplayMaxJobs = r.Int("REPLAY_MAX_JOBS", replay.DefaultMaxJobs, 1)
 	c.ReplayRetention = replay.DefaultRetention

@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
 		Gatherer: reg, Registerer: reg, Logger: log, Tracer: tr,
 		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
-		MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConnections: cfg.MaxConnections,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, MaxConnections: cfg.MaxConnections, QueryMaxBytes: cfg.QueryMaxBytes,
 	})
 	if err != nil {
 		return nil, err

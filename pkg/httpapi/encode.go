@@ -25,13 +25,19 @@ type pageWriter struct {
 // page writes {"items":[...],"next":"..."} and a newline; next is left
 // out when empty.
 func (p *pageWriter) page(items []sinks.Item, next string) {
-	_, _ = p.w.WriteString(`{"items":[`)
+	p.open()
 	for i := range items {
-		if i > 0 {
-			_ = p.w.WriteByte(',')
-		}
-		p.item(&items[i])
+		p.item(i, &items[i])
 	}
+	p.close(next)
+}
+
+// open starts a page: {"items":[.
+func (p *pageWriter) open() { _, _ = p.w.WriteString(`{"items":[`) }
+
+// close ends a page after its items: ],"next":"..."} and a newline, next
+// left out when empty.
+func (p *pageWriter) close(next string) {
 	_ = p.w.WriteByte(']')
 	if next != "" {
 		b := append(p.scratch[:0], `,"next":`...)
@@ -42,8 +48,12 @@ func (p *pageWriter) page(items []sinks.Item, next string) {
 	_, _ = p.w.WriteString("}\n")
 }
 
-// item writes {"event":...,"digest":...,"conflict":...,"trail":[...]}.
-func (p *pageWriter) item(it *sinks.Item) {
+// item writes the item at index i of the page (a comma before all but
+// the first): {"event":...,"digest":...,"conflict":...,"trail":[...]}.
+func (p *pageWriter) item(i int, it *sinks.Item) {
+	if i > 0 {
+		_ = p.w.WriteByte(',')
+	}
 	b := append(p.scratch[:0], `{"event":`...)
 	e := jsonSafe(&it.Event)
 	var ok bool

@@ -115,7 +115,7 @@ func TestAppendEventLeavesOthersToSDK(t *testing.T) {
 	var b bytes.Buffer
 	bw := bufio.NewWriter(&b)
 	pw := pageWriter{w: bw}
-	pw.item(&sinks.Item{Event: e, Trail: []sinks.Entry{{Log: "l", Seq: 1, Time: time.Unix(1, 0), Kind: sinks.KindReceived, Transport: "mem"}}})
+	pw.item(0, &sinks.Item{Event: e, Trail: []sinks.Entry{{Log: "l", Seq: 1, Time: time.Unix(1, 0), Kind: sinks.KindReceived, Transport: "mem"}}})
 	_ = bw.Flush()
 	var sdk bytes.Buffer
 	_ = event.WriteJson(&e, &sdk)

@@ -31,20 +31,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
-	page, err := s.o.Store.Query(r.Context(), q)
-	if err == nil {
-		err = checkItems(page.Items)
-	}
-	if err != nil {
-		s.storeFailed(w, r, "query", err)
-		return
-	}
-	bw := startJSON(w)
-	pw := pageWriter{w: bw}
-	pw.page(page.Items, page.Next)
-	if err := bw.Flush(); err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelDebug, "audit query answer cut short", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
-	}
+	s.streamPage(w, r, q)
 }
 
 // get is GET /v1/events/{id}: every version of the event, with its trail.

@@ -104,6 +104,10 @@ type Options struct {
 	// MaxConnections bounds the connections Serve holds open at once
 	// (default DefaultMaxConnections).
 	MaxConnections int
+	// QueryMaxBytes bounds the JSON of one page of GET /v1/events: the
+	// page ends early, with a cursor, at the version that reaches it
+	// (default DefaultQueryMaxBytes).
+	QueryMaxBytes int
 }
 
 // Server is the HTTP API. It is an http.Handler; Serve and ListenAndServe
@@ -151,6 +155,7 @@ func New(o Options) (*Server, error) {
 	o.IdleTimeout = cmp.Or(max(o.IdleTimeout, 0), DefaultIdleTimeout)
 	o.MaxHeaderBytes = cmp.Or(max(o.MaxHeaderBytes, 0), DefaultMaxHeaderBytes)
 	o.MaxConnections = cmp.Or(max(o.MaxConnections, 0), DefaultMaxConnections)
+	o.QueryMaxBytes = cmp.Or(max(o.QueryMaxBytes, 0), DefaultQueryMaxBytes)
 	gatherer, err := gathererOf(&o)
 	if err != nil {
 		return nil, err
