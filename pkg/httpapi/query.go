@@ -19,6 +19,10 @@ import (
 // ambiguous_id answer.
 const maxSources = 10
 
+// maxScan bounds the versions GET /v1/events/{id} without ?source= looks
+// through for the sources of the id; past it the caller must name one.
+const maxScan = 1000
+
 // list is GET /v1/events.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	v, err := url.ParseQuery(r.URL.RawQuery)
@@ -51,6 +55,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	} else {
 		sources, err := s.sourcesOf(r, id)
 		switch {
+		case errors.Is(err, errTooMany):
+			apierror.Write(w, http.StatusConflict, CodeAmbiguousID, fmt.Sprintf(
+				"%d versions or more use the id %q (from %s); the server looks no further without a source: add ?source=SOURCE",
+				maxScan, clip(id), strings.Join(quoteAll(sources[:min(len(sources), maxSources)]), ", ")))
+			return
 		case err != nil:
 			s.storeFailed(w, r, "get", err)
 			return
@@ -107,27 +116,37 @@ func onlySource(v url.Values) error {
 }
 
 // sourcesOf lists, sorted, the sources of up to maxSources+1 events with
-// this id.
+// this id, looking through maxScan versions at most: past them it
+// returns the sources seen with errTooMany.
 func (s *Server) sourcesOf(r *http.Request, id string) ([]string, error) {
 	seen := map[string]bool{}
+	scanned := 0
 	q := sinks.Query{ID: id, NoTrail: true, Limit: 100}
 	err := sinks.PageAll(r.Context(), s.o.Store, q, func(items []sinks.Item) error {
 		for i := range items {
 			seen[items[i].Event.Source()] = true
 		}
-		if len(seen) > maxSources {
+		scanned += len(items)
+		switch {
+		case len(seen) > maxSources:
 			return errEnough
+		case scanned >= maxScan && len(items) == q.Limit:
+			return errTooMany
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errEnough) {
-		return nil, err
+		return slices.Sorted(maps.Keys(seen)), err
 	}
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// errEnough stops a paging that found what it looked for.
-var errEnough = errors.New("enough")
+var (
+	// errEnough stops a paging that found what it looked for.
+	errEnough = errors.New("enough")
+	// errTooMany stops a paging that looked through maxScan versions.
+	errTooMany = errors.New("too many versions")
+)
 
 // badQuery answers 400 bad_query; a sinks.ErrBadQuery loses its prefix.
 func badQuery(w http.ResponseWriter, err error) {
