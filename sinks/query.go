@@ -55,7 +55,7 @@ type Query struct {
 // Validate reports the first bad parameter, wrapping ErrBadQuery.
 func (q Query) Validate() error {
 	if q.Kind != "" && !ValidKind(q.Kind) {
-		return badParam("outcome", fmt.Sprintf("%q is not one of %s", q.Kind, strings.Join(Kinds, ", ")))
+		return badParam("outcome", fmt.Sprintf("%q is not one of %s", clip(q.Kind), strings.Join(Kinds, ", ")))
 	}
 	if q.Redrivable && q.Kind != KindDeadLettered {
 		return badParam("outcome", "a redrive selects "+KindDeadLettered+" entries")
@@ -189,7 +189,7 @@ func ParseQuery(v url.Values) (Query, error) {
 	}
 	if s := v.Get("limit"); s != "" {
 		if q.Limit, err = strconv.Atoi(s); err != nil {
-			return Query{}, badParam("limit", fmt.Sprintf("%q is not an integer", s))
+			return Query{}, badParam("limit", fmt.Sprintf("%q is not an integer", clip(s)))
 		}
 	}
 	switch t := v.Get("trail"); t {
@@ -204,7 +204,7 @@ func ParseQuery(v url.Values) (Query, error) {
 	case "desc":
 		q.Desc = true
 	default:
-		return Query{}, badParam("order", fmt.Sprintf("%q is neither asc nor desc", o))
+		return Query{}, badParam("order", fmt.Sprintf("%q is neither asc nor desc", clip(o)))
 	}
 	q.Cursor = v.Get("cursor")
 	return q, q.Validate()
@@ -217,11 +217,22 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, badParam(name, fmt.Sprintf("%q is not an RFC 3339 time", s))
+		return time.Time{}, badParam(name, fmt.Sprintf("%q is not an RFC 3339 time", clip(s)))
 	}
 	return t, nil
 }
 
+// badParam is an ErrBadQuery naming the parameter, which may be the
+// client's own (an unknown one): it is clipped like every value echoed.
 func badParam(name, why string) error {
-	return fmt.Errorf("%w: parameter %q: %s", ErrBadQuery, name, why)
+	return fmt.Errorf("%w: parameter %q: %s", ErrBadQuery, clip(name), why)
+}
+
+// clip shortens what a client sent before an error echoes it.
+func clip(s string) string {
+	const most = 100
+	if len(s) > most {
+		return strings.ToValidUTF8(s[:most], "") + "..."
+	}
+	return s
 }

@@ -119,7 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return c, fmt.Errorf("auditbus: amqp: Config.URL: %w", err)
+		return c, fmt.Errorf("auditbus: amqp: Config.URL %q is not a URL: %s", redact(c.URL), parseReason(err))
 	}
 	switch u.Scheme {
 	case "amqp":
@@ -185,16 +185,56 @@ func (c *Config) prefetch(maxBatch int) int {
 	return min(max(n, maxBatch), 65535)
 }
 
-// redact hides the password of an AMQP URL, for errors and logs.
+// redact hides the password of an AMQP URL, for errors and logs, also
+// in a URL that does not parse.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		// scheme://user:password@host...: hide what lies between the
+		// first ":" after the scheme and the last "@" of the authority.
+		rest, scheme := raw, ""
+		if i := strings.Index(raw, "://"); i >= 0 {
+			scheme, rest = raw[:i+3], raw[i+3:]
+		}
+		auth := rest
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			auth = rest[:i]
+		}
+		at := strings.LastIndexByte(auth, '@')
+		if c := strings.IndexByte(auth, ':'); at >= 0 && c >= 0 && c < at {
+			return scheme + auth[:c+1] + "xxxxx" + rest[at:]
+		}
+		return raw
+	}
+	if u.User == nil {
 		return raw
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// parseReason says why url.Parse refused a URL without quoting it: the
+// parser's message holds the URL, and an escape error part of it, which
+// may be the password.
+func parseReason(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return "it does not parse"
+	}
+	var ee url.EscapeError
+	if errors.As(ue.Err, &ee) {
+		return "a \"%\" is not followed by two hexadecimal digits (percent-encode a password that holds one: %25)"
+	}
+	var he url.InvalidHostError
+	if errors.As(ue.Err, &he) {
+		return "the host has a character a host name cannot hold"
+	}
+	if strings.Contains(ue.Err.Error(), "invalid port") {
+		return "the port is not a number"
+	}
+	return "it does not parse"
 }
 
 // EnvPrefix is the prefix of the environment variables ConfigFromEnv reads.

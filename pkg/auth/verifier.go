@@ -86,7 +86,9 @@ func (v *Verifier) Authenticate(r *http.Request) (Principal, error) {
 	}
 	scheme, token, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return Principal{}, newError(ErrNoToken, fmt.Sprintf("the Authorization header uses the %q scheme; this endpoint needs Authorization: Bearer <token>", clip(scheme)), nil)
+		// What came instead may be the token itself, sent without its
+		// scheme: never echo it.
+		return Principal{}, newError(ErrNoToken, "the Authorization header does not use the Bearer scheme; this endpoint needs Authorization: Bearer <token>", nil)
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
@@ -207,10 +209,9 @@ func appendScopes(dst []string, name string, raw json.RawMessage) ([]string, err
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return dst, newError(ErrInvalidClaims, fmt.Sprintf("the token's %q claim is neither a space-separated string nor an array of strings; ask the issuer for scopes in that form", name), err)
 	}
-	for _, s := range list {
-		dst = append(dst, strings.Fields(s)...)
-	}
-	return dst, nil
+	// Each element is one scope: one holding a space is not a valid scope
+	// (RFC 6749 §3.3), and is kept whole so it matches none.
+	return append(dst, list...), nil
 }
 
 // clip shortens text that came from a client before it is echoed back.

@@ -88,6 +88,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	}
 	if !verifier.Configured() {
 		log.Warn("authentication is off: no AUDITBUS_AUTH_* keys are set; the API is open to anyone who can reach " + cfg.Listen)
+	} else if authCfg.Issuer == "" || len(authCfg.Audience) == 0 {
+		log.Warn("tokens are accepted whoever issued them and whatever audience they name: set AUDITBUS_AUTH_ISSUER and AUDITBUS_AUTH_AUDIENCE so a token minted for another service is refused",
+			"issuer_checked", authCfg.Issuer != "", "audience_checked", len(authCfg.Audience) > 0)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -265,9 +268,12 @@ func (d *Daemon) resumeReplays() {
 // ready checks that the store answers and every route runs.
 func (d *Daemon) ready(ctx context.Context) error {
 	if _, err := d.store.Query(ctx, sinks.Query{Limit: 1}); err != nil {
-		return fmt.Errorf("audit store: %w", err)
+		return &httpapi.NotReadyError{What: "the audit store does not answer", Err: err}
 	}
-	return d.router.Err()
+	if err := d.router.Err(); err != nil {
+		return &httpapi.NotReadyError{What: "a route stopped", Err: err}
+	}
+	return nil
 }
 
 // retain removes the days of the ledger older than cfg.SQLiteRetention

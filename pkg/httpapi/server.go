@@ -298,14 +298,32 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("the readiness check did not answer within %s", ReadyTimeout)
+		err = &NotReadyError{What: fmt.Sprintf("the readiness check did not answer within %s", ReadyTimeout), Err: ctx.Err()}
 	}
 	if err != nil {
-		apierror.Write(w, http.StatusServiceUnavailable, CodeNotReady, "not ready: "+err.Error())
+		// The cause may name hosts, files or queries: it goes to the
+		// log, and the answer says only which part is not ready.
+		what := "a part of the server is not ready"
+		if nr, ok := errors.AsType[*NotReadyError](err); ok {
+			what = nr.What
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.String("what", what), slog.Any("error", err))
+		apierror.Write(w, http.StatusServiceUnavailable, CodeNotReady, "not ready: "+what+"; the server's log has the cause")
 		return
 	}
 	writeJSON(w, http.StatusOK, `{"status":"ready"}`)
 }
+
+// NotReadyError is an Options.Ready failure: What is the fixed text
+// GET /readyz answers with ("the audit store does not answer"); Err, the
+// cause, goes to the log only.
+type NotReadyError struct {
+	What string
+	Err  error
+}
+
+func (e *NotReadyError) Error() string { return e.What + ": " + e.Err.Error() }
+func (e *NotReadyError) Unwrap() error { return e.Err }
 
 // endpoints lists the API for messages about unknown paths.
 const endpoints = "POST /v1/events, GET /v1/events, GET /v1/events/{id}, GET /v1/ledger, GET /v1/ledger/logs, GET /v1/counts, GET /v1/totals, GET /ui/, GET /healthz, GET /readyz and GET /metrics"

@@ -8,6 +8,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,14 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	// The ledger is for its readers only: create the file 0600 before
+	// SQLite would (0644 under the usual umask); its -wal and -shm files
+	// take the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sqlite %s: create: %w", path, err)
+	}
 	// wal_autocheckpoint(0): the store's own checkpointer copies the log
 	// into the database on another goroutine, not inside the commits.
 	// temp_store(MEMORY): a statement that inserts several rows inside a
