@@ -15,11 +15,27 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 run:
 	@AUDITBUS_ROUTES=$${AUDITBUS_ROUTES:-deploy/routes.example.yaml} $(GO) run ./cmd/auditbus serve
 
-## test: start the services tests need, lint, then run every module's tests under -race
+## test: start the services tests need, lint, run every module's tests under -race, then each fuzz target briefly
 test: services lint
 	@set -e; for m in $(MODULES); do \
 		echo "== go test -race $$m"; \
 		(cd $$m && $(GO) test -race -count=1 ./...); \
+	done
+	@$(MAKE) --no-print-directory fuzz
+
+# The fuzz targets: the HTTP ingest decoders, the audit query's parameter
+# parser, the replay request parser and the routes file parser.
+FUZZ_TARGETS := pkg/cehttp:FuzzDecodeJSON pkg/cehttp:FuzzHeaderValue sinks:FuzzParseQuery \
+	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes
+FUZZTIME ?= 5s
+
+.PHONY: fuzz
+## fuzz: run each fuzz target for FUZZTIME (default 5s; make fuzz FUZZTIME=10m for a long run), seeded from the tests
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== go test -fuzz $$fn ./$$pkg ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
 ## services: make sure the brokers and stores the tests need run on 127.0.0.1
