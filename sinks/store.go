@@ -110,3 +110,13 @@ type Store interface {
 type VersionCounter interface {
 	CountVersions(ctx context.Context, q Query) (int64, error)
 }
+
+// OutcomeCounter is a Store that counts what routes did: the entries
+// with a route (received by a route, filtered, delivered, deadlettered,
+// poison, replayed to a route's destination) per bucket of the entries'
+// time and per kind, in Count.Type. CountQuery.Type does not apply. Both stores of this module
+// implement it; the explorer's overview stacks its chart by outcome with
+// it.
+type OutcomeCounter interface {
+	CountOutcomes(ctx context.Context, q CountQuery) ([]Count, error)
+}

@@ -436,26 +436,7 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	// counts them once by counting distinct versions.
 	st := "SELECT intDiv(time_ns - ?, ?) AS b, type, uniqExact(source, id, digest) FROM " + s.n.vers + w.where() +
 		" GROUP BY b, type ORDER BY b, type"
-	rows, err := s.conn.Query(ctx, st, append([]any{from, width}, w.args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: counts: %w", s.name, err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []sinks.Count
-	for rows.Next() {
-		var b int64
-		var n uint64
-		var c sinks.Count
-		if err := rows.Scan(&b, &c.Type, &n); err != nil {
-			return nil, fmt.Errorf("%s: counts: %w", s.name, err)
-		}
-		c.Start, c.N = time.Unix(0, from+b*width).UTC(), int64(n)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: counts: %w", s.name, err)
-	}
-	return out, nil
+	return s.bucketCounts(ctx, "counts", st, from, width, w.args)
 }
 
 // CountVersions returns how many versions match q's filters; q's cursor,

@@ -265,6 +265,36 @@ func testCounts(t *testing.T, e *env) {
 	}
 }
 
+// testCountOutcomes: a store that counts outcomes counts the entries
+// with a route per bucket of their time and per kind, each stored once.
+func testCountOutcomes(t *testing.T, e *env) {
+	oc, ok := e.s.(sinks.OutcomeCounter)
+	if !ok {
+		t.Skip("the store does not count outcomes")
+	}
+	a := rec("urn:o", "a", "com.o", "", 0)
+	b := rec("urn:o", "b", "com.o", "", 0)
+	e.append(t, []sinks.Record{
+		with(a, received(1, time.Minute), hop(sinks.KindDelivered, "r", "d1", time.Minute), hop(sinks.KindDelivered, "r", "d2", time.Minute),
+			hop(sinks.KindDeadLettered, "r", "d3", 2*time.Minute)),
+		with(b, hop(sinks.KindFiltered, "s", "", 6*time.Minute), hop(sinks.KindDelivered, "r", "d1", 11*time.Minute)),
+	})
+	// The same entries again are stored once.
+	e.append(t, []sinks.Record{with(a, hop(sinks.KindDelivered, "r", "d1", time.Minute))})
+	q := sinks.CountQuery{From: base, To: base.Add(10 * time.Minute), Bucket: 5 * time.Minute}
+	got, err := oc.CountOutcomes(e.ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sinks.Count{
+		{Start: base, Type: sinks.KindDeadLettered, N: 1}, {Start: base, Type: sinks.KindDelivered, N: 2},
+		{Start: base.Add(5 * time.Minute), Type: sinks.KindFiltered, N: 1},
+	}
+	if !countsEqual(got, want) {
+		t.Errorf("CountOutcomes: got %+v, want %+v", got, want)
+	}
+}
+
 func countsEqual(a, b []sinks.Count) bool {
 	return slices.EqualFunc(a, b, func(x, y sinks.Count) bool { return x.Start.Equal(y.Start) && x.Type == y.Type && x.N == y.N })
 }

@@ -68,6 +68,7 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"SeqPagingWhileAppending", testSeqPagingWhileAppending},
 		{"GetByID", testGet},
 		{"CountsPerBucket", testCounts},
+		{"CountOutcomesPerBucket", testCountOutcomes},
 		{"BadQueries", testBadQueries},
 		{"PersistsAcrossReopen", testReopen},
 		{"Retention", testRetention},

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -91,11 +93,125 @@ func (s *Store) countsByIndex(ctx context.Context, q sinks.CountQuery) (out []si
 			}
 		}
 	}
+	sortCounts(out)
+	return out, true, nil
+}
+
+// CountOutcomes counts the entries with a route per bucket of their time
+// and per kind, from entries_route alone: it steps from one (route,
+// destination, kind) of the index to the next and counts each bucket of
+// each with a range COUNT(*). With more than maxIndexCounts counts to
+// make, it groups the index's entries of the range instead.
+func (s *Store) CountOutcomes(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	if s.closed.Load() {
+		return nil, sinks.ErrClosed
+	}
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := s.countOutcomes(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: count outcomes: %w", s, err)
+	}
+	return out, nil
+}
+
+func (s *Store) countOutcomes(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	from, to, width := q.From.UnixNano(), q.To.UnixNano(), int64(q.Bucket)
+	buckets := (to - from + width - 1) / width
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	next, err := conn.PrepareContext(ctx, `SELECT route, destination, kind FROM entries INDEXED BY entries_route
+		WHERE route <> '' AND (route, destination, kind) > (?, ?, ?) ORDER BY route, destination, kind LIMIT 1`)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = next.Close() }()
+	count, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM entries INDEXED BY entries_route
+		WHERE route <> '' AND route = ? AND destination = ? AND kind = ? AND time_ns >= ? AND time_ns < ?`)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = count.Close() }()
+	type key struct{ route, dest, kind string }
+	var keys []key
+	k := key{}
+	for {
+		err := next.QueryRowContext(ctx, k.route, k.dest, k.kind).Scan(&k.route, &k.dest, &k.kind)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+		if int64(len(keys))*buckets > maxIndexCounts {
+			return s.groupOutcomes(ctx, conn, from, to, width)
+		}
+	}
+	sums := map[int64]map[string]int64{}
+	for _, k := range keys {
+		for b := int64(0); b < buckets; b++ {
+			start := from + b*width
+			var n int64
+			if err := count.QueryRowContext(ctx, k.route, k.dest, k.kind, start, min(start+width, to)).Scan(&n); err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				if sums[b] == nil {
+					sums[b] = map[string]int64{}
+				}
+				sums[b][k.kind] += n
+			}
+		}
+	}
+	var out []sinks.Count
+	for b, kinds := range sums {
+		for kind, n := range kinds {
+			out = append(out, sinks.Count{Start: time.Unix(0, from+b*width).UTC(), Type: kind, N: n})
+		}
+	}
+	sortCounts(out)
+	return out, nil
+}
+
+// groupOutcomes counts the entries with a route per bucket and kind in
+// one pass over the range.
+func (s *Store) groupOutcomes(ctx context.Context, conn *sql.Conn, from, to, width int64) ([]sinks.Count, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT (time_ns - ?) / ? AS b, kind, COUNT(*) FROM entries INDEXED BY entries_route
+		WHERE route <> '' AND time_ns >= ? AND time_ns < ? GROUP BY b, kind ORDER BY b, kind`, from, width, from, to)
+	return scanBuckets(rows, err, from, width)
+}
+
+// scanBuckets reads the rows (bucket, type or kind, count) of a grouped
+// count, err being the query's, into counts starting at from+bucket*width.
+func scanBuckets(rows *sql.Rows, err error, from, width int64) ([]sinks.Count, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []sinks.Count
+	for rows.Next() {
+		var b int64
+		var c sinks.Count
+		if err := rows.Scan(&b, &c.Type, &c.N); err != nil {
+			return nil, err
+		}
+		c.Start = time.Unix(0, from+b*width).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// sortCounts orders counts by bucket start, then type.
+func sortCounts(out []sinks.Count) {
 	slices.SortFunc(out, func(a, b sinks.Count) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Type, b.Type)
 	})
-	return out, true, nil
 }

@@ -214,21 +214,8 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	from, width := q.From.UnixNano(), int64(q.Bucket)
 	stmt := `SELECT (v.time_ns - ?) / ? AS b, v.type, COUNT(*) FROM versions v` + sel.where() + ` GROUP BY b, v.type ORDER BY b, v.type`
 	rows, err := s.db.QueryContext(ctx, stmt, append([]any{from, width}, sel.args...)...)
+	out, err := scanBuckets(rows, err, from, width)
 	if err != nil {
-		return nil, fmt.Errorf("%s: counts: %w", s, err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []sinks.Count
-	for rows.Next() {
-		var b int64
-		var c sinks.Count
-		if err := rows.Scan(&b, &c.Type, &c.N); err != nil {
-			return nil, fmt.Errorf("%s: counts: %w", s, err)
-		}
-		c.Start = time.Unix(0, from+b*width).UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: counts: %w", s, err)
 	}
 	return out, nil
