@@ -14,7 +14,7 @@ import (
 
 // What GET /v1/counts and GET /v1/totals accept, for messages.
 const (
-	countsEndpoint = "GET /v1/counts accepts from, to, bucket and type"
+	countsEndpoint = "GET /v1/counts accepts from, to, bucket, type and by"
 	totalsEndpoint = "GET /v1/totals accepts from, to and type"
 )
 
@@ -28,7 +28,7 @@ const (
 
 // countsParams are GET /v1/counts's parameters, and GET /v1/totals's but
 // bucket.
-var countsParams = map[string]bool{"from": true, "to": true, "bucket": true, "type": true}
+var countsParams = map[string]bool{"from": true, "to": true, "bucket": true, "type": true, "by": true}
 
 // parseCounts reads GET /v1/counts's parameters: from and to (RFC 3339,
 // both required), bucket (a duration of at least 1s, default 1m), type
@@ -42,7 +42,7 @@ func parseCounts(rawQuery, endpoint string) (sinks.CountQuery, error) {
 	}
 	for k, vals := range v {
 		switch {
-		case !countsParams[k] || (k == "bucket" && endpoint == totalsEndpoint):
+		case !countsParams[k] || ((k == "bucket" || k == "by") && endpoint == totalsEndpoint):
 			return q, fmt.Errorf("parameter %q: unknown; %s", clip(k), endpoint)
 		case len(vals) != 1:
 			return q, fmt.Errorf("parameter %q: given %d times; give it once", k, len(vals))
@@ -82,24 +82,46 @@ type countsAnswer struct {
 	From   time.Time  `json:"from"`
 	To     time.Time  `json:"to"`
 	Bucket string     `json:"bucket"`
+	By     string     `json:"by"`
 	Counts []countRow `json:"counts"`
 }
 
+// countRow is one count: of the versions of a type, or (by=outcome) of
+// the entries of a kind.
 type countRow struct {
-	Start time.Time `json:"start"`
-	Type  string    `json:"type"`
-	N     int64     `json:"n"`
+	Start   time.Time `json:"start"`
+	Type    string    `json:"type,omitempty"`
+	Outcome string    `json:"outcome,omitempty"`
+	N       int64     `json:"n"`
 }
 
 // counts is GET /v1/counts: event versions per bucket and type in [from,
-// to).
+// to), or with by=outcome the entries with a route per bucket and kind.
 func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 	q, err := parseCounts(r.URL.RawQuery, countsEndpoint)
 	if err != nil {
 		badQuery(w, err)
 		return
 	}
-	counts, err := s.o.Store.Counts(r.Context(), q)
+	count := s.o.Store.Counts
+	switch by := r.URL.Query().Get("by"); by {
+	case "", "type":
+	case "outcome":
+		oc, ok := s.o.Store.(sinks.OutcomeCounter)
+		switch {
+		case q.Type != "":
+			badQuery(w, errors.New(`parameter "type": does not apply with by=outcome, which counts what routes did with every type`))
+			return
+		case !ok:
+			badQuery(w, errors.New(`parameter "by": this daemon's audit store cannot count by outcome; use by=type`))
+			return
+		}
+		count = oc.CountOutcomes
+	default:
+		badQuery(w, fmt.Errorf("parameter \"by\": %q is neither type nor outcome", clip(by)))
+		return
+	}
+	counts, err := count(r.Context(), q)
 	if err != nil {
 		s.storeFailed(w, r, "counts", err)
 		return
@@ -109,8 +131,15 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := countsAnswer{From: q.From.UTC(), To: q.To.UTC(), Bucket: q.Bucket.String(), Counts: make([]countRow, len(counts))}
+	out.By = "type"
+	if r.URL.Query().Get("by") == "outcome" {
+		out.By = "outcome"
+	}
 	for i, c := range counts {
-		out.Counts[i] = countRow{c.Start, c.Type, c.N}
+		out.Counts[i] = countRow{Start: c.Start, Type: c.Type, N: c.N}
+		if out.By == "outcome" {
+			out.Counts[i] = countRow{Start: c.Start, Outcome: c.Type, N: c.N}
+		}
 	}
 	writeValue(w, http.StatusOK, out)
 }

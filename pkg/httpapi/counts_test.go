@@ -46,6 +46,10 @@ func TestCountsPerBucketAndOutcome(t *testing.T) {
 	if want := "04:05 com.example.ledger 1,04:05 com.example.other 1,04:06 com.example.ledger 1"; strings.Join(rows, ",") != want || got.Bucket != "1m0s" {
 		t.Errorf("counts %q bucket %q, want %q", rows, got.Bucket, want)
 	}
+	r = e.do(t, req{path: "/v1/counts?from=2026-02-03T04:05:00Z&to=2026-02-03T04:10:00Z&bucket=5m&by=outcome", token: e.read})
+	if want := `"by":"outcome","counts":[{"start":"2026-02-03T04:05:00Z","outcome":"deadlettered","n":1},{"start":"2026-02-03T04:05:00Z","outcome":"delivered","n":1}]`; !strings.Contains(string(r.body), want) {
+		t.Errorf("counts by outcome: %s, want %s", r.body, want)
+	}
 	r = e.do(t, req{path: "/v1/totals?from=2026-02-03T04:05:00Z&to=2026-02-03T04:10:00Z", token: e.read})
 	if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {
 		t.Fatalf("totals: %d %s", r.status, r.body)
@@ -78,6 +82,8 @@ func TestCountsRefusesBadParameters(t *testing.T) {
 		"from=2026-01-03T04:00:00Z&to=2026-02-03T05:00:00Z&bucket=1s":                 `choose a wider bucket`,
 		"from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z&route=billing":             `"route": unknown`,
 		"from=2026-02-03T04:00:00Z&from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z": `"from": given 2 times`,
+		"from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z&by=route":                  `"by": "route" is neither type nor outcome`,
+		"from=2026-02-03T04:00:00Z&to=2026-02-03T05:00:00Z&by=outcome&type=a":         `"type": does not apply with by=outcome`,
 	} {
 		b := wantError(t, e.do(t, req{path: "/v1/counts?" + q, token: e.read}), http.StatusBadRequest, "bad_query")
 		if !strings.Contains(b.Error.Message, name) {

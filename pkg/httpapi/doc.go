@@ -8,7 +8,7 @@
 //	GET  /v1/events/{id}     scope audit:read    every version of one event (?source= when ids collide)
 //	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
 //	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
-//	GET  /v1/counts          scope audit:read    versions per bucket and type: ?from=&to=&bucket=1m&type=
+//	GET  /v1/counts          scope audit:read    versions per bucket and type: ?from=&to=&bucket=1m&type=; &by=outcome: route entries per kind
 //	GET  /v1/totals          scope audit:read    versions of a time range, and those with an entry of each kind: ?from=&to=&type=
 //	GET  /ui/                no token            the audit explorer (package ui); GET / redirects there
 //	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
@@ -81,7 +81,10 @@
 //
 //	{"from":"...","to":"...","totals":{"versions":N,"received":N,"filtered":N,"delivered":N,"deadlettered":N,"poison":N,"replayed":N}}
 //
-// The explorer's overview draws the first and shows the second.
+// With by=outcome (and no type), GET /v1/counts counts the entries with
+// a route per bucket of their time and per kind instead, each row
+// {"start","outcome","n"}; a store without sinks.OutcomeCounter refuses
+// it. The explorer's overview draws the counts and shows the totals.
 //
 // The replay endpoints exist when Options.Replays is set. POST /v1/replays
 // takes the JSON body of ReplayRequest,

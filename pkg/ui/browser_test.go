@@ -138,6 +138,14 @@ routes:
 			t.Errorf("chart types %q", types)
 		}
 		shot(t, ctx, "overview")
+
+		do(t, ctx, "overview by outcome", chromedp.SetValue(css("#by"), "outcome"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("by").dispatchEvent(new Event("change"))`),
+			waitJS(`location.search.includes("by=outcome") && document.querySelector("#chart")?.dataset.total === "15" && !!document.querySelector("#chart canvas")`))
+		if kinds := eval[string](t, ctx, `document.querySelector("#chart").dataset.types`); kinds != "deadlettered delivered received" {
+			t.Errorf("outcomes charted %q, want the route's 3 receptions, 9 deliveries and 3 dead letters", kinds)
+		}
+		shot(t, ctx, "overview-by-outcome")
 	})
 
 	t.Run("a search by type lists exactly the posted events", func(t *testing.T) {

@@ -15,6 +15,7 @@ const ranges = [
 const refreshMs = 10e3;
 const totalsMs = 60e3;
 const palette = ["#2458c6", "#067647", "#b54708", "#b42318", "#6941c6", "#0e9384", "#c11574", "#475467", "#4e5ba6", "#ca8504"];
+const outcomeColors = {received: "#667085", delivered: "#067647", filtered: "#b54708", deadlettered: "#b42318", poison: "#7a271a", replayed: "#2458c6"};
 const outcomes = [
   ["versions", "event versions"], ["received", "received"], ["delivered", "delivered"], ["filtered", "filtered"],
   ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"],
@@ -22,19 +23,25 @@ const outcomes = [
 
 export function overview(main, params, ctx) {
   const range = ranges.find((r) => r.name === params.get("range")) || ranges[1];
+  const by = params.get("by") === "outcome" ? "outcome" : "type";
   const select = h("select", {id: "range", "aria-label": "time range"},
     ranges.map((r) => h("option", {value: r.name, selected: r === range}, r.label)));
-  select.addEventListener("change", () => {
-    window.dispatchEvent(new CustomEvent("auditbus:navigate", {detail: "/ui/?range=" + select.value}));
-  });
+  const bySelect = h("select", {id: "by", "aria-label": "stack by"},
+    [["type", "stacked by type"], ["outcome", "stacked by outcome"]].map(([v, l]) => h("option", {value: v, selected: v === by}, l)));
+  const go = () => window.dispatchEvent(new CustomEvent("auditbus:navigate",
+    {detail: "/ui/?" + new URLSearchParams({range: select.value, by: bySelect.value})}));
+  select.addEventListener("change", go);
+  bySelect.addEventListener("change", go);
   const status = h("span", {class: "muted", id: "refreshed"});
   const cards = h("div", {class: "cards", id: "totals"});
   const chartEl = h("div", {class: "chart", id: "chart"});
   fill(main,
     h("h1", {}, "Overview"),
-    h("div", {class: "toolbar"}, select, status),
+    h("div", {class: "toolbar"}, select, bySelect, status),
     cards,
-    h("div", {class: "panel"}, h("h2", {}, "Event versions per " + range.bucket + ", stacked by type"), chartEl));
+    h("div", {class: "panel"}, h("h2", {}, by === "type"
+      ? "Event versions per " + range.bucket + ", stacked by type"
+      : "What routes did per " + range.bucket + " (entries with a route), stacked by outcome"), chartEl));
 
   let plot = null;
   let timer = 0;
@@ -48,9 +55,9 @@ export function overview(main, params, ctx) {
     const q = new URLSearchParams({from: from.toISOString(), to: to.toISOString()});
     const failed = [];
     try {
-      const data = await call("GET", "/v1/counts?" + q + "&bucket=" + range.bucket);
+      const data = await call("GET", "/v1/counts?" + q + "&bucket=" + range.bucket + (by === "outcome" ? "&by=outcome" : ""));
       if (!ctx.alive) return;
-      plot = draw(chartEl, plot, from, to, range, data.counts || []);
+      plot = draw(chartEl, plot, from, to, range, (data.counts || []).map((c) => ({start: c.start, key: c.type || c.outcome, n: c.n})), by);
       // The first drawing is when the page became usable; the load
       // benchmark reads this mark.
       if (!performance.getEntriesByName("auditbus:overview-ready").length) performance.mark("auditbus:overview-ready");
@@ -91,17 +98,17 @@ export function overview(main, params, ctx) {
 // draw builds the stacked chart: one series per type, each the sum of
 // itself and those under it, drawn top first so each fill shows its own
 // band.
-function draw(el, old, from, to, range, counts) {
+function draw(el, old, from, to, range, counts, by) {
   const step = parseStep(range.bucket);
   const start = Math.floor(from.getTime() / 1000);
   const n = Math.ceil(range.ms / 1000 / step);
   const xs = Array.from({length: n}, (_, i) => start + i * step);
-  const types = [...new Set(counts.map((c) => c.type))].sort();
+  const types = [...new Set(counts.map((c) => c.key))].sort();
   const rows = types.map(() => new Array(n).fill(0));
   let sum = 0;
   for (const c of counts) {
     const i = Math.floor((Date.parse(c.start) / 1000 - start) / step);
-    if (i >= 0 && i < n) rows[types.indexOf(c.type)][i] += c.n;
+    if (i >= 0 && i < n) rows[types.indexOf(c.key)][i] += c.n;
     sum += c.n;
   }
   el.dataset.total = String(sum);
@@ -109,10 +116,11 @@ function draw(el, old, from, to, range, counts) {
   const stacked = rows.map((r) => r.slice());
   for (let k = 1; k < stacked.length; k++) for (let i = 0; i < n; i++) stacked[k][i] += stacked[k - 1][i];
   const order = types.map((_, k) => k).reverse();
+  const color = (k) => (by === "outcome" && outcomeColors[types[k]]) || palette[k % palette.length];
   const series = [{label: "time (UTC)", value: (u, v) => v == null ? "" : new Date(v * 1000).toISOString().slice(11, 19)}].concat(order.map((k) => ({
     label: types[k],
-    stroke: palette[k % palette.length],
-    fill: palette[k % palette.length] + "99",
+    stroke: color(k),
+    fill: color(k) + "99",
     width: 1,
     value: (u, v, si, idx) => idx == null ? "" : fmtNum(rows[k][idx]),
   })));
@@ -120,7 +128,7 @@ function draw(el, old, from, to, range, counts) {
   if (old) old.destroy();
   el.replaceChildren();
   if (types.length === 0) {
-    el.appendChild(h("p", {class: "muted", id: "chart-empty"}, "No event versions in this range."));
+    el.appendChild(h("p", {class: "muted", id: "chart-empty"}, by === "type" ? "No event versions in this range." : "No route did anything in this range."));
     return null;
   }
   return new uPlot({
@@ -128,7 +136,7 @@ function draw(el, old, from, to, range, counts) {
     height: 300,
     series,
     scales: {x: {time: true}, y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}},
-    axes: [{}, {label: "versions per " + range.bucket}],
+    axes: [{}, {label: (by === "type" ? "versions" : "entries") + " per " + range.bucket}],
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
   }, data, el);
 }
