@@ -80,6 +80,7 @@ function describe(e) {
   if (e.principal) parts.push("by " + e.principal);
   if (e.request) parts.push("request " + e.request);
   if (e.replay) parts.push("replay " + e.replay);
+  if (e.trace_id) parts.push("trace " + e.trace_id + (e.span_id ? " span " + e.span_id : ""));
   return parts.join(", ");
 }
 
