@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/auditbus/auditbus/sinks/ledgertree"
 )
@@ -42,6 +45,8 @@ func runKeygen(_ context.Context, args []string, s stdio) int {
 		return usageError(s, "keygen", "give both --private FILE and --public FILE")
 	case *private == *public:
 		return usageError(s, "keygen", "--private and --public name the same file %q", *private)
+	case *name == "" || strings.ContainsFunc(*name, unicode.IsSpace) || strings.Contains(*name, "+") || !utf8.ValidString(*name):
+		return usageError(s, "keygen", "--name %q: a key's name is not empty and has no spaces or +", *name)
 	}
 	skey, vkey, err := ledgertree.GenerateKey(*name)
 	if err != nil {

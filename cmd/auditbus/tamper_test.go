@@ -299,6 +299,16 @@ func runTamper(t *testing.T, newStore func(t *testing.T) ledgerStore) {
 				if code != 0 || !strings.Contains(out, fmt.Sprintf(`log "tamper": %d entries verified`, 2*tamperEvents)) {
 					t.Fatalf("untouched store: exit %d:\n%s", code, out)
 				}
+				// The checkpoints it verified can be kept outside the store.
+				export := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+				if _, errOut, code := runCLI(t, "", "verify", "--url", p.base, "--token", mintToken(t, "audit:read"),
+					"--public-key", pub, "--checkpoints", export); code != 0 {
+					t.Fatalf("verify --checkpoints: exit %d: %s", code, errOut)
+				}
+				b, _ := os.ReadFile(export)
+				if !strings.Contains(string(b), `{"log":"tamper","size":40,"note":"tamper\n40\n`) || !strings.Contains(string(b), "— tamper-test ") {
+					t.Errorf("exported checkpoints: %s", b)
+				}
 				return
 			}
 			want := fmt.Sprintf(`FAIL log "tamper" seq %d: %s`, tc.seq(first), tc.what)
