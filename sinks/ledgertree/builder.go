@@ -255,11 +255,28 @@ func (b *Builder) build(ctx context.Context) error {
 // their leaf hashes there.
 func (b *Builder) leaves(ctx context.Context) error {
 	for {
+		// The log's size first: a store that hashes leaves as it appends
+		// has level 0 end there or later, and then nothing is read back
+		// (reading entries an Append is hashing that moment would only
+		// lose the race to store their leaves).
+		logs, err := b.o.Store.Logs(ctx)
+		if err != nil {
+			return err
+		}
+		var size uint64
+		for _, l := range logs {
+			if l.Name == b.o.Log {
+				size = l.Size
+			}
+		}
 		end, err := b.o.Store.TreeEnd(ctx, b.o.Log, 0)
 		if err != nil {
 			return err
 		}
 		b.size = end
+		if end >= size {
+			return nil
+		}
 		ens, err := b.o.Store.Entries(ctx, b.o.Log, end, b.o.Batch)
 		if errors.Is(err, sinks.ErrNoLog) {
 			return nil
