@@ -16,9 +16,12 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
+// waitFor polls cond until it holds, failing after two minutes: under
+// -race on two busy cores a consumer group's rebalance after a cancelled
+// member can take most of a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
