@@ -19,7 +19,7 @@ run:
 test: services lint
 	@set -e; for m in $(MODULES); do \
 		echo "== go test -race $$m"; \
-		(cd $$m && $(GO) test -race -count=1 ./...); \
+		(cd $$m && $(GO) test -race -count=1 -timeout 20m ./...); \
 	done
 	@$(MAKE) --no-print-directory fuzz
 
