@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -85,6 +86,10 @@ type Config struct {
 	// comma-separated; none by default: webhooks given through the API
 	// may not reach internal addresses, the routes file's may.
 	WebhookAllow, WebhookDeny []string
+	// Resolver looks up the host names of webhooks, for the egress
+	// policy's checks and for the connections; nil is net.DefaultResolver.
+	// Not read from the environment: for programs that embed the daemon.
+	Resolver *net.Resolver
 	// Tracing is the OpenTelemetry setup the standard OTEL_* variables
 	// give; off unless an OTLP endpoint is set.
 	Tracing tracing.Config

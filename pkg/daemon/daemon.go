@@ -141,6 +141,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	strict, trusted = strict.WithResolver(cfg.Resolver), trusted.WithResolver(cfg.Resolver)
 	rt, err = router.New(routes, router.Options{
 		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log, Egress: trusted, Tracer: tr,
 	})

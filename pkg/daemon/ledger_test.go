@@ -40,6 +40,13 @@ type live struct {
 // none); env ("NAME=value") adds to or overrides its variables.
 func startLive(t *testing.T, routes string, env ...string) *live {
 	t.Helper()
+	return startLiveConfig(t, routes, nil, env...)
+}
+
+// startLiveConfig is startLive with edit applied to the configuration
+// the environment gives, for what no variable sets.
+func startLiveConfig(t *testing.T, routes string, edit func(*daemon.Config), env ...string) *live {
+	t.Helper()
 	dir := t.TempDir()
 	path := ""
 	if routes != "" {
@@ -64,6 +71,9 @@ func startLive(t *testing.T, routes string, env ...string) *live {
 	cfg, err := daemon.ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	l := &live{logs: &lockedBuffer{}}
 	l.d, err = daemon.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(l.logs, nil)))

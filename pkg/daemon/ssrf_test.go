@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/auditbus/auditbus/pkg/daemon"
 	"golang.org/x/net/dns/dnsmessage"
 )
 
@@ -18,8 +19,9 @@ import (
 // questions with nothing: a name that can be rebound between two
 // look-ups.
 type dnsServer struct {
-	answer atomic.Value // netip.Addr
-	conn   net.PacketConn
+	answer   atomic.Value // netip.Addr
+	conn     net.PacketConn
+	resolver *net.Resolver // asks this server
 }
 
 func startDNS(t *testing.T, first netip.Addr) *dnsServer {
@@ -32,13 +34,12 @@ func startDNS(t *testing.T, first netip.Addr) *dnsServer {
 	s.answer.Store(first)
 	go s.serve()
 	t.Cleanup(func() { _ = pc.Close() })
-	// The daemon runs in this process: its look-ups go to this server.
-	old := net.DefaultResolver
-	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	// The daemon's webhook look-ups go to this server (its Config.Resolver),
+	// never the process-wide net.DefaultResolver, which other goroutines read.
+	s.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
 	}}
-	t.Cleanup(func() { net.DefaultResolver = old })
 	return s
 }
 
@@ -99,7 +100,7 @@ func TestSSRFWebhookEgress(t *testing.T) {
 	hook, hits := hitCounter(t, http.StatusOK, "")
 	_, port, _ := net.SplitHostPort(hook.Listener.Addr().String())
 
-	l := startLive(t, "")
+	l := startLiveConfig(t, "", func(c *daemon.Config) { c.Resolver = dns.resolver })
 	l.storeEvents(t, "/ssrf", 3)
 	tok := l.tokenWith(t, "replay:write audit:read")
 	for _, u := range []string{

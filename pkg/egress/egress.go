@@ -63,6 +63,26 @@ var InternalNames = []string{"localhost", ".localhost", "metadata.google.interna
 type Policy struct {
 	allow, deny rules
 	strict      bool
+	resolver    *net.Resolver // nil: net.DefaultResolver
+}
+
+// WithResolver returns a copy of p that looks host names up with r, both
+// in Check and when its Dialer connects; a nil r is net.DefaultResolver.
+// A nil Policy stays nil.
+func (p *Policy) WithResolver(r *net.Resolver) *Policy {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.resolver = r
+	return &c
+}
+
+func (p *Policy) lookup() *net.Resolver {
+	if p.resolver != nil {
+		return p.resolver
+	}
+	return net.DefaultResolver
 }
 
 // rules are CIDRs and host names; a name with a leading dot is a domain
@@ -236,7 +256,7 @@ func (p *Policy) Check(ctx context.Context, host string) error {
 	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return nil
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := p.lookup().LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		// Unresolvable now: the dial decides, and fails or checks.
 		return nil
@@ -265,7 +285,7 @@ func (p *Policy) Dialer(timeout, keepAlive time.Duration) func(ctx context.Conte
 		if err := p.CheckHost(host); err != nil {
 			return nil, err
 		}
-		d := &net.Dialer{Timeout: timeout, KeepAlive: keepAlive, Control: func(_, address string, _ syscall.RawConn) error {
+		d := &net.Dialer{Timeout: timeout, KeepAlive: keepAlive, Resolver: p.resolver, Control: func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return fmt.Errorf("egress policy: %q is not an address: %w", address, ErrDenied)
