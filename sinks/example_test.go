@@ -72,5 +72,5 @@ func ExampleParseQuery() {
 	fmt.Println(err)
 	// Output:
 	// com.example.order. true billing ledger deadlettered 2026-03-01 <nil>
-	// sinks: bad query: parameter "outcome": "bounced" is not one of received, filtered, delivered, deadlettered, poison, replayed
+	// sinks: bad query: parameter "outcome": "bounced" is not one of received, refused, filtered, delivered, deadlettered, poison, replayed
 }

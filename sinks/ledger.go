@@ -34,10 +34,16 @@ const (
 	// KindReplayed: a replay job published the version again to a
 	// destination.
 	KindReplayed = "replayed"
+	// KindRefused: auditbus refused the version when it was offered (a
+	// missing or bad signature, a source, type, topic or route its
+	// principal may not use); the entry names the principal and the
+	// transport, and Error says which rule refused it. The version is
+	// kept as evidence of the attempt.
+	KindRefused = "refused"
 )
 
 // Kinds lists every entry kind, in the order a trail usually shows them.
-var Kinds = []string{KindReceived, KindFiltered, KindDelivered, KindDeadLettered, KindPoison, KindReplayed}
+var Kinds = []string{KindReceived, KindRefused, KindFiltered, KindDelivered, KindDeadLettered, KindPoison, KindReplayed}
 
 // ValidKind reports whether k is one of Kinds.
 func ValidKind(k string) bool { return slices.Contains(Kinds, k) }

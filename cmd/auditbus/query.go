@@ -25,7 +25,7 @@ var queryHelp = helpText{
 Asks a daemon's audit endpoint (GET /v1/events) for the event versions
 it recorded, newest or oldest first, a page at a time; --all follows the
 pages to the end. Each flag is the query parameter of the same name:
---route, --destination, --outcome (an entry kind: received, filtered,
+--route, --destination, --outcome (an entry kind: received, refused, filtered,
 delivered, deadlettered, poison, replayed), --received-from and
 --received-to select the versions with one ledger entry matching all of
 those given. The table shows a version a row: time, type, source, id,
@@ -78,7 +78,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.id, "id", "", "event id")
 	fs.StringVar(&f.route, "route", "", "an entry's route")
 	fs.StringVar(&f.destination, "destination", "", "an entry's destination (a route's destination name)")
-	fs.StringVar(&f.outcome, "outcome", "", "an entry's kind: received, filtered, delivered, deadlettered, poison or replayed")
+	fs.StringVar(&f.outcome, "outcome", "", "an entry's kind: received, refused, filtered, delivered, deadlettered, poison or replayed")
 	fs.StringVar(&f.receivedFrom, "received-from", "", "an entry recorded at or after this time (same forms as --from)")
 	fs.StringVar(&f.receivedTo, "received-to", "", "an entry recorded before this time (same forms as --from)")
 }

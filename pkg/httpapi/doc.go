@@ -36,7 +36,7 @@
 // GET /v1/events takes the parameters of sinks.ParseQuery: from and to
 // (RFC 3339, the version's time), type (a trailing * matches a prefix),
 // source, subject, id; route, destination, outcome (an entry kind:
-// received, filtered, delivered, deadlettered, poison, replayed),
+// received, refused, filtered, delivered, deadlettered, poison, replayed),
 // received_from and received_to (RFC 3339, the entry's time), which
 // select the versions with one entry matching all of those given; limit
 // (at most 10,000; default 100), order (asc or desc) and cursor. It

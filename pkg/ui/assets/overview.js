@@ -15,10 +15,10 @@ const ranges = [
 const refreshMs = 10e3;
 const totalsMs = 60e3;
 const palette = ["#2458c6", "#067647", "#b54708", "#b42318", "#6941c6", "#0e9384", "#c11574", "#475467", "#4e5ba6", "#ca8504"];
-const outcomeColors = {received: "#667085", delivered: "#067647", filtered: "#b54708", deadlettered: "#b42318", poison: "#7a271a", replayed: "#2458c6"};
+const outcomeColors = {received: "#667085", refused: "#c11574", delivered: "#067647", filtered: "#b54708", deadlettered: "#b42318", poison: "#7a271a", replayed: "#2458c6"};
 const outcomes = [
   ["versions", "event versions"], ["received", "received"], ["delivered", "delivered"], ["filtered", "filtered"],
-  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"],
+  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"], ["refused", "refused"],
 ];
 
 export function overview(main, params, ctx) {

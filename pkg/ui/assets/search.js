@@ -4,7 +4,7 @@
 import {call, ApiError} from "./api.js";
 import {h, fill, fmtTime, detailHref, kindTag} from "./dom.js";
 
-const kinds = ["received", "filtered", "delivered", "deadlettered", "poison", "replayed"];
+const kinds = ["received", "refused", "filtered", "delivered", "deadlettered", "poison", "replayed"];
 
 // fields are GET /v1/events's parameters, as the form shows them.
 const fields = [
