@@ -24,9 +24,10 @@ test: services lint
 	@$(MAKE) --no-print-directory fuzz
 
 # The fuzz targets: the HTTP ingest decoders, the audit query's parameter
-# parser, the replay request parser and the routes file parser.
+# parser, the replay request parser, the routes file parser and the
+# signed-event decoder (dssematerial and signedextattrs).
 FUZZ_TARGETS := pkg/cehttp:FuzzDecodeJSON pkg/cehttp:FuzzHeaderValue sinks:FuzzParseQuery \
-	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes
+	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes bus/signing:FuzzDecode
 FUZZTIME ?= 5s
 
 .PHONY: fuzz
