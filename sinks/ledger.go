@@ -124,6 +124,38 @@ type Entry struct {
 	// nor of its ledger leaf: they point into tracing, which is not
 	// evidence.
 	TraceID, SpanID string
+	// Signature is what checking the version's signature against the
+	// daemon's signer registry found, for received and refused entries:
+	// "verified: KEYID", "unsigned" or "invalid: REASON" (see
+	// SignatureVerified and the others); empty when nothing was checked
+	// (no signer registry, or another kind of entry). It is evidence, so
+	// it is part of the entry's ledger leaf (auditbus-leaf-v2 when it is
+	// set) but not of its Key: the same hop checked again against another
+	// registry is still the same hop.
+	Signature string
+}
+
+// What Entry.Signature starts with.
+const (
+	// SignatureVerified: a key of the signer registry signed the version
+	// and may sign for its source and type; the key id follows.
+	SignatureVerified = "verified"
+	// SignatureUnsigned: the version carries no signature.
+	SignatureUnsigned = "unsigned"
+	// SignatureInvalid: the signature is malformed, does not match the
+	// version, was made by a key the registry does not hold, or by one
+	// that may not sign for the version's source or type; the reason
+	// follows.
+	SignatureInvalid = "invalid"
+)
+
+// SignatureResult is the text of Entry.Signature: status, then ": " and
+// detail when there is one.
+func SignatureResult(status, detail string) string {
+	if detail == "" {
+		return status
+	}
+	return status + ": " + detail
 }
 
 // TraceIDs are sc's trace and span ids as Entry.TraceID and SpanID hold

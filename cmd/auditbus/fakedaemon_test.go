@@ -87,7 +87,7 @@ func (d *fakeDaemon) ingest(w http.ResponseWriter, r *http.Request) {
 func item(e event.Event) map[string]any {
 	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	trail := []map[string]any{
-		{"log": "fake", "seq": 1, "time": at, "kind": "received", "transport": "http", "principal": "svc"},
+		{"log": "fake", "seq": 1, "time": at, "kind": "received", "transport": "http", "principal": "svc", "signature": "unsigned"},
 		{"log": "fake", "seq": 2, "time": at.Add(time.Millisecond), "kind": "delivered", "route": "r1", "destination": "out", "attempts": 1,
 			"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"},
 	}

@@ -32,7 +32,8 @@ those given. The table shows a version a row: time, type, source, id,
 the start of its digest ("conflict" after it when another version of the
 same source and id came first) and the kinds of its trail; --trail adds
 the trail, an entry a line (time, kind, route, destination, attempts,
-the trace id the hop happened under, error). --output json prints each item as the daemon sent it
+the trace id the hop happened under, what checking the signature
+found: verified, unsigned or invalid, and the error). --output json prints each item as the daemon sent it
 ({"event": {...}, "digest": ..., "conflict": ..., "trail": [...]}), one a
 line.
 
@@ -242,6 +243,7 @@ type trailEntry struct {
 	Attempts    int    `json:"attempts"`
 	Error       string `json:"error"`
 	TraceID     string `json:"trace_id"`
+	Signature   string `json:"signature"`
 }
 
 // itemPrinter prints event versions as a table, with their trails or
@@ -302,8 +304,8 @@ func (p *itemPrinter) print(items []json.RawMessage) error {
 				if en.Attempts > 0 {
 					attempts = fmt.Sprint(en.Attempts)
 				}
-				fmt.Fprintf(p.table, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(column(en.Time)), cell(en.Kind), cell(en.Route),
-					cell(en.Destination), cell(attempts), cell(en.TraceID), cell(en.Error))
+				fmt.Fprintf(p.table, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(column(en.Time)), cell(en.Kind), cell(en.Route),
+					cell(en.Destination), cell(attempts), cell(en.TraceID), cell(en.Signature), cell(en.Error))
 			}
 			if err := p.table.Flush(); err != nil {
 				return err

@@ -104,7 +104,7 @@ func TestQueryGet(t *testing.T) {
 }
 
 // --trail prints each version's trail under it, an entry a line with the
-// trace id it happened under, and a conflicting version is marked.
+// trace id it happened under and its signature result, and a conflicting version is marked.
 func TestQueryTrail(t *testing.T) {
 	clearClientEnv(t)
 	d := newFakeDaemon(t)
@@ -122,12 +122,12 @@ func TestQueryTrail(t *testing.T) {
 	want := "" +
 		"TIME                      TYPE           SOURCE  ID   DIGEST        TRAIL\n" +
 		"2026-05-01T10:00:00.000Z  com.example.t  /src    t-1  0123456789ab  received, delivered\n" +
-		"  2026-05-01T10:00:00.000Z  received   -   -    -  -                                 -\n" +
-		"  2026-05-01T10:00:00.001Z  delivered  r1  out  1  4bf92f3577b34da6a3ce929d0e0e4736  -\n" +
+		"  2026-05-01T10:00:00.000Z  received   -   -    -  -                                 unsigned  -\n" +
+		"  2026-05-01T10:00:00.001Z  delivered  r1  out  1  4bf92f3577b34da6a3ce929d0e0e4736  -         -\n" +
 		"2026-05-01T10:00:00.000Z  com.example.t  /src  t-2c  0123456789ab conflict  received, deadlettered, delivered\n" +
-		"  2026-05-01T10:00:00.000Z  received      -   -    -  -                                 -\n" +
-		"  2026-05-01T10:00:00.001Z  deadlettered  r1  out  3  4bf92f3577b34da6a3ce929d0e0e4736  HTTP 503\n" +
-		"  2026-05-01T10:00:00.002Z  delivered     r1  out  1  -                                 -\n"
+		"  2026-05-01T10:00:00.000Z  received      -   -    -  -                                 unsigned  -\n" +
+		"  2026-05-01T10:00:00.001Z  deadlettered  r1  out  3  4bf92f3577b34da6a3ce929d0e0e4736  -         HTTP 503\n" +
+		"  2026-05-01T10:00:00.002Z  delivered     r1  out  1  -                                 -         -\n"
 	if stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", stdout, want)
 	}

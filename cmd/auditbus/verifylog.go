@@ -39,12 +39,14 @@ type ledgerEntry struct {
 	Attempts    int       `json:"attempts"`
 	Error       string    `json:"error"`
 	Replay      string    `json:"replay"`
+	Signature   string    `json:"signature"`
 }
 
 func (e *ledgerEntry) entry(d sinks.Digest) sinks.Entry {
 	return sinks.Entry{Log: e.Log, Seq: e.Seq, Time: e.Time, Kind: e.Kind, Source: e.Source, ID: e.ID, Digest: d,
 		Transport: e.Transport, Topic: e.Topic, Partition: e.Partition, Offset: e.Offset, Request: e.Request,
-		Principal: e.Principal, Route: e.Route, Destination: e.Destination, Attempts: e.Attempts, Error: e.Error, Replay: e.Replay}
+		Principal: e.Principal, Route: e.Route, Destination: e.Destination, Attempts: e.Attempts, Error: e.Error, Replay: e.Replay,
+		Signature: e.Signature}
 }
 
 // checkpoint fetches log's latest checkpoint note, or a verifyFailure

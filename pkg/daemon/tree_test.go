@@ -51,7 +51,8 @@ func (l *live) get(t *testing.T, path string) (int, []byte) {
 }
 
 // leafOf is the RFC 6962 leaf hash of a GET /v1/ledger entry, encoded here
-// from the README's description of auditbus-leaf-v1, not by auditbus.
+// from the README's description of auditbus-leaf-v1 and -v2, not by
+// auditbus.
 func leafOf(t *testing.T, e map[string]any) []byte {
 	t.Helper()
 	str := func(k string) string { s, _ := e[k].(string); return s }
@@ -66,6 +67,9 @@ func leafOf(t *testing.T, e map[string]any) []byte {
 		t.Fatal(err)
 	}
 	b := []byte("auditbus-leaf-v1")
+	if str("signature") != "" {
+		b = []byte("auditbus-leaf-v2")
+	}
 	b = field(b, str("log"))
 	b = binary.AppendUvarint(b, uint64(num("seq")))
 	b = binary.AppendVarint(b, at.UnixNano())
@@ -83,6 +87,9 @@ func leafOf(t *testing.T, e map[string]any) []byte {
 	b = binary.AppendVarint(b, num("attempts"))
 	b = field(b, str("error"))
 	b = field(b, str("replay"))
+	if str("signature") != "" {
+		b = field(b, str("signature"))
+	}
 	h := sha256.Sum256(append([]byte{0}, b...))
 	return h[:]
 }

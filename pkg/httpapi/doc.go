@@ -52,8 +52,11 @@
 // trail is every ledger entry of the version, ordered by time, log and
 // seq: {"log", "seq", "time", "kind", "transport", "topic", "partition",
 // "offset", "request", "principal", "route", "destination", "attempts",
-// "error", "replay", "trace_id", "span_id"}, the empty ones left out
-// (trace_id and span_id: the W3C trace and span the hop happened under). next is omitted on the
+// "error", "replay", "trace_id", "span_id", "signature"}, the empty ones
+// left out (trace_id and span_id: the W3C trace and span the hop happened
+// under; signature: what checking a received or refused version's
+// signature found, "verified: KEYID", "unsigned" or "invalid: REASON",
+// see sinks.Entry.Signature). next is omitted on the
 // last page; pass it as cursor, with the same other parameters, for the
 // next page. GET /v1/events/{id} answers {"items":[...]}: every version
 // of the event, in the order they were stored.

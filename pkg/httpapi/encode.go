@@ -152,6 +152,7 @@ func appendEntry(b []byte, en *sinks.Entry, version bool) []byte {
 	b = appendField(b, `,"replay":`, en.Replay)
 	b = appendField(b, `,"trace_id":`, en.TraceID)
 	b = appendField(b, `,"span_id":`, en.SpanID)
+	b = appendField(b, `,"signature":`, en.Signature)
 	return append(b, '}')
 }
 

@@ -89,9 +89,10 @@ func (c *versionRows) all() []any {
 const entryInsert = "log, seq, time_ns, hour, kind, source, id, digest, key, transport, topic, `partition`, `offset`, " +
 	"request, principal, route, destination, attempts, error, replay"
 
-// tracedEntryInsert adds the columns of migration 0005, which appends
-// write (entryInsert is what the ledger migration writes, before them).
-const tracedEntryInsert = entryInsert + ", trace_id, span_id"
+// fullEntryInsert adds the columns of migrations 0005 and 0006, which
+// appends write (entryInsert is what the ledger migration writes, before
+// them).
+const fullEntryInsert = entryInsert + ", trace_id, span_id, signature"
 
 // entryRows holds entry rows column-wise.
 type entryRows struct {
@@ -102,7 +103,7 @@ type entryRows struct {
 	kind, source, id, digest, key       []string
 	transport, topic, request, princ    []string
 	route, destination, errText, replay []string
-	traceID, spanID                     []string
+	traceID, spanID, signature          []string
 }
 
 func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
@@ -129,6 +130,7 @@ func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
 	c.replay = append(c.replay, en.Replay)
 	c.traceID = append(c.traceID, en.TraceID)
 	c.spanID = append(c.spanID, en.SpanID)
+	c.signature = append(c.signature, en.Signature)
 }
 
 func (c *entryRows) len() int { return len(c.log) }
@@ -138,8 +140,8 @@ func (c *entryRows) all() []any {
 		c.partition, c.offset, c.request, c.princ, c.route, c.destination, c.attempts, c.errText, c.replay}
 }
 
-// traced is all and the columns of tracedEntryInsert.
-func (c *entryRows) traced() []any { return append(c.all(), c.traceID, c.spanID) }
+// full is all and the columns fullEntryInsert adds.
+func (c *entryRows) full() []any { return append(c.all(), c.traceID, c.spanID, c.signature) }
 
 // insert writes cols (of the named columns, in order) into table with one
 // batch insert.
@@ -325,7 +327,7 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 			en.Log, en.Seq = s.cfg.Log, seq
 			er.add(en, p.keys[i])
 		}
-		if err := insert(ctx, s.conn, s.n.entries, tracedEntryInsert, er.traced()); err != nil {
+		if err := insert(ctx, s.conn, s.n.entries, fullEntryInsert, er.full()); err != nil {
 			return res, fmt.Errorf("insert %d entries: %w", n, err)
 		}
 		s.seq = seq

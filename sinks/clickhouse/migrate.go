@@ -262,11 +262,13 @@ func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, whe
 // dataSteps run the statements of migrations that are not SQL, by their
 // first word: "SWAP <table> WITH <next>" rebuilds the events table (0002),
 // "LEDGER <table>" moves its rows into the ledger (0003), "TRACECOLUMNS"
-// adds the entries' trace columns where missing (0005).
+// adds the entries' trace columns where missing (0005), "SIGNATURECOLUMN"
+// their signature column (0006).
 var dataSteps = map[string]func(ctx context.Context, conn driver.Conn, n names) error{
-	"SWAP":         swapEvents,
-	"LEDGER":       moveToLedger,
-	"TRACECOLUMNS": addTraceColumns,
+	"SWAP":            swapEvents,
+	"LEDGER":          moveToLedger,
+	"TRACECOLUMNS":    addTraceColumns,
+	"SIGNATURECOLUMN": addSignatureColumn,
 }
 
 // swapEvents copies the events table's rows into its rebuild n.next and

@@ -49,7 +49,7 @@ func (s *Store) Entries(ctx context.Context, log string, afterSeq uint64, limit 
 		return nil, err
 	}
 	defer done()
-	rows, err := s.conn.Query(ctx, "SELECT "+tracedEntryColumns+" FROM "+s.n.entries+" WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
+	rows, err := s.conn.Query(ctx, "SELECT "+fullEntryColumns+" FROM "+s.n.entries+" WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?",
 		log, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: entries of log %q: %w", s.name, log, err)

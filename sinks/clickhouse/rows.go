@@ -177,9 +177,9 @@ func (rr *rawRow) decode(out *sinks.Item, d *attrDecoder) error {
 const entryColumns = "log, seq, time_ns, kind, source, id, digest, transport, topic, `partition`, `offset`, " +
 	"request, principal, route, destination, attempts, error, replay"
 
-// tracedEntryColumns adds the columns of migration 0005: what every read
-// but the ledger migration's scans.
-const tracedEntryColumns = entryColumns + ", trace_id, span_id"
+// fullEntryColumns adds the columns of migrations 0005 and 0006: what
+// every read but the ledger migration's scans.
+const fullEntryColumns = entryColumns + ", trace_id, span_id, signature"
 
 // entryReader scans rows of entryColumns through one set of destinations.
 type entryReader struct {
@@ -191,13 +191,13 @@ type entryReader struct {
 	dest      []any
 }
 
-func newEntryReader(traced bool) *entryReader {
+func newEntryReader(full bool) *entryReader {
 	r := &entryReader{}
 	e := &r.en
 	r.dest = []any{&e.Log, &e.Seq, &r.timeNs, &e.Kind, &e.Source, &e.ID, &r.digest, &e.Transport, &e.Topic, &r.partition, &e.Offset,
 		&e.Request, &e.Principal, &e.Route, &e.Destination, &r.attempts, &e.Error, &e.Replay}
-	if traced {
-		r.dest = append(r.dest, &e.TraceID, &e.SpanID)
+	if full {
+		r.dest = append(r.dest, &e.TraceID, &e.SpanID, &e.Signature)
 	}
 	return r
 }
@@ -214,7 +214,7 @@ func (r *entryReader) scan(rows driver.Rows) (sinks.Entry, error) {
 	return en, nil
 }
 
-// readEntries returns the entries of rows (of tracedEntryColumns) and
+// readEntries returns the entries of rows (of fullEntryColumns) and
 // closes rows.
 func readEntries(rows driver.Rows) ([]sinks.Entry, error) {
 	return readAll(rows, nil, newEntryReader(true).scan)
@@ -248,7 +248,7 @@ func (s *Store) loadTrails(ctx context.Context, items []sinks.Item) error {
 	if err != nil {
 		return fmt.Errorf("trails: %w", err)
 	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT "+tracedEntryColumns+" FROM "+s.n.trails+
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT "+fullEntryColumns+" FROM "+s.n.trails+
 		" WHERE (source, id, digest) IN (SELECT source, id, digest FROM page) ORDER BY source, id, digest, time_ns, log, seq")
 	if err != nil {
 		return fmt.Errorf("trails: %w", err)
@@ -314,7 +314,7 @@ func (s *Store) trailsOf(ctx context.Context, versions string, args []any) *trai
 	c := &trailsCall{done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		rows, err := s.conn.Query(ctx, "SELECT "+tracedEntryColumns+" FROM "+s.n.trails+" WHERE (source, id, digest) IN ("+versions+
+		rows, err := s.conn.Query(ctx, "SELECT "+fullEntryColumns+" FROM "+s.n.trails+" WHERE (source, id, digest) IN ("+versions+
 			") ORDER BY source, id, digest, time_ns, log, seq", args...)
 		if err == nil {
 			c.ens, err = readEntries(rows)

@@ -34,8 +34,8 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	var v uint32
 	err := s.Conn().QueryRow(context.Background(),
 		"SELECT count(), toUInt32(max(version)) FROM `"+cfg.Database+"`.events_schema_version").Scan(&n, &v)
-	if err != nil || n != 5 || v != 5 {
-		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 5 rows, up to version 5", n, v, err)
+	if err != nil || n != 6 || v != 6 {
+		t.Fatalf("events_schema_version: %d rows, version %d, %v; want 6 rows, up to version 6", n, v, err)
 	}
 	var left uint64
 	err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM system.tables WHERE database = ? AND name IN "+

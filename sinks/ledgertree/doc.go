@@ -5,6 +5,12 @@
 // package answers inclusion and consistency proofs from them and signs
 // checkpoints (C2SP tlog-checkpoint signed notes).
 //
+// Leaves come in two encodings (see AppendLeaf): auditbus-leaf-v1 for
+// entries without a signature result, as every entry was before the
+// daemon checked signatures, and auditbus-leaf-v2, which appends the
+// entry's Signature, for the others. Which one a leaf uses follows from
+// the entry, so old leaves keep their hashes and one log mixes both.
+//
 // The store keeps bytes; this package computes. Hashing, compact ranges
 // and proofs are github.com/transparency-dev/merkle's, so any RFC 6962
 // verifier checks what it serves.

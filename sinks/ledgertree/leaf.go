@@ -8,11 +8,18 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// LeafVersion names the leaf encoding; it starts every leaf.
+// LeafVersion names the leaf encoding of an entry without a signature
+// result; it starts such a leaf.
 const LeafVersion = "auditbus-leaf-v1"
 
+// LeafVersion2 names the leaf encoding of an entry with a signature result
+// (sinks.Entry.Signature set); it starts such a leaf.
+const LeafVersion2 = "auditbus-leaf-v2"
+
 // AppendLeaf appends the leaf encoding of e to b: every field of the
-// entry, its position included, in this order:
+// entry, its position included. An entry whose Signature is empty (every
+// entry written before signatures were checked, and every entry of a
+// daemon without a signer registry) is encoded as auditbus-leaf-v1:
 //
 //	"auditbus-leaf-v1"
 //	field(log) uvarint(seq) varint(time as Unix nanoseconds)
@@ -21,13 +28,22 @@ const LeafVersion = "auditbus-leaf-v1"
 //	field(request) field(principal) field(route) field(destination)
 //	varint(attempts) field(error) field(replay)
 //
-// where field(s) is uvarint(len(s)) and the bytes of s, and (u)varint is
-// Go's encoding/binary (u)varint. The leaf's hash is RFC 6962's:
+// and one with a Signature as auditbus-leaf-v2: the same fields after
+// "auditbus-leaf-v2" instead, then field(signature). Leaves written in v1
+// so keep their hashes, and a verifier picks the encoding from the entry
+// alone.
+//
+// field(s) is uvarint(len(s)) and the bytes of s, and (u)varint is Go's
+// encoding/binary (u)varint. The leaf's hash is RFC 6962's:
 // SHA-256(0x00 || leaf). The entry's TraceID and SpanID are left out: they
 // point into tracing, which is not evidence, and leaves written before
 // entries had them stay verifiable.
 func AppendLeaf(b []byte, e *sinks.Entry) []byte {
-	b = append(b, LeafVersion...)
+	if e.Signature == "" {
+		b = append(b, LeafVersion...)
+	} else {
+		b = append(b, LeafVersion2...)
+	}
 	b = field(b, e.Log)
 	b = binary.AppendUvarint(b, e.Seq)
 	b = binary.AppendVarint(b, e.Time.UnixNano())
@@ -45,7 +61,11 @@ func AppendLeaf(b []byte, e *sinks.Entry) []byte {
 	b = field(b, e.Destination)
 	b = binary.AppendVarint(b, int64(e.Attempts))
 	b = field(b, e.Error)
-	return field(b, e.Replay)
+	b = field(b, e.Replay)
+	if e.Signature != "" {
+		b = field(b, e.Signature)
+	}
+	return b
 }
 
 // LeafHash is the RFC 6962 leaf hash of e's leaf encoding.

@@ -48,7 +48,7 @@ func roundTripRecords() []sinks.Record {
 	x.Entries = append(x.Entries,
 		sinks.Entry{Kind: sinks.KindReceived, Time: base.Add(2*time.Second + 2*time.Millisecond), Transport: "kafka",
 			Topic: "orders.v1", Partition: 7, Offset: 1 << 40, Principal: "kafka:orders.v1", Route: "orders-to-billing",
-			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"},
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", Signature: "verified: shop-2026"},
 		sinks.Entry{Kind: sinks.KindDeadLettered, Time: base.Add(2*time.Second + 3*time.Millisecond), Route: "orders-to-billing",
 			Destination: "billing", Attempts: 5, Error: "billing: 503 Service Unavailable",
 			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "b7ad6b7169203331"},

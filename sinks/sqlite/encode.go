@@ -102,7 +102,7 @@ func (er *encoded) appendEntry(a *appender, i int) int {
 	}
 	a.entries = append(a.entries, int64(a.size), er.keys[i][:], at.UnixNano(), en.Kind, en.Source, en.ID, en.Digest[:],
 		en.Transport, en.Topic, int64(en.Partition), en.Offset, en.Request, en.Principal, en.Route, en.Destination,
-		int64(en.Attempts), en.Error, en.Replay, en.TraceID, en.SpanID)
+		int64(en.Attempts), en.Error, en.Replay, en.TraceID, en.SpanID, en.Signature)
 	// The leaf of the entry as it is stored: position, time in
 	// nanoseconds, the fields as given.
 	leaf := *en
@@ -112,5 +112,5 @@ func (er *encoded) appendEntry(a *appender, i int) int {
 	a.leaves = append(a.leaves, h[:]...)
 	return 2*(len(en.Source)+len(en.ID)+len(en.Digest)+len(en.Route)+len(en.Destination)+len(en.Kind)) +
 		len(en.Transport) + len(en.Topic) + len(en.Request) + len(en.Principal) + len(en.Error) + len(en.Replay) +
-		len(en.TraceID) + len(en.SpanID) + 3*len(a.log) + 96
+		len(en.TraceID) + len(en.SpanID) + len(en.Signature) + 3*len(a.log) + 96
 }

@@ -26,8 +26,8 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_version`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 6 || v != 6 {
-		t.Errorf("schema_version: %d rows, version %d; want 6, 6", n, v)
+	if n != 7 || v != 7 {
+		t.Errorf("schema_version: %d rows, version %d; want 7, 7", n, v)
 	}
 	var tables string
 	if err := db.QueryRow(`SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)`).Scan(&tables); err != nil ||

@@ -19,7 +19,7 @@ const versionColumns = `v.vid, v.digest, v.time_ns, v.conflict, v.attrs, v.data,
 // entryColumns are what an entry is read from, aliased e, but for its
 // version, which the caller knows.
 const entryColumns = `e.log, e.seq, e.time_ns, e.kind, e.transport, e.topic, e.partition, e."offset", e.request,
-	e.principal, e.route, e.destination, e.attempts, e.error, e.replay, e.trace_id, e.span_id`
+	e.principal, e.route, e.destination, e.attempts, e.error, e.replay, e.trace_id, e.span_id, e.signature`
 
 // versions runs stmt, which selects versionColumns, and returns the
 // versions with their vids.
@@ -100,7 +100,7 @@ func (s *Store) trails(ctx context.Context, items []sinks.Item, vids []int64) er
 func scanEntry(sc interface{ Scan(...any) error }, en *sinks.Entry, first ...any) error {
 	var seq, at int64
 	dest := append(first, &en.Log, &seq, &at, &en.Kind, &en.Transport, &en.Topic, &en.Partition, &en.Offset, &en.Request,
-		&en.Principal, &en.Route, &en.Destination, &en.Attempts, &en.Error, &en.Replay, &en.TraceID, &en.SpanID)
+		&en.Principal, &en.Route, &en.Destination, &en.Attempts, &en.Error, &en.Replay, &en.TraceID, &en.SpanID, &en.Signature)
 	if err := sc.Scan(dest...); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ const (
 	// versionCols and entryCols are the values one row of
 	// insertVersionsSQL and insertEntriesSQL binds.
 	versionCols = 11
-	entryCols   = 20
+	entryCols   = 21
 	// lookupIDs and lookupVersions are how many identities and versions
 	// one lookup statement asks for; a short group repeats its last one.
 	lookupIDs      = 32
@@ -48,7 +48,7 @@ func insertVersionsSQL(n int) string {
 // a constant of the statement rather than a parameter of every row.
 func insertEntriesSQL(n int, log string) string {
 	return `INSERT OR FAIL INTO entries (log, seq, key, time_ns, kind, source, id, digest, transport, topic, partition, "offset",
-	request, principal, route, destination, attempts, error, replay, trace_id, span_id) VALUES ` + rows(n, entryCols, "'"+log+"'")
+	request, principal, route, destination, attempts, error, replay, trace_id, span_id, signature) VALUES ` + rows(n, entryCols, "'"+log+"'")
 }
 
 // rows is n groups of cols placeholders, after first in each group if

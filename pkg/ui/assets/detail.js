@@ -67,8 +67,16 @@ function timeline(trail) {
   return h("ol", {class: "timeline", id: "trail"}, trail.map((e) => h("li", {class: "tl-" + e.kind, dataset: {kind: e.kind, destination: e.destination || ""}},
     h("span", {class: "when"}, fmtTime(e.time)), kindTag(e.kind), " ",
     describe(e),
+    e.signature ? signature(e.signature) : "",
     e.error ? h("div", {class: "err"}, e.error) : "",
     h("div", {class: "muted mono"}, e.log + " #" + e.seq))));
+}
+
+// signature shows what checking the version's signature found:
+// "verified: KEYID", "unsigned" or "invalid: REASON".
+function signature(sig) {
+  const status = sig.split(":")[0];
+  return h("div", {class: "sig sig-" + status, dataset: {signature: status}}, "signature " + sig);
 }
 
 function describe(e) {

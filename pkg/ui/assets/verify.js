@@ -69,7 +69,9 @@ function parseCheckpoint(note) {
 // leafHash is SHA-256(0x00 || leaf) of the entry's leaf encoding.
 async function leafHash(e, ev, digest) {
   const w = new LeafWriter();
-  w.raw(new TextEncoder().encode("auditbus-leaf-v1"));
+  // auditbus-leaf-v2 is v1 with the signature result appended; entries
+  // without one keep v1.
+  w.raw(new TextEncoder().encode(e.signature ? "auditbus-leaf-v2" : "auditbus-leaf-v1"));
   w.field(e.log);
   w.uvarint(BigInt(e.seq));
   w.varint(unixNanos(e.time));
@@ -88,6 +90,7 @@ async function leafHash(e, ev, digest) {
   w.varint(BigInt(e.attempts || 0));
   w.field(e.error);
   w.field(e.replay);
+  if (e.signature) w.field(e.signature);
   return sha256(concat([new Uint8Array([0]), w.bytes()]));
 }
 
