@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditbus/auditbus/internal/testservices"
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/clickhouse"
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
@@ -58,12 +60,12 @@ func serverPID() (int, error) {
 // nor an entry twice: appends cut off by the outage may have landed
 // although they failed, and their retries must find what did.
 //
-// Stopping the process rather than killing and restarting it is the choice
-// that is safe for everything else using this server: its state and files
-// are untouched, no start-up has to be awaited or can fail and leave the
-// server down for other tests, and the cleanup resumes it even if the test
-// fails. To its clients a stopped server looks like a dead one: connections
-// and queries hang until the store's Timeout fails them.
+// It pauses the shared server: its state and files are untouched, no
+// start-up has to be awaited or can fail and leave the server down for
+// other tests, and the cleanup resumes it even if the test fails. To its
+// clients a stopped server looks like a hung one: connections and queries
+// hang until the store's Timeout fails them. TestRestartLosesNothingReportedDurable
+// is the same test with a real stop and restart, on a private server.
 func TestOutageLosesNothingReportedDurable(t *testing.T) {
 	cfg := testConfig(t)
 	pid, err := serverPID()
@@ -76,6 +78,38 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 		}
 		t.Skipf("cannot stop the ClickHouse server for the outage (%v); run `make test` as root", err)
 	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Errorf("resume the ClickHouse server (pid %d): %v", pid, err)
+			}
+		}
+	}
+	t.Cleanup(resume)
+	outage(t, cfg, func() {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("stop the ClickHouse server (pid %d): %v", pid, err)
+		}
+	}, resume)
+}
+
+// TestRestartLosesNothingReportedDurable is the outage of
+// TestOutageLosesNothingReportedDurable as a real stop and restart: a
+// private ClickHouse server (internal/testservices), never the shared one,
+// is stopped with SIGTERM, so that connections are refused rather than
+// hung, while writers flow, then started again on the same data.
+func TestRestartLosesNothingReportedDurable(t *testing.T) {
+	c := testservices.StartClickHouse(t)
+	outage(t, clickhouse.Config{Addrs: []string{c.Addr()}, Database: "auditbus_outage", Log: "test"}, c.Stop, c.Start)
+}
+
+// outage runs four writers through a sinks.Writer on the store of cfg,
+// calls down once they have made 2,000 records durable, up once writes
+// fail, and checks, after 2,000 more, that every record reported durable
+// is stored, once, in a log without holes.
+func outage(t *testing.T, cfg clickhouse.Config, down, up func()) {
 	cfg.Timeout = time.Second
 	s := open(t, cfg)
 	w := sinks.NewWriter(s, sinks.WriterOptions{MaxBatch: 500, Retries: 1, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
@@ -119,21 +153,9 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(durable) }
 	waitFor(t, "writes before the outage", func() bool { return acked() >= 2000 })
 
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-				t.Errorf("resume the ClickHouse server (pid %d): %v", pid, err)
-			}
-		}
-	}
-	t.Cleanup(resume)
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("stop the ClickHouse server (pid %d): %v", pid, err)
-	}
+	down()
 	waitFor(t, "writes failing during the outage", func() bool { return failed.Load() >= 2 })
-	resume()
+	up()
 	before := acked()
 	waitFor(t, "writes after the outage", func() bool { return acked() >= before+2000 })
 	stop.Store(true)
@@ -152,7 +174,7 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 	s2 := open(t, cfg)
 	defer s2.Close()
 	stored := map[string]bool{}
-	err = sinks.PageAll(context.Background(), s2, sinks.Query{Source: "urn:outage", Limit: sinks.MaxLimit}, func(items []sinks.Item) error {
+	err := sinks.PageAll(context.Background(), s2, sinks.Query{Source: "urn:outage", Limit: sinks.MaxLimit}, func(items []sinks.Item) error {
 		for i := range items {
 			if len(items[i].Trail) != 1 {
 				t.Errorf("%s has %d entries, want 1", items[i].Event.ID(), len(items[i].Trail))
