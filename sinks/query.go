@@ -41,6 +41,9 @@ type Query struct {
 	// entries that no delivered entry of the same route and destination
 	// follows: the versions a redrive still has to deliver.
 	Redrivable bool
+	// Within narrows the selection to what the reader may see; it is set
+	// by the server from the reader's permissions, not from parameters.
+	Within Within
 	// NoTrail leaves Item.Trail empty, for callers that need the events
 	// only.
 	NoTrail bool

@@ -45,6 +45,8 @@ type CountQuery struct {
 	// Type filters like Query.Type.
 	Type       string
 	TypePrefix bool
+	// Within narrows the counts like Query.Within.
+	Within Within
 }
 
 // Validate reports the first bad parameter, wrapping ErrBadQuery.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,7 +341,7 @@ func TestRequestValidation(t *testing.T) {
 		t.Errorf("a redrive without a destination: %v", err)
 	}
 	r, err := replay.RedriveRequest{Route: "orders", Destination: "hook"}.Request(dest)
-	if err != nil || !r.Redrive || r.Route != "orders" || r.RouteDestination != "hook" || r.Filter != (sinks.Query{Route: "orders",
+	if err != nil || !r.Redrive || r.Route != "orders" || r.RouteDestination != "hook" || !reflect.DeepEqual(r.Filter, sinks.Query{Route: "orders",
 		Destination: "hook", Kind: sinks.KindDeadLettered, Redrivable: true}) || r.Name != "redrive orders to hook" {
 		t.Errorf("redrive request: %+v, %v", r, err)
 	}

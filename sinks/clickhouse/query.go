@@ -93,10 +93,24 @@ func prefixEnd(p string) (string, bool) {
 	return "", false
 }
 
+// within adds w's narrowing: the source and the type each start with one
+// of their prefixes, as byte ranges (18.16 has no startsWith).
+func (f *filter) within(w sinks.Within) {
+	conds, args := w.SQL("source", "type", func(col, p string) (string, []any) {
+		if hi, ok := prefixEnd(p); ok {
+			return "(" + col + " >= ? AND " + col + " < ?)", []any{p, hi}
+		}
+		return col + " >= ?", []any{p}
+	})
+	f.conds = append(f.conds, conds...)
+	f.args = append(f.args, args...)
+}
+
 // versionFilter is the WHERE of q's filters on the versions themselves.
 func versionFilter(q sinks.Query) filter {
 	var f filter
 	f.window(q.From, q.To, q.Type, q.TypePrefix)
+	f.within(q.Within)
 	for _, c := range []struct{ col, v string }{{"source", q.Source}, {"id", q.ID}, {"subject", q.Subject}} {
 		if c.v != "" {
 			f.add(c.col+" = ?", c.v)
@@ -431,6 +445,7 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	defer done()
 	var w filter
 	w.window(q.From, q.To, q.Type, q.TypePrefix)
+	w.within(q.Within)
 	from, width := q.From.UnixNano(), int64(q.Bucket)
 	// A version's repeated rows share its time and type, so a bucket
 	// counts them once by counting distinct versions.

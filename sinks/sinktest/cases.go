@@ -263,6 +263,15 @@ func testCounts(t *testing.T, e *env) {
 	if got, err = e.s.Counts(e.ctx, q); err != nil || !countsEqual(got, want) {
 		t.Errorf("Counts of a type prefix: got %+v, %v", got, err)
 	}
+	q.Type, q.TypePrefix = "", false
+	q.Within = sinks.Within{SourcePrefixes: []string{"urn:"}, TypePrefixes: []string{"com.c.b"}}
+	if got, err = e.s.Counts(e.ctx, q); err != nil || !countsEqual(got, []sinks.Count{want[1], want[3]}) {
+		t.Errorf("Counts within a type prefix: got %+v, %v", got, err)
+	}
+	q.Within = sinks.Within{SourcePrefixes: []string{"urn:other"}}
+	if got, err = e.s.Counts(e.ctx, q); err != nil || len(got) != 0 {
+		t.Errorf("Counts within another source: got %+v, %v", got, err)
+	}
 }
 
 // testCountOutcomes: a store that counts outcomes counts the entries

@@ -151,7 +151,8 @@ func matches(it *sinks.Item, q sinks.Query) bool {
 		q.Type != "" && q.TypePrefix && !strings.HasPrefix(e.Type(), q.Type),
 		q.Source != "" && e.Source() != q.Source,
 		q.Subject != "" && e.Subject() != q.Subject,
-		q.ID != "" && e.ID() != q.ID:
+		q.ID != "" && e.ID() != q.ID,
+		!q.Within.Allows(e.Source(), e.Type()):
 		return false
 	}
 	if q.Route == "" && q.Destination == "" && q.Kind == "" && q.ReceivedFrom.IsZero() && q.ReceivedTo.IsZero() {

@@ -71,6 +71,11 @@ func testFilters(t *testing.T, e *env) {
 		{"combined with entries", sinks.Query{From: from, To: to, Type: "com.a.", TypePrefix: true, Source: "urn:s2", Route: "orders"}, false, true},
 		{"combined type, subject and kind", sinks.Query{Type: "com.a.deleted", Subject: "x", Kind: sinks.KindFiltered}, false, true},
 		{"id and kind, nothing matches", sinks.Query{ID: "f00", Kind: sinks.KindDelivered}, true, false},
+		{"within sources", sinks.Query{Within: sinks.Within{SourcePrefixes: []string{"urn:s2", "urn:none"}}}, false, true},
+		{"within types", sinks.Query{Within: sinks.Within{TypePrefixes: []string{"com.b.", "com.a.d"}}}, false, true},
+		{"within both, and a route", sinks.Query{Route: "orders", Within: sinks.Within{SourcePrefixes: []string{"urn:s"}, TypePrefixes: []string{"com.a."}}}, false, true},
+		{"within nothing", sinks.Query{Within: sinks.Within{SourcePrefixes: []string{}}}, true, false},
+		{"within, a source outside", sinks.Query{Source: "urn:s1", Within: sinks.Within{SourcePrefixes: []string{"urn:s2"}}}, true, false},
 	}
 	for _, c := range cases {
 		want := e.m.query(c.q)

@@ -55,12 +55,23 @@ func (sel *selection) timeAndType(from, to time.Time, typ string, prefix bool) {
 	}
 }
 
+// within adds w's narrowing: the source and the type each start with one
+// of their prefixes.
+func (sel *selection) within(w sinks.Within) {
+	conds, args := w.SQL("v.source", "v.type", func(col, p string) (string, []any) {
+		return "substr(" + col + ", 1, ?) = ?", []any{utf8.RuneCountInString(p), p}
+	})
+	sel.conds = append(sel.conds, conds...)
+	sel.args = append(sel.args, args...)
+}
+
 // selectVersions is the selection of q's filters, without its cursor.
 // Entry filters keep the versions with an entry matching all of them;
 // when they name a route with few entries, the query starts from those.
 func (s *Store) selectVersions(ctx context.Context, q sinks.Query) (selection, error) {
 	sel := selection{from: "versions v"}
 	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
+	sel.within(q.Within)
 	for _, f := range []struct{ col, v string }{{"v.source", q.Source}, {"v.subject", q.Subject}, {"v.id", q.ID}} {
 		if f.v != "" {
 			sel.add(f.col+" = ?", f.v)
@@ -203,14 +214,18 @@ func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, 
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	if out, ok, err := s.countsByIndex(ctx, q); err != nil || ok {
-		if err != nil {
-			return nil, fmt.Errorf("%s: counts: %w", s, err)
+	if !q.Within.Narrows() {
+		// The index counts by type alone; a narrowing by source needs the rows.
+		if out, ok, err := s.countsByIndex(ctx, q); err != nil || ok {
+			if err != nil {
+				return nil, fmt.Errorf("%s: counts: %w", s, err)
+			}
+			return out, nil
 		}
-		return out, nil
 	}
 	var sel selection
 	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
+	sel.within(q.Within)
 	from, width := q.From.UnixNano(), int64(q.Bucket)
 	stmt := `SELECT (v.time_ns - ?) / ? AS b, v.type, COUNT(*) FROM versions v` + sel.where() + ` GROUP BY b, v.type ORDER BY b, v.type`
 	rows, err := s.db.QueryContext(ctx, stmt, append([]any{from, width}, sel.args...)...)
