@@ -24,10 +24,12 @@ test: services lint
 	@$(MAKE) --no-print-directory fuzz
 
 # The fuzz targets: the HTTP ingest decoders, the audit query's parameter
-# parser, the replay request parser, the routes file parser and the
-# signed-event decoder (dssematerial and signedextattrs).
+# parser, the replay request parser, the routes file parser, the
+# signed-event decoder (dssematerial and signedextattrs) and the Macaroon
+# caveat parser.
 FUZZ_TARGETS := pkg/cehttp:FuzzDecodeJSON pkg/cehttp:FuzzHeaderValue sinks:FuzzParseQuery \
-	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes bus/signing:FuzzDecode
+	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes bus/signing:FuzzDecode \
+	pkg/auth:FuzzParseCaveat
 FUZZTIME ?= 5s
 
 .PHONY: fuzz

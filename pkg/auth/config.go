@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/envconf"
+	"github.com/auditbus/auditbus/pkg/perms"
 )
 
 // EnvPrefix is the prefix of the variables ConfigFromEnv reads.
@@ -35,6 +36,12 @@ type Config struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat, at most
 	// MaxLeeway. ConfigFromEnv sets DefaultLeeway when the variable is unset.
 	Leeway time.Duration
+	// MacaroonKey, when set, is the root key Macaroon bearer tokens are
+	// verified with: at least MinMacaroonKeyBytes bytes.
+	MacaroonKey []byte
+	// Policy restricts principals by subject (perms.LoadPolicy); nil
+	// restricts none.
+	Policy *perms.Policy
 	// Skipped describes the JWKS keys that were left out (encryption keys,
 	// other algorithms), for the daemon to log at start.
 	Skipped []string
@@ -48,6 +55,7 @@ type Config struct {
 //	AUDITBUS_AUTH_ISSUER        required iss claim (unchecked when unset)
 //	AUDITBUS_AUTH_AUDIENCE      comma-separated; the aud claim must hold one of them (unchecked when unset)
 //	AUDITBUS_AUTH_LEEWAY        clock skew on exp, nbf and iat (default 30s, at most 5m)
+//	AUDITBUS_AUTH_MACAROON_KEY_FILE  the Macaroon root key, at least 32 random bytes
 //
 // Key files are read and parsed once, here. Every bad variable is named in
 // the error with what it accepts; the secret's value never is.
@@ -85,6 +93,13 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		}
 		c.Keys = append(c.Keys, keys...)
 		c.Skipped = skipped
+	}
+	if path := r.String("MACAROON_KEY_FILE", ""); path != "" {
+		key, err := ReadMacaroonKey(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name("MACAROON_KEY_FILE"), err))
+		}
+		c.MacaroonKey = key
 	}
 	if c.Leeway > MaxLeeway {
 		errs = append(errs, fmt.Errorf("%s=%q: want a duration of at most %s", r.Name("LEEWAY"), c.Leeway, MaxLeeway))

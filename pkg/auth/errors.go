@@ -20,6 +20,7 @@ var (
 	ErrWrongAudience        = errors.New("wrong audience")
 	ErrInvalidClaims        = errors.New("invalid claims")
 	ErrInsufficientScope    = errors.New("insufficient scope")
+	ErrUnknownCaveat        = errors.New("unknown or malformed caveat")
 )
 
 // The stable codes of the JSON error body, one per reason above.
@@ -35,6 +36,7 @@ const (
 	CodeWrongAudience        = "wrong_audience"
 	CodeInvalidClaims        = "invalid_claims"
 	CodeInsufficientScope    = "insufficient_scope"
+	CodeUnknownCaveat        = "unknown_caveat"
 )
 
 var codes = []struct {
@@ -52,6 +54,7 @@ var codes = []struct {
 	{ErrWrongAudience, CodeWrongAudience},
 	{ErrInvalidClaims, CodeInvalidClaims},
 	{ErrInsufficientScope, CodeInsufficientScope},
+	{ErrUnknownCaveat, CodeUnknownCaveat},
 }
 
 // Error is why a request was refused: one of the Err* reasons, with a

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditbus/auditbus/pkg/perms"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -26,6 +27,11 @@ type Verifier struct {
 	issuer   string
 	audience []string
 	leeway   time.Duration
+	// macKey is the Macaroon root key; nil accepts no Macaroons.
+	macKey []byte
+	// policy restricts principals by subject; nil restricts none.
+	policy *perms.Policy
+	now    func() time.Time
 }
 
 // New builds a Verifier from cfg. It refuses keys of the wrong type or
@@ -35,26 +41,42 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
 		return nil, fmt.Errorf("auditbus: auth: leeway %s: want 0 to %s", cfg.Leeway, MaxLeeway)
 	}
+	if cfg.MacaroonKey != nil && len(cfg.MacaroonKey) < MinMacaroonKeyBytes {
+		return nil, fmt.Errorf("auditbus: auth: the Macaroon root key has %d bytes; at least %d random bytes are needed", len(cfg.MacaroonKey), MinMacaroonKeyBytes)
+	}
+	v := &Verifier{
+		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), leeway: cfg.Leeway,
+		macKey: slices.Clone(cfg.MacaroonKey), policy: cfg.Policy, now: time.Now,
+	}
 	if len(cfg.Keys) == 0 {
-		return &Verifier{}, nil
+		return v, nil
 	}
 	ks, err := newKeySet(cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("auditbus: auth: %w", err)
 	}
-	return &Verifier{
-		keys: ks,
-		// The key set, not the parser, decides the algorithm: WithValidMethods
-		// would refuse "none" before the key set can say why.
-		parser:   jwt.NewParser(jwt.WithLeeway(cfg.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt()),
-		issuer:   cfg.Issuer,
-		audience: slices.Clone(cfg.Audience),
-		leeway:   cfg.Leeway,
-	}, nil
+	v.keys = ks
+	// The key set, not the parser, decides the algorithm: WithValidMethods
+	// would refuse "none" before the key set can say why.
+	v.parser = jwt.NewParser(jwt.WithLeeway(cfg.Leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	return v, nil
 }
 
-// Configured reports whether v has keys, so that tokens are checked.
-func (v *Verifier) Configured() bool { return v != nil && v.keys != nil }
+// Configured reports whether v has keys (JWT keys or a Macaroon root key),
+// so that tokens are checked.
+func (v *Verifier) Configured() bool { return v != nil && (v.keys != nil || v.macKey != nil) }
+
+// withPolicy is set narrowed by the policy's rules for subject, if any: a
+// token can narrow what the policy allows, never widen it.
+func (v *Verifier) withPolicy(subject string, set perms.Set) perms.Set {
+	if v.policy == nil {
+		return set
+	}
+	if ps, ok := v.policy.For(subject); ok {
+		return ps.Intersect(set)
+	}
+	return set
+}
 
 // Principal is who a verified token speaks for.
 type Principal struct {
@@ -69,7 +91,19 @@ type Principal struct {
 	ExpiresAt time.Time
 	// KeyID is the token's kid header, if any.
 	KeyID string
+	// Kind is the kind of token: KindJWT or KindMacaroon.
+	Kind string
+	// Permissions narrow what the principal may publish and read within
+	// its scopes: from the token's permission claims or caveats, and the
+	// policy file's rules for Subject. The zero Set restricts nothing.
+	Permissions perms.Set
 }
+
+// The kinds of bearer token.
+const (
+	KindJWT      = "jwt"
+	KindMacaroon = "macaroon"
+)
 
 // HasScope reports whether the principal was granted scope.
 func (p Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
@@ -97,16 +131,23 @@ func (v *Verifier) Authenticate(r *http.Request) (Principal, error) {
 	return v.Verify(token)
 }
 
-// Verify checks a token in JWT compact form: its signature against the
+// Verify checks a token. A JWT in compact form: its signature against the
 // configured keys, exp (required), nbf and iat with the leeway, and the
-// issuer and audience when configured. Errors are *Error, usable with
-// errors.Is against the Err* reasons.
+// issuer and audience when configured. A Macaroon (a token without '.'):
+// its signature against the root key and every caveat (see ParseCaveat).
+// Errors are *Error, usable with errors.Is against the Err* reasons.
 func (v *Verifier) Verify(token string) (Principal, error) {
 	if !v.Configured() {
 		return Principal{}, newError(ErrUnknownKey, "this server has no keys to verify tokens with", nil)
 	}
 	if len(token) > MaxTokenBytes {
 		return Principal{}, newError(ErrMalformedToken, fmt.Sprintf("the token is %d bytes; at most %d are accepted", len(token), MaxTokenBytes), nil)
+	}
+	if v.macKey != nil && isMacaroon(token) {
+		return v.verifyMacaroon(token, v.now())
+	}
+	if v.keys == nil {
+		return Principal{}, newError(ErrMalformedToken, "this server accepts Macaroons only (no JWT keys are configured), and the bearer token is not one; send a Macaroon minted with auditbus token mint", nil)
 	}
 	var c claims
 	tok, err := v.parser.ParseWithClaims(token, &c, v.keys.keyFor)
@@ -125,7 +166,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(v.audience) > 0 && !slices.ContainsFunc(v.audience, func(a string) bool { return slices.Contains(c.Audience, a) }) {
 		return Principal{}, newError(ErrWrongAudience, fmt.Sprintf("the token's audience %q does not include %s; request a token for this audience", clipAll(c.Audience), quoteAll(v.audience)), nil)
 	}
-	p := Principal{Subject: c.Subject, Issuer: c.Issuer, Scopes: c.scopes}
+	p := Principal{Subject: c.Subject, Issuer: c.Issuer, Scopes: c.scopes, Kind: KindJWT, Permissions: v.withPolicy(c.Subject, c.perms)}
 	if c.ExpiresAt != nil {
 		p.ExpiresAt = c.ExpiresAt.Time
 	}
@@ -182,17 +223,20 @@ type claims struct {
 	Scope  json.RawMessage `json:"scope"`
 	Scp    json.RawMessage `json:"scp"`
 	scopes []string
+	permClaims
 }
 
-// Validate parses the scope claims; the jwt parser calls it after its own
-// checks.
+// Validate parses the scope and permission claims; the jwt parser calls
+// it after its own checks.
 func (c *claims) Validate() error {
 	var err error
 	if c.scopes, err = appendScopes(nil, "scope", c.Scope); err != nil {
 		return err
 	}
-	c.scopes, err = appendScopes(c.scopes, "scp", c.Scp)
-	return err
+	if c.scopes, err = appendScopes(c.scopes, "scp", c.Scp); err != nil {
+		return err
+	}
+	return c.permClaims.parse()
 }
 
 // appendScopes accepts a space-separated string (RFC 8693 §4.2) or an
