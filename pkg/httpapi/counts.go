@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -84,6 +85,8 @@ type countsAnswer struct {
 	Bucket string     `json:"bucket"`
 	By     string     `json:"by"`
 	Counts []countRow `json:"counts"`
+	// Narrowed says the counts cover only what the reader may see.
+	Narrowed json.RawMessage `json:"narrowed,omitempty"`
 }
 
 // countRow is one count: of the versions of a type, or (by=outcome) of
@@ -107,6 +110,9 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 	switch by := r.URL.Query().Get("by"); by {
 	case "", "type":
 	case "outcome":
+		if refuseWhole(w, r, "GET /v1/counts?by=outcome") {
+			return
+		}
 		oc, ok := s.o.Store.(sinks.OutcomeCounter)
 		switch {
 		case q.Type != "":
@@ -121,6 +127,7 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, fmt.Errorf("parameter \"by\": %q is neither type nor outcome", clip(by)))
 		return
 	}
+	q.Within = readerWithin(w, r)
 	counts, err := count(r.Context(), q)
 	if err != nil {
 		s.storeFailed(w, r, "counts", err)
@@ -130,7 +137,7 @@ func (s *Server) counts(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, fmt.Errorf("parameter \"bucket\": the range has %d buckets and types to count, more than %d; choose a wider bucket or a type", len(counts), MaxCountRows))
 		return
 	}
-	out := countsAnswer{From: q.From.UTC(), To: q.To.UTC(), Bucket: q.Bucket.String(), Counts: make([]countRow, len(counts))}
+	out := countsAnswer{From: q.From.UTC(), To: q.To.UTC(), Bucket: q.Bucket.String(), Counts: make([]countRow, len(counts)), Narrowed: narrowedJSON(q.Within)}
 	out.By = "type"
 	if r.URL.Query().Get("by") == "outcome" {
 		out.By = "outcome"
@@ -163,7 +170,7 @@ func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, http.StatusNotFound, CodeNotFound, "this daemon's audit store cannot count versions; GET /v1/counts has the counts per type")
 		return
 	}
-	base := sinks.Query{From: q.From, To: q.To, Type: q.Type, TypePrefix: q.TypePrefix}
+	base := sinks.Query{From: q.From, To: q.To, Type: q.Type, TypePrefix: q.TypePrefix, Within: readerWithin(w, r)}
 	ns := make([]int64, len(totalKinds))
 	for i, kind := range totalKinds {
 		sel := base
@@ -174,10 +181,11 @@ func (s *Server) totals(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := struct {
-		From   time.Time        `json:"from"`
-		To     time.Time        `json:"to"`
-		Totals map[string]int64 `json:"totals"`
-	}{From: q.From.UTC(), To: q.To.UTC(), Totals: map[string]int64{}}
+		From     time.Time        `json:"from"`
+		To       time.Time        `json:"to"`
+		Totals   map[string]int64 `json:"totals"`
+		Narrowed json.RawMessage  `json:"narrowed,omitempty"`
+	}{From: q.From.UTC(), To: q.To.UTC(), Totals: map[string]int64{}, Narrowed: narrowedJSON(base.Within)}
 	for i, kind := range totalKinds {
 		if kind == "" {
 			kind = "versions"

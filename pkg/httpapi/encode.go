@@ -20,6 +20,8 @@ import (
 type pageWriter struct {
 	w       *bufio.Writer
 	scratch []byte
+	// narrowed, when set, is written as the page's "narrowed" member.
+	narrowed []byte
 }
 
 // page writes {"items":[...],"next":"..."} and a newline; next is left
@@ -44,6 +46,10 @@ func (p *pageWriter) close(next string) {
 		b = appendString(b, next)
 		_, _ = p.w.Write(b)
 		p.scratch = b
+	}
+	if p.narrowed != nil {
+		_, _ = p.w.WriteString(`,"narrowed":`)
+		_, _ = p.w.Write(p.narrowed)
 	}
 	_, _ = p.w.WriteString("}\n")
 }

@@ -122,6 +122,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	from := router.IngestOptions{Request: newRequestID(), Principal: Anonymous}
 	if p, ok := auth.FromContext(r.Context()); ok {
 		from.Principal = p.Subject
+		if refused := checkPublish(p, t, evs); refused != nil {
+			s.refusePublish(ctx, w, r, t, evs, from, refused)
+			return
+		}
 	}
 	switch {
 	case len(evs) == 0:

@@ -65,6 +65,9 @@ func (s *Server) ledger(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
+	if refuseWhole(w, r, "GET /v1/ledger") {
+		return
+	}
 	entries, err := s.o.Store.Entries(r.Context(), p.log, p.afterSeq, p.limit)
 	if errors.Is(err, sinks.ErrNoLog) {
 		apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("the ledger has no log %q; GET /v1/ledger/logs lists its logs", clip(p.log)))

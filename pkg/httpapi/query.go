@@ -35,6 +35,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
+	q.Within = readerWithin(w, r)
 	s.streamPage(w, r, q)
 }
 
@@ -49,11 +50,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
+	within := readerWithin(w, r)
 	source, given := "", false
 	if src, ok := v["source"]; ok {
 		source, given = src[0], true
 	} else {
-		sources, err := s.sourcesOf(r, id)
+		sources, err := s.sourcesOf(r, id, within)
 		switch {
 		case errors.Is(err, errTooMany):
 			apierror.Write(w, http.StatusConflict, CodeAmbiguousID, fmt.Sprintf(
@@ -64,7 +66,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 			s.storeFailed(w, r, "get", err)
 			return
 		case len(sources) == 0:
-			apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no event with id %q is in the audit store", clip(id)))
+			apierror.Write(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no event with id %q is in the audit store", clip(id))+narrowedNote(within))
 			return
 		case len(sources) > 1:
 			how := fmt.Sprintf("%d sources use the id %q: %s", len(sources), clip(id), strings.Join(quoteAll(sources), ", "))
@@ -78,12 +80,20 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		source = sources[0]
 	}
 	items, err := s.o.Store.Get(r.Context(), source, id)
+	if err == nil && within.Narrows() {
+		// A version the reader may not see is answered as one the store
+		// does not hold, so the answer says nothing of its existence.
+		items = slices.DeleteFunc(items, func(it sinks.Item) bool { return !within.Allows(it.Event.Source(), it.Event.Type()) })
+		if len(items) == 0 {
+			err = sinks.ErrNotFound
+		}
+	}
 	if errors.Is(err, sinks.ErrNotFound) {
 		msg := fmt.Sprintf("no event with id %q from source %q is in the audit store", clip(id), clip(source))
 		if !given {
 			msg = fmt.Sprintf("no event with id %q is in the audit store", clip(id))
 		}
-		apierror.Write(w, http.StatusNotFound, CodeNotFound, msg)
+		apierror.Write(w, http.StatusNotFound, CodeNotFound, msg+narrowedNote(within))
 		return
 	}
 	if err == nil {
@@ -94,9 +104,18 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bw := startJSON(w)
-	pw := pageWriter{w: bw}
+	pw := pageWriter{w: bw, narrowed: narrowedJSON(within)}
 	pw.page(items, "")
 	_ = bw.Flush()
+}
+
+// narrowedNote tells a narrowed reader that a "not found" covers only
+// what it may read.
+func narrowedNote(within sinks.Within) string {
+	if !within.Narrows() {
+		return ""
+	}
+	return " among the events this token may read (" + within.String() + ")"
 }
 
 // onlySource refuses every parameter of GET /v1/events/{id} but one
@@ -118,10 +137,10 @@ func onlySource(v url.Values) error {
 // sourcesOf lists, sorted, the sources of up to maxSources+1 events with
 // this id, looking through maxScan versions at most: past them it
 // returns the sources seen with errTooMany.
-func (s *Server) sourcesOf(r *http.Request, id string) ([]string, error) {
+func (s *Server) sourcesOf(r *http.Request, id string, within sinks.Within) ([]string, error) {
 	seen := map[string]bool{}
 	scanned := 0
-	q := sinks.Query{ID: id, NoTrail: true, Limit: 100}
+	q := sinks.Query{ID: id, NoTrail: true, Limit: 100, Within: within}
 	err := sinks.PageAll(r.Context(), s.o.Store, q, func(items []sinks.Item) error {
 		for i := range items {
 			seen[items[i].Event.Source()] = true

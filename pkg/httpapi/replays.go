@@ -99,6 +99,7 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		s.badReplay(w, r, err)
 		return
 	}
+	q.Within = readerWithin(w, r)
 	var target replay.Target
 	if body.Destination != nil || !dry {
 		if body.Destination == nil {
@@ -124,7 +125,10 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 			s.replayFailed(w, r, "count", err)
 			return
 		}
-		writeValue(w, http.StatusOK, map[string]int64{"events": n})
+		writeValue(w, http.StatusOK, struct {
+			Events   int64           `json:"events"`
+			Narrowed json.RawMessage `json:"narrowed,omitempty"`
+		}{n, narrowedJSON(q.Within)})
 		return
 	}
 	req := replay.Request{Filter: q, Destination: target, Rate: body.Rate, Name: body.Name}
@@ -296,6 +300,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Resolve and check every job before starting any.
+	within := readerWithin(w, r)
 	reqs := make([]replay.Request, 0, len(dests))
 	for _, d := range dests {
 		t, err := s.o.Destinations.Target(ReplayDestination{Route: body.Route, Destination: d})
@@ -310,6 +315,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 			s.badReplay(w, r, redriveField(err))
 			return
 		}
+		req.Filter.Within = within
 		if body.Destination == "" {
 			// Only the destinations that have something to redrive.
 			n, err := s.o.Replays.Count(r.Context(), req.Filter)
@@ -323,7 +329,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		}
 		reqs = append(reqs, req)
 	}
-	out := redriveAnswer{Jobs: make([]ReplayJob, 0, len(reqs))}
+	out := redriveAnswer{Jobs: make([]ReplayJob, 0, len(reqs)), Narrowed: narrowedJSON(within)}
 	for _, req := range reqs {
 		j, err := s.o.Replays.Start(r.Context(), req)
 		if err != nil {

@@ -125,6 +125,8 @@ type replayList struct {
 // none when no destination of the route has a version to redrive.
 type redriveAnswer struct {
 	Jobs []ReplayJob `json:"jobs"`
+	// Narrowed says the jobs redrive only what the reader may see.
+	Narrowed json.RawMessage `json:"narrowed,omitempty"`
 }
 
 // jobView is how the API shows j.

@@ -14,6 +14,7 @@ import (
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/apierror"
 	"github.com/auditbus/auditbus/pkg/auth"
+	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/pkg/ui"
@@ -78,6 +79,10 @@ type Options struct {
 	// Destinations resolves the destinations of replay requests; required
 	// with Replays.
 	Destinations Destinations
+	// Refusals counts the events refused by their principal's permissions
+	// (auditbus_events_refused_total); nil counts nothing. The daemon
+	// registers one and shares it with the router.
+	Refusals *refusal.Metrics
 	// Ready reports whether the transports and the store are reachable; nil
 	// means always ready. It is given ReadyTimeout.
 	Ready func(ctx context.Context) error

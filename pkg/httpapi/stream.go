@@ -59,7 +59,7 @@ func (s *Server) streamPage(w http.ResponseWriter, r *http.Request, q sinks.Quer
 			startJSON(w)
 			cw = &countingWriter{w: w}
 			bw = bufio.NewWriterSize(cw, 32<<10)
-			pw = pageWriter{w: bw}
+			pw = pageWriter{w: bw, narrowed: narrowedJSON(q.Within)}
 			pw.open()
 		}
 		full := false

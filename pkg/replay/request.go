@@ -173,6 +173,41 @@ type filterJSON struct {
 	ReceivedFrom *time.Time `json:"received_from,omitempty"`
 	ReceivedTo   *time.Time `json:"received_to,omitempty"`
 	Redrivable   bool       `json:"redrivable,omitempty"`
+	// Within is the narrowing of the reader who started the job, kept so
+	// that a resumed or retried job stays within it.
+	Within *withinJSON `json:"within,omitempty"`
+}
+
+// withinJSON is the JSON form of sinks.Within.
+type withinJSON struct {
+	SourcePrefixes []string `json:"source_prefixes,omitempty"`
+	TypePrefixes   []string `json:"type_prefixes,omitempty"`
+	// NoSources and NoTypes keep an empty list, which allows nothing,
+	// apart from a list left out.
+	NoSources bool `json:"no_sources,omitempty"`
+	NoTypes   bool `json:"no_types,omitempty"`
+}
+
+func withinWire(w sinks.Within) *withinJSON {
+	if !w.Narrows() {
+		return nil
+	}
+	return &withinJSON{SourcePrefixes: w.SourcePrefixes, TypePrefixes: w.TypePrefixes,
+		NoSources: w.SourcePrefixes != nil && len(w.SourcePrefixes) == 0, NoTypes: w.TypePrefixes != nil && len(w.TypePrefixes) == 0}
+}
+
+func (w *withinJSON) within() sinks.Within {
+	if w == nil {
+		return sinks.Within{}
+	}
+	out := sinks.Within{SourcePrefixes: w.SourcePrefixes, TypePrefixes: w.TypePrefixes}
+	if w.NoSources {
+		out.SourcePrefixes = []string{}
+	}
+	if w.NoTypes {
+		out.TypePrefixes = []string{}
+	}
+	return out
 }
 
 // requestJSON is the JSON form of a Request: targets by name.
@@ -206,7 +241,7 @@ func (r Request) wire() requestJSON {
 	w := requestJSON{
 		Filter: filterJSON{From: timePtr(f.From), To: timePtr(f.To), Type: f.Type, TypePrefix: f.TypePrefix,
 			Source: f.Source, Subject: f.Subject, ID: f.ID, Route: f.Route, Destination: f.Destination, Outcome: f.Kind,
-			ReceivedFrom: timePtr(f.ReceivedFrom), ReceivedTo: timePtr(f.ReceivedTo), Redrivable: f.Redrivable},
+			ReceivedFrom: timePtr(f.ReceivedFrom), ReceivedTo: timePtr(f.ReceivedTo), Redrivable: f.Redrivable, Within: withinWire(f.Within)},
 		Route: r.Route, RouteDestination: r.RouteDestination, Rate: r.Rate, Name: r.Name, Redrive: r.Redrive,
 	}
 	if !isNil(r.Destination) {
@@ -230,7 +265,7 @@ func (w filterJSON) filter() sinks.Query {
 	}
 	return sinks.Query{From: timeOf(w.From), To: timeOf(w.To), Type: w.Type, TypePrefix: w.TypePrefix, Source: w.Source,
 		Subject: w.Subject, ID: w.ID, Route: w.Route, Destination: w.Destination, Kind: kind,
-		ReceivedFrom: timeOf(w.ReceivedFrom), ReceivedTo: timeOf(w.ReceivedTo), Redrivable: w.Redrivable}
+		ReceivedFrom: timeOf(w.ReceivedFrom), ReceivedTo: timeOf(w.ReceivedTo), Redrivable: w.Redrivable, Within: w.Within.within()}
 }
 
 // MarshalJSON writes the request with its targets by name (Target.String):
