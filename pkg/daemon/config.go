@@ -113,6 +113,10 @@ type Config struct {
 	// MaxConnections bounds the HTTP connections open at once; more wait
 	// in the listen backlog. AUDITBUS_MAX_CONNECTIONS, default 1024.
 	MaxConnections int
+	// PolicyFile restricts principals by subject: the topics, routes,
+	// sources and types each may publish and read (see package perms).
+	// AUDITBUS_POLICY_FILE; none by default. It needs authentication on.
+	PolicyFile string
 	// QueryMaxBytes bounds one page of the audit query in bytes: it ends
 	// early with a cursor. AUDITBUS_QUERY_MAX_BYTES, default 16 MiB.
 	QueryMaxBytes int
@@ -144,6 +148,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		DefaultTopic:    r.String("DEFAULT_TOPIC", "events"),
 		Store:           r.Enum("STORE", "sqlite", "sqlite", "clickhouse"),
 		Routes:          r.String("ROUTES", ""),
+		PolicyFile:      r.String("POLICY_FILE", ""),
 		MaxBodyBytes:    r.Int("MAX_BODY_BYTES", 4<<20, 1024),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		WebhookAllow:    r.List("WEBHOOK_ALLOW", nil),

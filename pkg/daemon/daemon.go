@@ -23,6 +23,8 @@ import (
 	"github.com/auditbus/auditbus/pkg/auth"
 	"github.com/auditbus/auditbus/pkg/egress"
 	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/perms"
+	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/pkg/tracing"
@@ -79,6 +81,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	if cfg.PolicyFile != "" {
+		if authCfg.Policy, err = perms.LoadPolicy(cfg.PolicyFile); err != nil {
+			return nil, fmt.Errorf("AUDITBUS_POLICY_FILE: %w", err)
+		}
+	}
 	verifier, err := auth.New(authCfg)
 	if err != nil {
 		return nil, err
@@ -86,12 +93,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	if err := auth.CheckListen(cfg.Listen, verifier.Configured(), cfg.Insecure); err != nil {
 		return nil, err
 	}
-	if !verifier.Configured() {
-		log.Warn("authentication is off: no AUDITBUS_AUTH_* keys are set; the API is open to anyone who can reach " + cfg.Listen)
-	} else if authCfg.Issuer == "" || len(authCfg.Audience) == 0 {
-		log.Warn("tokens are accepted whoever issued them and whatever audience they name: set AUDITBUS_AUTH_ISSUER and AUDITBUS_AUTH_AUDIENCE so a token minted for another service is refused",
-			"issuer_checked", authCfg.Issuer != "", "audience_checked", len(authCfg.Audience) > 0)
+	if cfg.PolicyFile != "" && !verifier.Configured() {
+		return nil, fmt.Errorf("AUDITBUS_POLICY_FILE %q: the policy restricts principals by their token, and authentication is off; "+
+			"set AUDITBUS_AUTH_* keys (or AUDITBUS_AUTH_MACAROON_KEY_FILE), or unset AUDITBUS_POLICY_FILE", cfg.PolicyFile)
 	}
+	warnAuth(log, cfg, authCfg, verifier)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -167,6 +173,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	d.resumeReplays()
 
 	api, err := httpapi.New(httpapi.Options{
+		Refusals: refusal.NewMetrics(reg, append([]string{httpapi.TransportHTTP}, cfg.Transports...)...),
 		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt, Replays: d.replays, Destinations: dests,
 		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
@@ -436,4 +443,22 @@ func (d *Daemon) drainMemTopics(ctx context.Context, routes []router.RouteConfig
 		d.log.Info("mem topic has no route reading it; its events are kept in the audit store only", "topic", topic)
 	}
 	return nil
+}
+
+// warnAuth logs what authentication leaves open: everything when it is
+// off, tokens from any issuer, principals nobody restricted.
+func warnAuth(log *slog.Logger, cfg Config, authCfg auth.Config, v *auth.Verifier) {
+	switch {
+	case !v.Configured():
+		log.Warn("authentication is off: no AUDITBUS_AUTH_* keys are set; the API is open to anyone who can reach " + cfg.Listen)
+		return
+	case len(authCfg.Keys) > 0 && (authCfg.Issuer == "" || len(authCfg.Audience) == 0):
+		log.Warn("tokens are accepted whoever issued them and whatever audience they name: set AUDITBUS_AUTH_ISSUER and AUDITBUS_AUTH_AUDIENCE so a token minted for another service is refused",
+			"issuer_checked", authCfg.Issuer != "", "audience_checked", len(authCfg.Audience) > 0)
+	}
+	if authCfg.Policy.Len() == 0 {
+		log.Warn("no principal is restricted: without AUDITBUS_POLICY_FILE, a token without permission claims (auditbus_source_prefixes, ...) or caveats may publish any source and type to any topic or route, and read every event")
+	} else {
+		log.Info("permissions policy loaded", "policy_file", cfg.PolicyFile, "principals", authCfg.Policy.Len())
+	}
 }

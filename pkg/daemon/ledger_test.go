@@ -56,26 +56,12 @@ func startLiveConfig(t *testing.T, routes string, edit func(*daemon.Config), env
 		}
 	}
 	secret := liveSecret
-	vars := map[string]string{
-		"AUDITBUS_LISTEN": "127.0.0.1:0", "AUDITBUS_DATA_DIR": filepath.Join(dir, "data"), "AUDITBUS_ROUTES": path,
-		"AUDITBUS_TRANSPORTS": "mem", "AUDITBUS_STORE": "sqlite", "AUDITBUS_LEDGER_LOG": ledgerLog,
-		"AUDITBUS_AUTH_HS256_SECRET": secret, "AUDITBUS_LOG_LEVEL": "info", "AUDITBUS_SQLITE_RETENTION": "",
-	}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	for k, v := range vars {
-		t.Setenv(k, v)
-	}
-	cfg, err := daemon.ConfigFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := liveConfig(t, dir, path, env...)
 	if edit != nil {
 		edit(&cfg)
 	}
 	l := &live{logs: &lockedBuffer{}}
+	var err error
 	l.d, err = daemon.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(l.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +90,31 @@ func startLiveConfig(t *testing.T, routes string, edit func(*daemon.Config), env
 		t.Fatal(err)
 	}
 	return l
+}
+
+// liveConfig is the configuration of a live daemon with its data under
+// dir and the routes file path ("" for none); env ("NAME=value") adds to
+// or overrides its variables.
+func liveConfig(t *testing.T, dir, path string, env ...string) daemon.Config {
+	t.Helper()
+	vars := map[string]string{
+		"AUDITBUS_LISTEN": "127.0.0.1:0", "AUDITBUS_DATA_DIR": filepath.Join(dir, "data"), "AUDITBUS_ROUTES": path,
+		"AUDITBUS_TRANSPORTS": "mem", "AUDITBUS_STORE": "sqlite", "AUDITBUS_LEDGER_LOG": ledgerLog,
+		"AUDITBUS_AUTH_HS256_SECRET": liveSecret, "AUDITBUS_LOG_LEVEL": "info", "AUDITBUS_SQLITE_RETENTION": "",
+		"AUDITBUS_POLICY_FILE": "", "AUDITBUS_AUTH_MACAROON_KEY_FILE": "",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := daemon.ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // post sends one event in binary mode to POST /v1/events?query, with
