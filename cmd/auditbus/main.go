@@ -56,6 +56,7 @@ var commands = []command{
 	{"redrive", "deliver a route's dead-lettered events again after a fix", runRedrive},
 	{"verify", "check the ledger's Merkle logs and signed checkpoints, or one event", runVerify},
 	{"keygen", "make the key pair that signs the ledger's checkpoints", runKeygen},
+	{"token", "mint, attenuate and inspect Macaroon bearer tokens", runToken},
 	{"version", "print the version", func(_ context.Context, _ []string, s stdio) int {
 		fmt.Fprintln(s.out, "auditbus", versionString())
 		return exitOK
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, s stdio) int {
 			return c.run(ctx, rest, s)
 		}
 	}
-	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query, replay, redrive, verify, keygen and version (auditbus --help)\n", name)
+	fmt.Fprintf(s.errOut, "auditbus: unknown command %q; the commands are serve, publish, tail, query, replay, redrive, verify, keygen, token and version (auditbus --help)\n", name)
 	return exitUsage
 }
 

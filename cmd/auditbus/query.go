@@ -367,11 +367,15 @@ func cell(s string) string {
 func queryList(ctx context.Context, c *client, q url.Values, all bool, p *itemPrinter, s stdio) int {
 	for {
 		var page struct {
-			Items []json.RawMessage `json:"items"`
-			Next  string            `json:"next"`
+			Items    []json.RawMessage `json:"items"`
+			Next     string            `json:"next"`
+			Narrowed *narrowing        `json:"narrowed"`
 		}
 		if err := c.getJSON(ctx, c.endpoint(q, "v1", "events"), &page); err != nil {
 			return failure(s, "query", err)
+		}
+		if q.Get("cursor") == "" || !all {
+			page.Narrowed.note(s, "query")
 		}
 		if page.Items == nil {
 			return failure(s, "query", errors.New("the answer has no \"items\": is --url an auditbus daemon?"))
@@ -407,9 +411,12 @@ func queryGet(ctx context.Context, c *client, id, source string, p *itemPrinter,
 		q.Set("source", source)
 	}
 	var versions struct {
-		Items []json.RawMessage `json:"items"`
+		Items    []json.RawMessage `json:"items"`
+		Narrowed *narrowing        `json:"narrowed"`
 	}
-	if err := c.getJSON(ctx, c.endpoint(q, "v1", "events", id), &versions); err != nil {
+	err := c.getJSON(ctx, c.endpoint(q, "v1", "events", id), &versions)
+	versions.Narrowed.note(s, "query get")
+	if err != nil {
 		if isNotFound(err) {
 			fmt.Fprintf(s.errOut, "auditbus query get: not found: %v\n", err)
 			return exitNotFound
@@ -441,4 +448,34 @@ func (c *client) getJSON(ctx context.Context, u string, v any) error {
 		return fmt.Errorf("GET %s: HTTP %d, but the answer is not the JSON expected: %w", redactURL(req.URL), resp.StatusCode, err)
 	}
 	return nil
+}
+
+// narrowing is the "narrowed" member of an answer: the daemon left out
+// what the token may not read.
+type narrowing struct {
+	SourcePrefixes []string `json:"source_prefixes"`
+	TypePrefixes   []string `json:"type_prefixes"`
+}
+
+// note tells, on stderr, that the answer was narrowed; nil says nothing.
+func (n *narrowing) note(s stdio, cmd string) {
+	if n == nil {
+		return
+	}
+	var parts []string
+	if n.SourcePrefixes != nil {
+		parts = append(parts, "sources starting with "+strings.Join(quoteEach(n.SourcePrefixes), " or "))
+	}
+	if n.TypePrefixes != nil {
+		parts = append(parts, "types starting with "+strings.Join(quoteEach(n.TypePrefixes), " or "))
+	}
+	fmt.Fprintf(s.errOut, "auditbus %s: narrowed: this token reads only %s; other events are left out\n", cmd, strings.Join(parts, " and "))
+}
+
+func quoteEach(list []string) []string {
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = strconv.Quote(v)
+	}
+	return out
 }
