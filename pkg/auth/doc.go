@@ -12,6 +12,7 @@
 //	AUDITBUS_AUTH_ISSUER        required iss claim (unchecked when unset)
 //	AUDITBUS_AUTH_AUDIENCE      comma-separated; aud must hold one of them (unchecked when unset)
 //	AUDITBUS_AUTH_LEEWAY        clock skew allowed on exp, nbf and iat (default 30s, at most 5m)
+//	AUDITBUS_AUTH_MACAROON_KEY_FILE  the Macaroon root key, at least 32 random bytes
 //
 // The key decides the algorithm. An HS256 secret verifies only HS256, an
 // RSA key only RS256, an Ed25519 key only EdDSA; a token is offered only
@@ -26,6 +27,21 @@
 // §4.2), and from the scp claim, an array of strings; either claim may
 // take either form. The API's scopes are ScopeEventsWrite,
 // ScopeAuditRead and ScopeReplayWrite.
+//
+// A bearer token without '.' is a Macaroon: the base64url of its v2
+// binary encoding (gopkg.in/macaroon.v2), verified with the root key of
+// AUDITBUS_AUTH_MACAROON_KEY_FILE (at least 32 bytes). Its first-party
+// caveats (ParseCaveat: scope, topic, route, source-prefix, type-prefix,
+// expires) say what it allows; several of one kind intersect, and one
+// the server does not understand fails closed (ErrUnknownCaveat). Its
+// identifier is the Principal's Subject. MintMacaroon and
+// AttenuateMacaroon make and narrow them.
+//
+// Principal.Permissions (package perms) narrow what a principal may
+// publish and read within its scopes: from a JWT's auditbus_* claims
+// (ClaimTopics, ClaimRoutes, ClaimSourcePrefixes, ClaimTypePrefixes) or a
+// Macaroon's caveats, intersected with Config.Policy's rules for the
+// subject.
 //
 // Verifier.Require is the middleware: 401 for a missing or bad token, 403
 // for a missing scope, each with a WWW-Authenticate challenge and the JSON

@@ -115,6 +115,20 @@
 // the route with versions to redrive gets a job of its own; when none has
 // any, the answer is 200 {"jobs":[]}.
 //
+// Permissions (auth.Principal.Permissions) narrow both ways. A publish
+// whose topic, route, source or type the principal may not use is 403
+// permission_denied naming the rule and the first refused event (index,
+// attribute); the whole request is refused, and each refused event is
+// recorded with a refused entry (principal, transport http, topic or
+// route, the rule in error) and counted in Options.Refusals. A reader
+// restricted by source or type prefixes gets only what it may read from
+// GET /v1/events, /v1/events/{id}, /v1/counts, /v1/totals, replays and
+// redrives, each answer saying so in a "narrowed" member
+// ({"source_prefixes":[...],"type_prefixes":[...]}) and the
+// Auditbus-Narrowed header; an event it may not read is 404 like a
+// missing one. GET /v1/ledger and GET /v1/counts?by=outcome, which cannot
+// be narrowed so, are 403 permission_denied to it.
+//
 // Every error is the JSON body of package apierror,
 // {"error":{"code":"...","message":"..."}}, with "attribute" and "index"
 // when the error concerns one attribute or batch element. Statuses and
@@ -128,6 +142,7 @@
 //	400 bad_request                     a replay or redrive body field is unknown, missing or bad; the message names it
 //	401 unauthorized, malformed_token, bad_signature, token_expired, ...  (package auth)
 //	403 insufficient_scope              the token lacks the endpoint's scope
+//	403 permission_denied               the principal's permissions refuse the publish or the read
 //	404 not_found                       no such endpoint, event or log
 //	404 unknown_route                   ?route= names no HTTP-fed route
 //	404 no_route                        nothing consumes the topic on the transport

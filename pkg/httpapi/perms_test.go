@@ -1,0 +1,76 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/pkg/httpapi"
+	"github.com/auditbus/auditbus/pkg/refusal"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestPermissionsRefuseRouteAndType: a principal limited to one route
+// and one type prefix is refused another route (before the route is even
+// looked up, so route names do not leak) and another type, each refusal
+// recorded with the route or topic and counted by reason.
+func TestPermissionsRefuseRouteAndType(t *testing.T) {
+	e := newEnv(t, func(o *httpapi.Options) { o.Refusals = refusal.NewMetrics(o.Registerer, httpapi.TransportHTTP) })
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "svc-cart", "scope": "events:write", "exp": time.Now().Add(time.Hour).Unix(),
+		"auditbus_routes": []string{"shop-in"}, "auditbus_topics": []string{"events"}, "auditbus_type_prefixes": []string{"com.example.order."},
+	}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(id, typ string) map[string]string {
+		return map[string]string{"ce-specversion": "1.0", "ce-id": id, "ce-source": "/shop", "ce-type": typ, "content-type": "application/json"}
+	}
+	r := e.do(t, req{method: http.MethodPost, path: "/v1/events?route=billing", token: tok, header: ev("r-1", "com.example.order.created"), body: "{}"})
+	b := wantError(t, r, http.StatusForbidden, httpapi.CodePermissionDenied)
+	if !strings.Contains(b.Error.Message, `route "billing" is not allowed`) || !strings.Contains(b.Error.Message, `claim "auditbus_routes"`) {
+		t.Errorf("another route: %s", b.Error.Message)
+	}
+	r = e.do(t, req{method: http.MethodPost, path: "/v1/events?topic=events", token: tok, header: ev("t-1", "com.example.payment.captured"), body: "{}"})
+	b = wantError(t, r, http.StatusForbidden, httpapi.CodePermissionDenied)
+	if b.Error.Attribute != "type" || b.Error.Index == nil || *b.Error.Index != 0 {
+		t.Errorf("another type: attribute %q, index %v; want type, 0", b.Error.Attribute, b.Error.Index)
+	}
+	e.post(t, req{path: "/v1/events?topic=events", token: tok, header: ev("ok-1", "com.example.order.created"), body: "{}"}, 1)
+
+	for _, c := range []struct{ id, route, topic, reason string }{
+		{"r-1", "billing", "", refusal.RouteNotAllowed},
+		{"t-1", "", "events", refusal.TypeNotAllowed},
+	} {
+		items, err := e.store.Get(t.Context(), "/shop", c.id)
+		if err != nil || len(items) != 1 || len(items[0].Trail) != 1 {
+			t.Fatalf("%s: %v, %+v", c.id, err, items)
+		}
+		en := items[0].Trail[0]
+		if en.Kind != sinks.KindRefused || en.Route != c.route || en.Topic != c.topic || en.Principal != "svc-cart" || !strings.Contains(en.Error, c.reason) {
+			t.Errorf("%s: entry %+v; want refused by svc-cart on route %q topic %q for %s", c.id, en, c.route, c.topic, c.reason)
+		}
+	}
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "auditbus_events_refused_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "reason" {
+					counted[l.GetValue()] = s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if counted[refusal.RouteNotAllowed] != 1 || counted[refusal.TypeNotAllowed] != 1 || counted[refusal.SourceNotAllowed] != 0 {
+		t.Errorf("auditbus_events_refused_total by reason: %v; want one route and one type refusal", counted)
+	}
+}
