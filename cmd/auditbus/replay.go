@@ -167,11 +167,13 @@ func runReplay(ctx context.Context, args []string, s stdio) int {
 	}
 	if f.dryRun {
 		var ans struct {
-			Events *int64 `json:"events"`
+			Events   *int64     `json:"events"`
+			Narrowed *narrowing `json:"narrowed"`
 		}
 		if err := c.sendJSON(ctx, http.MethodPost, c.endpoint(url.Values{"dry_run": {"true"}}, "v1", "replays"), body, &ans); err != nil {
 			return failure(s, "replay", err)
 		}
+		ans.Narrowed.note(s, "replay")
 		if ans.Events == nil {
 			return failure(s, "replay", errors.New(`the answer has no "events": is --url an auditbus daemon?`))
 		}
@@ -447,11 +449,13 @@ func runRedrive(ctx context.Context, args []string, s stdio) int {
 		return usageError(s, "redrive", "%v", err)
 	}
 	var ans struct {
-		Jobs []httpapi.ReplayJob `json:"jobs"`
+		Jobs     []httpapi.ReplayJob `json:"jobs"`
+		Narrowed *narrowing          `json:"narrowed"`
 	}
 	if err := c.sendJSON(ctx, http.MethodPost, c.endpoint(nil, "v1", "redrives"), body, &ans); err != nil {
 		return failure(s, "redrive", err)
 	}
+	ans.Narrowed.note(s, "redrive")
 	if len(ans.Jobs) == 0 {
 		fmt.Fprintf(s.errOut, "auditbus redrive: nothing to redrive: no destination of route %q has dead-lettered events it did not deliver since\n", route)
 		return exitOK

@@ -44,17 +44,30 @@ func readerWithin(w http.ResponseWriter, r *http.Request) sinks.Within {
 	return within
 }
 
-// narrowedJSON is the "narrowed" member of an answer:
-// {"source_prefixes":[...],"type_prefixes":[...]}, each left out when it
-// does not narrow; nil when nothing is narrowed.
-func narrowedJSON(within sinks.Within) json.RawMessage {
+// Narrowing is the "narrowed" member of an answer narrowed to what the
+// reader may read: the prefixes its sources and types start with, each
+// left out when it does not narrow.
+type Narrowing struct {
+	SourcePrefixes []string `json:"source_prefixes,omitempty"`
+	TypePrefixes   []string `json:"type_prefixes,omitempty"`
+}
+
+// narrowingOf is within's Narrowing; nil when nothing is narrowed.
+func narrowingOf(within sinks.Within) *Narrowing {
 	if !within.Narrows() {
 		return nil
 	}
-	b, _ := json.Marshal(struct {
-		SourcePrefixes []string `json:"source_prefixes,omitempty"`
-		TypePrefixes   []string `json:"type_prefixes,omitempty"`
-	}{within.SourcePrefixes, within.TypePrefixes})
+	return &Narrowing{SourcePrefixes: within.SourcePrefixes, TypePrefixes: within.TypePrefixes}
+}
+
+// narrowedJSON is within's Narrowing in JSON; nil when nothing is
+// narrowed.
+func narrowedJSON(within sinks.Within) json.RawMessage {
+	n := narrowingOf(within)
+	if n == nil {
+		return nil
+	}
+	b, _ := json.Marshal(n)
 	return b
 }
 

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,4 +74,48 @@ func TestPermissionsRefuseRouteAndType(t *testing.T) {
 	if counted[refusal.RouteNotAllowed] != 1 || counted[refusal.TypeNotAllowed] != 1 || counted[refusal.SourceNotAllowed] != 0 {
 		t.Errorf("auditbus_events_refused_total by reason: %v; want one route and one type refusal", counted)
 	}
+}
+
+// TestRedriveNarrowed: a redrive selects only what the reader may read,
+// and says so; with nothing it may read, no job starts.
+func TestRedriveNarrowed(t *testing.T) {
+	re := newReplayEnv(t)
+	re.storeEvents(t, 100)
+	ledger := subscribe(t, re.mem, "ledger")
+	reader := func(types ...string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "shop-ops", "scope": "replay:write audit:read", "exp": time.Now().Add(time.Hour).Unix(),
+			"auditbus_type_prefixes": types,
+		}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// Every version ledger dead-lettered is an order: a reader of users
+	// has nothing to redrive, and is told why.
+	r := re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: reader("com.example.user."), body: `{"route": "billing"}`})
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"jobs":[],"narrowed":{"type_prefixes":["com.example.user."]}}` {
+		t.Fatalf("a redrive by a reader of users: %d %s; want no job, narrowed", r.status, r.body)
+	}
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: reader("com.example.user."), body: `{"route": "billing", "destination": "ledger"}`})
+	var ans struct {
+		Jobs []httpapi.ReplayJob `json:"jobs"`
+	}
+	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 1 ||
+		ans.Jobs[0].Request.Narrowed == nil || ans.Jobs[0].Request.Narrowed.TypePrefixes[0] != "com.example.user." {
+		t.Fatalf("a redrive of ledger by a reader of users: %d %s", r.status, r.body)
+	}
+	if j := re.waitJob(t, ans.Jobs[0].ID); j.Progress.Done != 0 || j.Request.Narrowed == nil {
+		t.Fatalf("the redrive by a reader of users delivered %d, or lost its narrowing: %+v", j.Progress.Done, j)
+	}
+	r = re.do(t, req{method: http.MethodPost, path: "/v1/redrives", token: reader("com.example.order."), body: `{"route": "billing", "destination": "ledger"}`})
+	ans.Jobs = nil
+	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 1 || !strings.Contains(string(r.body), `"narrowed"`) {
+		t.Fatalf("a redrive by a reader of orders: %d %s", r.status, r.body)
+	}
+	if j := re.waitJob(t, ans.Jobs[0].ID); j.Progress.Done != 10 {
+		t.Fatalf("the narrowed redrive: %+v", j)
+	}
+	ledger.waitFor(t, 10)
 }

@@ -112,6 +112,9 @@ type ReplayJobRequest struct {
 	Destination string       `json:"destination"`
 	Rate        float64      `json:"rate"`
 	Redrive     bool         `json:"redrive,omitempty"`
+	// Narrowed is the narrowing of the reader who started the job: the
+	// job replays only what that reader may read.
+	Narrowed *Narrowing `json:"narrowed,omitempty"`
 }
 
 // replayList is the answer of GET /v1/replays.
@@ -135,7 +138,7 @@ func jobView(j replay.Job) ReplayJob {
 	v := ReplayJob{
 		ID: j.ID, Name: r.Name, State: j.State, Progress: j.Progress, Errors: j.Errors,
 		ErrorCount: j.ErrorCount, Error: j.Error, Created: j.Created, Updated: j.Updated,
-		Request: ReplayJobRequest{Filter: filterView(r.Filter), Rate: r.Rate, Redrive: r.Redrive},
+		Request: ReplayJobRequest{Filter: filterView(r.Filter), Rate: r.Rate, Redrive: r.Redrive, Narrowed: narrowingOf(r.Filter.Within)},
 	}
 	if r.Destination != nil {
 		v.Request.Destination = r.Destination.String()
