@@ -18,6 +18,27 @@ type Within struct {
 // Narrows reports whether w leaves anything out.
 func (w Within) Narrows() bool { return w.SourcePrefixes != nil || w.TypePrefixes != nil }
 
+// Covers reports whether w allows every version o allows: o is w or
+// narrower.
+func (w Within) Covers(o Within) bool {
+	return coversList(w.SourcePrefixes, o.SourcePrefixes) && coversList(w.TypePrefixes, o.TypePrefixes)
+}
+
+func coversList(w, o []string) bool {
+	if w == nil {
+		return true
+	}
+	if o == nil {
+		return false
+	}
+	for _, p := range o {
+		if !hasAnyPrefix(p, w) {
+			return false
+		}
+	}
+	return true
+}
+
 // Allows reports whether a version of source and typ is inside w.
 func (w Within) Allows(source, typ string) bool {
 	return hasAnyPrefix(source, w.SourcePrefixes) && hasAnyPrefix(typ, w.TypePrefixes)

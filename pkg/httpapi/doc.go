@@ -126,7 +126,9 @@
 // redrives, each answer saying so in a "narrowed" member
 // ({"source_prefixes":[...],"type_prefixes":[...]}) and the
 // Auditbus-Narrowed header; an event it may not read is 404 like a
-// missing one. GET /v1/ledger and GET /v1/counts?by=outcome, which cannot
+// missing one. A job shows the narrowing it runs under (request.narrowed)
+// and keeps it when resumed; a narrowed reader lists, reads, cancels and
+// retries only the jobs that read no more than it may (another is 404). GET /v1/ledger and GET /v1/counts?by=outcome, which cannot
 // be narrowed so, are 403 permission_denied to it.
 //
 // Every error is the JSON body of package apierror,

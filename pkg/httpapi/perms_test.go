@@ -114,8 +114,39 @@ func TestRedriveNarrowed(t *testing.T) {
 	if r.status != http.StatusAccepted || json.Unmarshal(r.body, &ans) != nil || len(ans.Jobs) != 1 || !strings.Contains(string(r.body), `"narrowed"`) {
 		t.Fatalf("a redrive by a reader of orders: %d %s", r.status, r.body)
 	}
-	if j := re.waitJob(t, ans.Jobs[0].ID); j.Progress.Done != 10 {
+	orders := ans.Jobs[0].ID
+	if j := re.waitJob(t, orders); j.Progress.Done != 10 {
 		t.Fatalf("the narrowed redrive: %+v", j)
 	}
 	ledger.waitFor(t, 10)
+
+	// A narrowed reader sees only the jobs that read no more than it may:
+	// their errors and progress name events.
+	list := func(token string) []string {
+		var page struct {
+			Replays []httpapi.ReplayJob `json:"replays"`
+		}
+		r := re.do(t, req{path: "/v1/replays", token: token})
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil {
+			t.Fatalf("GET /v1/replays: %d %s", r.status, r.body)
+		}
+		var ids []string
+		for _, j := range page.Replays {
+			ids = append(ids, j.ID)
+		}
+		return ids
+	}
+	if ids := list(reader("com.example.user.")); len(ids) != 1 || ids[0] == orders {
+		t.Errorf("the jobs a reader of users sees: %v; want its own alone", ids)
+	}
+	if ids := list(reader("com.example.")); len(ids) != 2 {
+		t.Errorf("the jobs a reader of every com.example. type sees: %v; want both", ids)
+	}
+	if ids := list(re.replayAll); len(ids) != 2 {
+		t.Errorf("the jobs an unrestricted reader sees: %v; want both", ids)
+	}
+	for _, m := range []struct{ method, path string }{{http.MethodGet, ""}, {http.MethodDelete, ""}, {http.MethodPost, "/retry"}} {
+		r := re.do(t, req{method: m.method, path: "/v1/replays/" + orders + m.path, token: reader("com.example.user.")})
+		wantError(t, r, http.StatusNotFound, httpapi.CodeNotFound)
+	}
 }

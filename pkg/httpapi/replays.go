@@ -184,10 +184,15 @@ func (s *Server) listReplays(w http.ResponseWriter, r *http.Request) {
 		badQuery(w, err)
 		return
 	}
+	within := readerWithin(w, r)
 	jobs, next := s.o.Replays.Page(after, limit)
-	out := replayList{Replays: make([]ReplayJob, len(jobs)), Next: next}
-	for i, j := range jobs {
-		out.Replays[i] = jobView(j)
+	out := replayList{Replays: make([]ReplayJob, 0, len(jobs)), Next: next, Narrowed: narrowingOf(within)}
+	for _, j := range jobs {
+		// A narrowed reader sees the jobs that read no more than it may:
+		// their errors and progress name events.
+		if within.Covers(j.Request.Filter.Within) {
+			out.Replays = append(out.Replays, jobView(j))
+		}
 	}
 	writeValue(w, http.StatusOK, out)
 }
@@ -221,7 +226,7 @@ func jobPage(rawQuery string) (after string, limit int, err error) {
 
 // getReplay is GET /v1/replays/{id}.
 func (s *Server) getReplay(w http.ResponseWriter, r *http.Request) {
-	j, err := s.o.Replays.Get(r.PathValue("id"))
+	j, err := s.visibleJob(w, r)
 	if err != nil {
 		s.replayFailed(w, r, "get", err)
 		return
@@ -232,7 +237,10 @@ func (s *Server) getReplay(w http.ResponseWriter, r *http.Request) {
 // cancelReplay is DELETE /v1/replays/{id}: it answers once the batch in
 // flight is finished, with the job now cancelled.
 func (s *Server) cancelReplay(w http.ResponseWriter, r *http.Request) {
-	j, err := s.o.Replays.Cancel(r.PathValue("id"))
+	j, err := s.visibleJob(w, r)
+	if err == nil {
+		j, err = s.o.Replays.Cancel(j.ID)
+	}
 	if err != nil {
 		s.replayFailed(w, r, "cancel", err)
 		return
@@ -244,13 +252,28 @@ func (s *Server) cancelReplay(w http.ResponseWriter, r *http.Request) {
 // retryReplay is POST /v1/replays/{id}/retry: a failed or cancelled job
 // goes on from its checkpoint.
 func (s *Server) retryReplay(w http.ResponseWriter, r *http.Request) {
-	j, err := s.o.Replays.Retry(r.PathValue("id"))
+	j, err := s.visibleJob(w, r)
+	if err == nil {
+		j, err = s.o.Replays.Retry(j.ID)
+	}
 	if err != nil {
 		s.replayFailed(w, r, "retry", err)
 		return
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "replay retried", s.replayAttrs(r, slog.String("job", j.ID))...)
 	writeValue(w, http.StatusAccepted, jobAnswer(r, j))
+}
+
+// visibleJob is the job of the request's path, or an error wrapping
+// replay.ErrNotFound when there is none, or when it reads more than the
+// reader may: to a narrowed reader, another's wider job does not exist.
+func (s *Server) visibleJob(w http.ResponseWriter, r *http.Request) (replay.Job, error) {
+	id := r.PathValue("id")
+	j, err := s.o.Replays.Get(id)
+	if err == nil && !readerWithin(w, r).Covers(j.Request.Filter.Within) {
+		return replay.Job{}, fmt.Errorf("replay: job %q: %w", id, replay.ErrNotFound)
+	}
+	return j, err
 }
 
 // jobState is what a caller without audit:read learns of a job it

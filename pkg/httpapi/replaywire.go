@@ -122,6 +122,9 @@ type replayList struct {
 	Replays []ReplayJob `json:"replays"`
 	// Next is the after of the next page; left out after the last.
 	Next string `json:"next,omitempty"`
+	// Narrowed says the page holds only the jobs that read no more than
+	// the reader may.
+	Narrowed *Narrowing `json:"narrowed,omitempty"`
 }
 
 // redriveAnswer is the answer of POST /v1/redrives: the jobs started,
