@@ -40,7 +40,8 @@ func TestTokenCommands(t *testing.T) {
 		{[]string{"token", "mint", "--key", short, "--caveat", "scope = audit:read"}, exitFailure, "at least 32"},
 		{[]string{"token", "attenuate", "--token", strings.TrimSpace(tok)}, exitUsage, "at least one --caveat"},
 		{[]string{"token", "attenuate", "--key", key, "--token", "x", "--caveat", "scope = a"}, exitUsage, "no --key"},
-		{[]string{"token", "attenuate", "--token", "not.a.macaroon", "--caveat", "scope = a"}, exitFailure, "neither a JWT"},
+		{[]string{"token", "attenuate", "--token", "a.jwt.token", "--caveat", "scope = a"}, exitFailure, "only Macaroons can be attenuated"},
+		{[]string{"token", "attenuate", "--token", "!!", "--caveat", "scope = a"}, exitFailure, "neither a JWT"},
 		{[]string{"token", "burn"}, exitUsage, "mint, attenuate or inspect"},
 	} {
 		if _, stderr, code := runCLI(t, "", c.args...); code != c.code || !strings.Contains(stderr, c.says) {

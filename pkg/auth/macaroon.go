@@ -57,7 +57,11 @@ func MintMacaroon(rootKey []byte, id string, caveats []string) (string, error) {
 // AttenuateMacaroon adds caveats to a Macaroon token, needing no key: the
 // new token allows at most what the old one did.
 func AttenuateMacaroon(token string, caveats []string) (string, error) {
-	m, err := decodeMacaroon(strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	if !isMacaroon(token) {
+		return "", errors.New("the token holds '.', so it is a JWT, not a Macaroon; only Macaroons can be attenuated (mint one with auditbus token mint)")
+	}
+	m, err := decodeMacaroon(token)
 	if err != nil {
 		return "", err
 	}
