@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/auditbus/auditbus/pkg/apierror"
 	"github.com/auditbus/auditbus/pkg/auth"
@@ -23,7 +25,8 @@ import (
 const CodePermissionDenied = "permission_denied"
 
 // HeaderNarrowed marks an answer narrowed to what the reader may see; its
-// value says how, as the answer's "narrowed" member does.
+// value is the answer's "narrowed" member, in JSON with non-ASCII
+// characters escaped.
 const HeaderNarrowed = "Auditbus-Narrowed"
 
 // permissionsOf is the permissions of the request's principal; the zero
@@ -40,8 +43,26 @@ func readerWithin(w http.ResponseWriter, r *http.Request) sinks.Within {
 		return sinks.Within{}
 	}
 	within := p.Permissions.Within()
-	w.Header().Set(HeaderNarrowed, strconv.QuoteToASCII(within.String()))
+	w.Header().Set(HeaderNarrowed, asciiJSON(narrowedJSON(within)))
 	return within
+}
+
+// asciiJSON is b with every non-ASCII character escaped (\uXXXX), for a
+// header value.
+func asciiJSON(b []byte) string {
+	var out strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r < utf8.RuneSelf:
+			out.WriteRune(r)
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&out, `\u%04x\u%04x`, r1, r2)
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+	}
+	return out.String()
 }
 
 // Narrowing is the "narrowed" member of an answer narrowed to what the

@@ -150,3 +150,23 @@ func TestRedriveNarrowed(t *testing.T) {
 		wantError(t, r, http.StatusNotFound, httpapi.CodeNotFound)
 	}
 }
+
+// TestNarrowedHeader: the Auditbus-Narrowed header is the answer's
+// narrowed member, in ASCII.
+func TestNarrowedHeader(t *testing.T) {
+	e := newEnv(t)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "reader", "scope": "audit:read", "exp": time.Now().Add(time.Hour).Unix(), "auditbus_source_prefixes": []string{"/shöp"},
+	}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, req{path: "/v1/events", token: tok})
+	if h := r.header.Get(httpapi.HeaderNarrowed); r.status != http.StatusOK || h != `{"source_prefixes":["/sh\u00f6p"]}` ||
+		!strings.Contains(string(r.body), `"narrowed":{"source_prefixes":["/shöp"]}`) {
+		t.Errorf("GET /v1/events: %d, header %q, body %s", r.status, h, r.body)
+	}
+	if r := e.do(t, req{path: "/v1/events", token: e.read}); r.header.Get(httpapi.HeaderNarrowed) != "" || strings.Contains(string(r.body), "narrowed") {
+		t.Errorf("an unrestricted reader's answer is marked narrowed: %s", r.body)
+	}
+}
