@@ -54,7 +54,7 @@ func TestCountsPerBucketAndOutcome(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil || r.status != http.StatusOK {
 		t.Fatalf("totals: %d %s", r.status, r.body)
 	}
-	want := map[string]int64{"versions": 3, "received": 1, "delivered": 1, "deadlettered": 1, "filtered": 0, "poison": 0, "replayed": 0, "refused": 0}
+	want := map[string]int64{"versions": 3, "conflicts": 0, "received": 1, "delivered": 1, "deadlettered": 1, "filtered": 0, "poison": 0, "replayed": 0, "refused": 0}
 	if len(got.Totals) != len(want) {
 		t.Errorf("totals %v, want %v", got.Totals, want)
 	}

@@ -9,7 +9,7 @@
 //	GET  /v1/ledger          scope audit:read    one page of a log's entries: ?log=L&after_seq=N&limit=M
 //	GET  /v1/ledger/logs     scope audit:read    the ledger's logs and their sizes: {"logs":[{"name","size"}]}
 //	GET  /v1/counts          scope audit:read    versions per bucket and type: ?from=&to=&bucket=1m&type=; &by=outcome: route entries per kind
-//	GET  /v1/totals          scope audit:read    versions of a time range, and those with an entry of each kind: ?from=&to=&type=
+//	GET  /v1/totals          scope audit:read    versions and conflicts of a time range, and its entries per kind: ?from=&to=&type=
 //	GET  /ui/                no token            the audit explorer (package ui); GET / redirects there
 //	POST /v1/replays         scope replay:write and audit:read  start a replay job (202 with the job); ?dry_run=true counts (200 {"events":N})
 //	GET  /v1/replays         scope audit:read    a page of replay jobs, newest first: {"replays":[...],"next":ID}; ?limit=N&after=ID
@@ -80,9 +80,16 @@
 //	{"from":"...","to":"...","bucket":"1m0s","counts":[{"start":"...","type":"...","n":N},...]}
 //
 // GET /v1/totals takes from, to and type and answers how many versions
-// the range has and how many of them have an entry of each kind:
+// the range has and how many of them conflict, and how many entries of
+// each kind were recorded in it (with a type, those of its versions):
 //
-//	{"from":"...","to":"...","totals":{"versions":N,"received":N,"filtered":N,"delivered":N,"deadlettered":N,"poison":N,"replayed":N}}
+//	{"from":"...","to":"...","totals":{"versions":N,"conflicts":N,"received":N,"filtered":N,"delivered":N,"deadlettered":N,"poison":N,"replayed":N}}
+//
+// Both stores keep these counts per minute as they append (see
+// sinks.RollupGrain): a range whose from and bucket are whole minutes is
+// counted from a row per minute, type and kind whatever the number of
+// events; other edges count the events of the minutes they cut, and
+// totals with a type count the range's entries.
 //
 // With by=outcome (and no type), GET /v1/counts counts the entries with
 // a route per bucket of their time and per kind instead, each row

@@ -69,6 +69,7 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"GetByID", testGet},
 		{"CountsPerBucket", testCounts},
 		{"CountOutcomesPerBucket", testCountOutcomes},
+		{"CountsMatchLedger", testCountsMatchLedger},
 		{"BadQueries", testBadQueries},
 		{"PersistsAcrossReopen", testReopen},
 		{"Retention", testRetention},

@@ -115,6 +115,8 @@ type appender struct {
 	// one is encoded in.
 	leaves []byte
 	leaf   []byte
+	// counts is what the Append adds to the per-minute counts.
+	counts tally
 
 	versions, entries []any // rows of the chunk being stored
 }
@@ -131,6 +133,9 @@ func (a *appender) append(ctx context.Context, chunks <-chan chunk) error {
 		if err := a.chunk(&c); err != nil {
 			return err
 		}
+	}
+	if err := a.counts.store(a.run, a.w); err != nil {
+		return err
 	}
 	if a.res.Entries == 0 {
 		return nil
@@ -196,6 +201,7 @@ func (a *appender) chunk(c *chunk) error {
 		a.known[id] = append(prev, r.Digest)
 		a.res.Versions++
 		a.bytes += er.appendVersion(a, len(prev) > 0)
+		a.counts.version(r, a.now, len(prev) > 0)
 	}
 	if err := a.lookUpKeys(maybe); err != nil {
 		return err
@@ -214,6 +220,7 @@ func (a *appender) chunk(c *chunk) error {
 			a.keys[k] = true
 			a.res.Entries++
 			a.bytes += er.appendEntry(a, j)
+			a.counts.entry(&er.r.Entries[j], a.now)
 		}
 	}
 	if err := a.w.versions.insert(a.run, a.versions); err != nil {

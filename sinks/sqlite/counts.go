@@ -2,216 +2,172 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/auditbus/auditbus/sinks"
 )
 
-// maxIndexCounts bounds the COUNT(*) queries countsByIndex runs: the types
-// with versions in the range times the buckets. Beyond it Counts reads the
-// range's rows once instead.
-const maxIndexCounts = 20000
-
-// countsByIndex counts the versions of q per bucket and type from the
-// index on (type, time_ns) alone: it finds the types by seeking from one
-// to the next, and counts each bucket of each type with a range count,
-// which SQLite answers from the index without reading a row. That is ten
-// times faster than grouping the rows of a busy hour, which reads each
-// row for its type. ok is false when there are too many types and buckets
-// for it to pay, and the caller groups the rows instead.
-func (s *Store) countsByIndex(ctx context.Context, q sinks.CountQuery) (out []sinks.Count, ok bool, err error) {
-	from, to, width := q.From.UnixNano(), q.To.UnixNano(), int64(q.Bucket)
-	buckets := (to - from + width - 1) / width
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	defer func() { _ = conn.Close() }()
-	count, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM versions INDEXED BY versions_type_time WHERE type = ? AND time_ns >= ? AND time_ns < ?`)
-	if err != nil {
-		return nil, false, err
-	}
-	defer func() { _ = count.Close() }()
-	var types []string
-	if q.Type != "" && !q.TypePrefix {
-		types = []string{q.Type}
-	} else {
-		// Each step is one seek in the index: the least type at or after
-		// the prefix ("" for every type), then the next after each.
-		first, err := conn.PrepareContext(ctx, `SELECT MIN(type) FROM versions WHERE type >= ?`)
-		if err != nil {
-			return nil, false, err
-		}
-		defer func() { _ = first.Close() }()
-		next, err := conn.PrepareContext(ctx, `SELECT MIN(type) FROM versions WHERE type > ?`)
-		if err != nil {
-			return nil, false, err
-		}
-		defer func() { _ = next.Close() }()
-		exists, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM versions INDEXED BY versions_type_time WHERE type = ? AND time_ns >= ? AND time_ns < ? LIMIT 1)`)
-		if err != nil {
-			return nil, false, err
-		}
-		defer func() { _ = exists.Close() }()
-		var t sql.NullString
-		err = first.QueryRowContext(ctx, q.Type).Scan(&t)
-		for err == nil && t.Valid && strings.HasPrefix(t.String, q.Type) {
-			// Only the types with a version in the range get bucket counts.
-			var n int64
-			if err = exists.QueryRowContext(ctx, t.String, from, to).Scan(&n); err != nil {
-				break
-			}
-			if n > 0 {
-				types = append(types, t.String)
-				if int64(len(types))*buckets > maxIndexCounts {
-					return nil, false, nil
-				}
-			}
-			err = next.QueryRowContext(ctx, t.String).Scan(&t)
-		}
-		if err != nil {
-			return nil, false, err
-		}
-	}
-	if buckets*int64(len(types)) > maxIndexCounts {
-		return nil, false, nil
-	}
-	for _, t := range types {
-		for b := int64(0); b < buckets; b++ {
-			start := from + b*width
-			var n int64
-			if err := count.QueryRowContext(ctx, t, start, min(start+width, to)).Scan(&n); err != nil {
-				return nil, false, err
-			}
-			if n > 0 {
-				out = append(out, sinks.Count{Start: time.Unix(0, start).UTC(), Type: t, N: n})
-			}
-		}
-	}
-	sortCounts(out)
-	return out, true, nil
+// Counts returns the version counts per bucket and type. When q's buckets
+// are whole minutes (sinks.PlanCounts) they come from the per-minute
+// counts of migration 0008, a row per minute and type, and only a To
+// inside a minute counts that minute's versions from the type index;
+// other buckets, and counts narrowed by q.Within, count the versions.
+func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	return s.countBy(ctx, q, "counts", s.counts)
 }
 
-// CountOutcomes counts the entries with a route per bucket of their time
-// and per kind, from entries_route alone: it steps from one (route,
-// destination, kind) of the index to the next and counts each bucket of
-// each with a range COUNT(*). With more than maxIndexCounts counts to
-// make, it groups the index's entries of the range instead.
-func (s *Store) CountOutcomes(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+// countBy checks q and runs count, naming op in its errors.
+func (s *Store) countBy(ctx context.Context, q sinks.CountQuery, op string, count func(context.Context, sinks.CountQuery) ([]sinks.Count, error)) ([]sinks.Count, error) {
 	if s.closed.Load() {
 		return nil, sinks.ErrClosed
 	}
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	out, err := s.countOutcomes(ctx, q)
+	out, err := count(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("%s: count outcomes: %w", s, err)
+		return nil, fmt.Errorf("%s: %s: %w", s, op, err)
 	}
 	return out, nil
 }
 
-func (s *Store) countOutcomes(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
-	from, to, width := q.From.UnixNano(), q.To.UnixNano(), int64(q.Bucket)
-	buckets := (to - from + width - 1) / width
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, err
+func (s *Store) counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	if q.Within.Narrows() {
+		// The per-minute counts know no sources.
+		return s.countsFromRows(ctx, q)
 	}
-	defer func() { _ = conn.Close() }()
-	next, err := conn.PrepareContext(ctx, `SELECT route, destination, kind FROM entries INDEXED BY entries_route
-		WHERE route <> '' AND (route, destination, kind) > (?, ?, ?) ORDER BY route, destination, kind LIMIT 1`)
-	if err != nil {
-		return nil, err
+	cond, args := typeCond(q.Type, q.TypePrefix)
+	return sinks.CountsFromRollup(ctx, q, s.rolledBuckets(`SELECT (minute * 60000000000 - ?) / ? AS b, type, SUM(n) FROM count_versions
+		WHERE minute >= ? AND minute < ?`+cond+` GROUP BY b, type HAVING SUM(n) <> 0 ORDER BY b, type`, args), s.countsFromRows)
+}
+
+// CountOutcomes counts the entries with a route per bucket of their time
+// and per kind: from the per-minute counts when q's buckets are whole
+// minutes (as Counts), else from the entries.
+func (s *Store) CountOutcomes(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+	return s.countBy(ctx, q, "count outcomes", func(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
+		return sinks.CountsFromRollup(ctx, q, s.rolledBuckets(`SELECT (minute * 60000000000 - ?) / ? AS b, kind, SUM(routed) FROM count_entries
+		WHERE minute >= ? AND minute < ? GROUP BY b, kind HAVING SUM(routed) <> 0 ORDER BY b, kind`, nil), s.countOutcomes)
+	})
+}
+
+// rolledBuckets is a count of the per-minute counts by st, a grouped sum
+// into rows (bucket, type or kind, sum) that binds From, Bucket, the
+// minutes' bounds and then args.
+func (s *Store) rolledBuckets(st string, args []any) func(context.Context, sinks.CountQuery, int64, int64) ([]sinks.Count, error) {
+	return func(ctx context.Context, q sinks.CountQuery, lo, hi int64) ([]sinks.Count, error) {
+		from, width := q.From.UnixNano(), int64(q.Bucket)
+		rows, err := s.db.QueryContext(ctx, st, append([]any{from, width, lo, hi}, args...)...)
+		return scanBuckets(rows, err, from, width)
 	}
-	defer func() { _ = next.Close() }()
-	count, err := conn.PrepareContext(ctx, `SELECT COUNT(*) FROM entries INDEXED BY entries_route
-		WHERE route <> '' AND route = ? AND destination = ? AND kind = ? AND time_ns >= ? AND time_ns < ?`)
-	if err != nil {
-		return nil, err
+}
+
+// typeCond is the condition, with its arguments, that selects the type
+// column's rows of typ (a prefix with prefix), or "" for every type.
+func typeCond(typ string, prefix bool) (string, []any) {
+	switch {
+	case typ == "":
+		return "", nil
+	case !prefix:
+		return " AND type = ?", []any{typ}
+	default:
+		return " AND type >= ? AND substr(type, 1, ?) = ?", []any{typ, utf8.RuneCountInString(typ), typ}
 	}
-	defer func() { _ = count.Close() }()
-	type key struct{ route, dest, kind string }
-	var keys []key
-	k := key{}
-	for {
-		err := next.QueryRowContext(ctx, k.route, k.dest, k.kind).Scan(&k.route, &k.dest, &k.kind)
-		if errors.Is(err, sql.ErrNoRows) {
-			break
-		}
+}
+
+// CountTotals sums q's range: versions and conflicts from the per-minute
+// counts by type, entries per kind from those by kind, and the parts of
+// the range inside a minute from the rows. With a type, the entries are
+// those of the type's versions, which the per-minute counts do not tell:
+// they are counted from the range's entries and their versions. Narrowed
+// (q.Within), everything is counted from the rows, as the per-minute
+// counts know no sources.
+func (s *Store) CountTotals(ctx context.Context, q sinks.CountQuery) (sinks.Totals, error) {
+	if s.closed.Load() {
+		return sinks.Totals{}, sinks.ErrClosed
+	}
+	if err := q.ValidateRange(); err != nil {
+		return sinks.Totals{}, err
+	}
+	t, err := s.totals(ctx, q)
+	if err != nil {
+		return sinks.Totals{}, fmt.Errorf("%s: totals: %w", s, err)
+	}
+	return t, nil
+}
+
+func (s *Store) totals(ctx context.Context, q sinks.CountQuery) (sinks.Totals, error) {
+	p := sinks.PlanRange(q.From, q.To)
+	if q.Within.Narrows() {
+		// The per-minute counts know no sources.
+		p = sinks.RollupPlan{Raw: []sinks.Span{{From: q.From.UnixNano(), To: q.To.UnixNano()}}}
+	}
+	t := sinks.Totals{Entries: map[string]int64{}}
+	cond, args := typeCond(q.Type, q.TypePrefix)
+	if p.Lo < p.Hi {
+		err := s.db.QueryRowContext(ctx, `SELECT coalesce(SUM(n), 0), coalesce(SUM(conflicts), 0) FROM count_versions
+			WHERE minute >= ? AND minute < ?`+cond, append([]any{p.Lo, p.Hi}, args...)...).Scan(&t.Versions, &t.Conflicts)
 		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-		if int64(len(keys))*buckets > maxIndexCounts {
-			return s.groupOutcomes(ctx, conn, from, to, width)
+			return t, err
 		}
 	}
-	sums := map[int64]map[string]int64{}
-	for _, k := range keys {
-		for b := int64(0); b < buckets; b++ {
-			start := from + b*width
-			var n int64
-			if err := count.QueryRowContext(ctx, k.route, k.dest, k.kind, start, min(start+width, to)).Scan(&n); err != nil {
-				return nil, err
-			}
-			if n > 0 {
-				if sums[b] == nil {
-					sums[b] = map[string]int64{}
-				}
-				sums[b][k.kind] += n
-			}
+	for _, r := range p.Raw {
+		var sel selection
+		sel.timeAndType(time.Unix(0, r.From), time.Unix(0, r.To), q.Type, q.TypePrefix)
+		sel.within(q.Within)
+		var n, c int64
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), coalesce(SUM(v.conflict), 0) FROM versions v`+sel.where(), sel.args...).Scan(&n, &c)
+		if err != nil {
+			return t, err
+		}
+		t.Versions, t.Conflicts = t.Versions+n, t.Conflicts+c
+	}
+	if q.Type != "" || q.Within.Narrows() {
+		var sel selection
+		sel.add("e.time_ns >= ?", q.From.UnixNano())
+		sel.add("e.time_ns < ?", q.To.UnixNano())
+		sel.timeAndType(time.Time{}, time.Time{}, q.Type, q.TypePrefix)
+		sel.within(q.Within)
+		err := s.kindSums(ctx, t.Entries, `SELECT e.kind, COUNT(*) FROM entries e INDEXED BY entries_time
+			CROSS JOIN versions v ON v.source = e.source AND v.id = e.id AND v.digest = e.digest`+sel.where()+`
+			GROUP BY e.kind`, sel.args...)
+		if err != nil {
+			return t, err
+		}
+		return t, nil
+	}
+	if p.Lo < p.Hi {
+		if err := s.kindSums(ctx, t.Entries, `SELECT kind, SUM(n) FROM count_entries WHERE minute >= ? AND minute < ? GROUP BY kind`, p.Lo, p.Hi); err != nil {
+			return t, err
 		}
 	}
-	var out []sinks.Count
-	for b, kinds := range sums {
-		for kind, n := range kinds {
-			out = append(out, sinks.Count{Start: time.Unix(0, from+b*width).UTC(), Type: kind, N: n})
+	for _, r := range p.Raw {
+		if err := s.kindSums(ctx, t.Entries, `SELECT kind, COUNT(*) FROM entries INDEXED BY entries_time
+			WHERE time_ns >= ? AND time_ns < ? GROUP BY kind`, r.From, r.To); err != nil {
+			return t, err
 		}
 	}
-	sortCounts(out)
-	return out, nil
+	return t, nil
 }
 
-// groupOutcomes counts the entries with a route per bucket and kind in
-// one pass over the range.
-func (s *Store) groupOutcomes(ctx context.Context, conn *sql.Conn, from, to, width int64) ([]sinks.Count, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT (time_ns - ?) / ? AS b, kind, COUNT(*) FROM entries INDEXED BY entries_route
-		WHERE route <> '' AND time_ns >= ? AND time_ns < ? GROUP BY b, kind ORDER BY b, kind`, from, width, from, to)
-	return scanBuckets(rows, err, from, width)
-}
-
-// scanBuckets reads the rows (bucket, type or kind, count) of a grouped
-// count, err being the query's, into counts starting at from+bucket*width.
-func scanBuckets(rows *sql.Rows, err error, from, width int64) ([]sinks.Count, error) {
+// kindSums adds the rows (kind, n) of st to sums.
+func (s *Store) kindSums(ctx context.Context, sums map[string]int64, st string, args ...any) error {
+	rows, err := s.db.QueryContext(ctx, st, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = rows.Close() }()
-	var out []sinks.Count
 	for rows.Next() {
-		var b int64
-		var c sinks.Count
-		if err := rows.Scan(&b, &c.Type, &c.N); err != nil {
-			return nil, err
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return err
 		}
-		c.Start = time.Unix(0, from+b*width).UTC()
-		out = append(out, c)
+		if n != 0 {
+			sums[kind] += n
+		}
 	}
-	return out, rows.Err()
-}
-
-// sortCounts orders counts by bucket start, then type.
-func sortCounts(out []sinks.Count) {
-	slices.SortFunc(out, func(a, b sinks.Count) int {
-		if c := a.Start.Compare(b.Start); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Type, b.Type)
-	})
+	return rows.Err()
 }

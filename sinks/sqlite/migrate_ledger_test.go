@@ -185,8 +185,8 @@ func testMigrateToLedger(t *testing.T, version int, recs []oldRecord) {
 	}
 	defer s.Close()
 	var have, events int
-	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&have); err != nil || have != 7 {
-		t.Fatalf("schema version %d, %v; want 7", have, err)
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&have); err != nil || have != 8 {
+		t.Fatalf("schema version %d, %v; want 8", have, err)
 	}
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'`).Scan(&events); err != nil || events != 0 {
 		t.Errorf("the events table is still there (%d), %v", events, err)

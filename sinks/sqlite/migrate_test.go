@@ -6,8 +6,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/sinktest"
 	"github.com/auditbus/auditbus/sinks/sqlite"
 )
 
@@ -26,17 +28,41 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_version`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 7 || v != 7 {
-		t.Errorf("schema_version: %d rows, version %d; want 7, 7", n, v)
+	if n != 8 || v != 8 {
+		t.Errorf("schema_version: %d rows, version %d; want 8, 8", n, v)
 	}
 	var tables string
 	if err := db.QueryRow(`SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)`).Scan(&tables); err != nil ||
-		tables != "entries logs schema_version tree_checkpoints tree_hashes versions" {
+		tables != "count_entries count_versions entries logs schema_version tree_checkpoints tree_hashes versions" {
 		t.Errorf("tables %q, %v; want the ledger's", tables, err)
 	}
 	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode %q, %v; want wal", mode, err)
 	}
+}
+
+// A store with versions and entries but no per-minute counts (as before
+// migration 0008) gets them at its next start, equal to what it holds.
+func TestMigrationFillsCounts(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	at := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	sinktest.CountsData(t, context.Background(), s, at)
+	path := s.Path()
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{`DROP TABLE count_versions`, `DROP TABLE count_entries`, `DELETE FROM schema_version WHERE version = 8`} {
+		if _, err := db.Exec(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s = open(t, dir)
+	defer s.Close()
+	sinktest.CheckCounts(t, context.Background(), s, at)
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {

@@ -205,33 +205,3 @@ func (s *Store) Get(ctx context.Context, source, id string) ([]sinks.Item, error
 	}
 	return items, nil
 }
-
-// Counts returns version counts per bucket and type.
-func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
-	if s.closed.Load() {
-		return nil, sinks.ErrClosed
-	}
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
-	if !q.Within.Narrows() {
-		// The index counts by type alone; a narrowing by source needs the rows.
-		if out, ok, err := s.countsByIndex(ctx, q); err != nil || ok {
-			if err != nil {
-				return nil, fmt.Errorf("%s: counts: %w", s, err)
-			}
-			return out, nil
-		}
-	}
-	var sel selection
-	sel.timeAndType(q.From, q.To, q.Type, q.TypePrefix)
-	sel.within(q.Within)
-	from, width := q.From.UnixNano(), int64(q.Bucket)
-	stmt := `SELECT (v.time_ns - ?) / ? AS b, v.type, COUNT(*) FROM versions v` + sel.where() + ` GROUP BY b, v.type ORDER BY b, v.type`
-	rows, err := s.db.QueryContext(ctx, stmt, append([]any{from, width}, sel.args...)...)
-	out, err := scanBuckets(rows, err, from, width)
-	if err != nil {
-		return nil, fmt.Errorf("%s: counts: %w", s, err)
-	}
-	return out, nil
-}

@@ -214,6 +214,9 @@ func (s *Store) Retain(ctx context.Context, cutoff time.Time) (int, error) {
 		_ = rows.Close()
 	}
 	if err == nil {
+		err = retainCounts(ctx, tx, before)
+	}
+	if err == nil {
 		_, err = tx.ExecContext(ctx, `DELETE FROM versions WHERE stored_ns < ?`, before)
 	}
 	if err == nil {

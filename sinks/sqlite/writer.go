@@ -87,6 +87,8 @@ type writer struct {
 	// leavesEnd and insertLeaves read where level 0 of a log's tree ends
 	// and add a run to it (see appender.storeLeaves).
 	leavesEnd, insertLeaves driver.Stmt
+	// addVersionCounts and addEntryCounts add to the per-minute counts.
+	addVersionCounts, addEntryCounts driver.Stmt
 
 	all []*driver.Stmt
 }
@@ -106,14 +108,15 @@ func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 	}
 	w := &writer{conn: conn, versions: inserts{rows: versionRows, cols: versionCols}, entries: inserts{rows: entryRows, cols: entryCols}}
 	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize,
-		&w.leavesEnd, &w.insertLeaves}
+		&w.leavesEnd, &w.insertLeaves, &w.addVersionCounts, &w.addEntryCounts}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
 		// The only update the store makes: a log's size, bookkeeping beside
 		// the entries, never an entry or a version.
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`,
 		`SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`,
-		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`}
+		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`,
+		addVersionCountsSQL, addEntryCountsSQL}
 	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
 		if !ok {

@@ -1,24 +1,28 @@
 // overview.js: event versions per bucket over a time range, stacked by
-// type, from GET /v1/counts, with the outcome totals; refreshes itself.
+// type, from GET /v1/counts, with the range's totals; refreshes itself.
+// Ranges run from and to whole minutes, in buckets of whole minutes, which
+// the store answers from its per-minute counts whatever the number of
+// events.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 import {call} from "./api.js";
 import {h, fill, fmtNum} from "./dom.js";
 
 // ranges are the choices of time range, each with its bucket width.
 const ranges = [
-  {name: "15m", label: "last 15 minutes", ms: 15 * 60e3, bucket: "15s"},
+  {name: "15m", label: "last 15 minutes", ms: 15 * 60e3, bucket: "1m"},
   {name: "1h", label: "last hour", ms: 3600e3, bucket: "1m"},
   {name: "6h", label: "last 6 hours", ms: 6 * 3600e3, bucket: "5m"},
   {name: "24h", label: "last 24 hours", ms: 24 * 3600e3, bucket: "20m"},
   {name: "7d", label: "last 7 days", ms: 7 * 24 * 3600e3, bucket: "2h"},
 ];
 const refreshMs = 10e3;
-const totalsMs = 60e3;
+const totalsMs = 10e3;
 const palette = ["#2458c6", "#067647", "#b54708", "#b42318", "#6941c6", "#0e9384", "#c11574", "#475467", "#4e5ba6", "#ca8504"];
 const outcomeColors = {received: "#667085", refused: "#c11574", delivered: "#067647", filtered: "#b54708", deadlettered: "#b42318", poison: "#7a271a", replayed: "#2458c6"};
+// outcomes are the totals shown, in order: versions, then entries by kind.
 const outcomes = [
-  ["versions", "event versions"], ["received", "received"], ["delivered", "delivered"], ["filtered", "filtered"],
-  ["deadlettered", "dead-lettered"], ["poison", "poison"], ["replayed", "replayed"], ["refused", "refused"],
+  ["versions", "event versions"], ["conflicts", "conflicts"], ["received", "receptions"], ["delivered", "deliveries"],
+  ["filtered", "filtered"], ["deadlettered", "dead letters"], ["poison", "poison"], ["replayed", "replays"], ["refused", "refused"],
 ];
 
 export function overview(main, params, ctx) {
@@ -45,12 +49,13 @@ export function overview(main, params, ctx) {
 
   let plot = null;
   let timer = 0;
-  // The chart comes first; the totals, which take longer over a large
-  // store (a count per outcome), follow it and refresh less often.
-  // totalsAt is when the last totals count as taken.
+  // The chart comes first, then the totals. totalsAt is when the last
+  // totals count as taken.
   let totalsAt = 0;
   async function load() {
-    const to = new Date();
+    // The range ends with the current minute, whole.
+    const now = new Date();
+    const to = new Date(Math.ceil(now.getTime() / 60e3) * 60e3);
     const from = new Date(to.getTime() - range.ms);
     const q = new URLSearchParams({from: from.toISOString(), to: to.toISOString()});
     const failed = [];
@@ -82,7 +87,7 @@ export function overview(main, params, ctx) {
     if (!ctx.alive) return;
     status.textContent = failed.length
       ? "could not refresh: " + failed.map((e) => e.message).join("; ")
-      : "refreshed " + to.toISOString().slice(11, 19) + " UTC; the chart every " + refreshMs / 1e3 + " s, the totals every " + totalsMs / 1e3 + " s";
+      : "refreshed " + now.toISOString().slice(11, 19) + " UTC, every " + refreshMs / 1e3 + " s";
     timer = setTimeout(load, refreshMs);
   }
   load();
