@@ -163,6 +163,38 @@ func MergeCounts(cs []Count) []Count {
 	return slices.DeleteFunc(out, func(c Count) bool { return c.N == 0 })
 }
 
+// Rows are the rows of a query, as database/sql's and ClickHouse's
+// drivers hand them.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// AddEntryRows adds to t.Entries the rows (kind, n) of rows, whose query
+// failed with err if it is not nil, and closes rows.
+func (t *Totals) AddEntryRows(rows Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return err
+		}
+		if n != 0 {
+			if t.Entries == nil {
+				t.Entries = map[string]int64{}
+			}
+			t.Entries[kind] += n
+		}
+	}
+	return rows.Err()
+}
+
 // Add adds o's sums to t's.
 func (t *Totals) Add(o Totals) {
 	t.Versions += o.Versions

@@ -6,12 +6,13 @@
 // are only known at start-up. Each file holds statements separated by lines
 // that are exactly ";" and every statement must be safe to run again (IF NOT
 // EXISTS), since ClickHouse has no transactional DDL: a migration cut short
-// is simply run again. Two statements are not SQL: "SWAP {{.Table}} WITH
+// is simply run again. Some statements are not SQL: "SWAP {{.Table}} WITH
 // {{.Next}}" has sinks/clickhouse copy the events table's rows into
 // {{.Next}} and rename that into the table's place, and "LEDGER
 // {{.Table}}" has it move the events table's rows into the ledger's tables
 // (digests are computed in Go), in steps that are likewise safe to run
-// again. The data they see:
+// again; "COUNTS" fills the per-minute counts of 0007 from the ledger.
+// The data they see:
 //
 //	{{.DB}}             the database, quoted
 //	{{.Table}}          the events table (schemas 1 and 2),
@@ -33,6 +34,11 @@
 //	{{.LogsView}}       the view feeding it
 //	{{.TreeHashes}}     each log's Merkle tree hashes (<table>_tree_hashes)
 //	{{.TreeCheckpoints}} and checkpoints (<table>_tree_checkpoints)
+//	{{.VersionCounts}}  versions per minute and type (<table>_version_counts)
+//	{{.VersionCountsView}} and the view feeding it
+//	{{.EntryCounts}}    entries per minute, log and kind (<table>_entry_counts)
+//	{{.EntryCountsView}} and the view feeding it
+//	{{.VersionCountsSelect}}, {{.EntryCountsSelect}} the views' SELECTs
 //	{{.OnCluster}}      " ON CLUSTER `name`", or "" without a cluster
 //	{{.Engine "t"}}     the ReplacingMergeTree engine clause for table t of
 //	                    schemas 1 and 2 (Replicated on a cluster),
@@ -40,6 +46,7 @@
 //	{{.Replacing "t" "v"}} the ReplacingMergeTree engine clause for the
 //	                    ledger's table t, versioned by column v
 //	{{.Plain "t"}}      the MergeTree engine clause for the ledger's table t
+//	{{.Summing "t"}}    the SummingMergeTree engine clause for table t
 //	{{.LowCardinality}} "LowCardinality(String)" where the server has it,
 //	                    else "String"
 //	{{.DateTime64}}     true where the server has DateTime64 and

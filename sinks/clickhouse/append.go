@@ -374,6 +374,9 @@ func (s *Store) recoverLog(ctx context.Context) error {
 				return fmt.Errorf("recover log %q: complete %s: %w", s.cfg.Log, st.table, err)
 			}
 		}
+		if err := s.recountLog(ctx, lo, hi); err != nil {
+			return err
+		}
 		if err := s.conn.Exec(ctx, "INSERT INTO "+s.n.logs+" (log, seq) SELECT ?, ?", s.cfg.Log, last); err != nil {
 			return fmt.Errorf("recover log %q: %w", s.cfg.Log, err)
 		}

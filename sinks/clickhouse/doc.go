@@ -52,6 +52,16 @@
 // same new event, at the same moment may both store it, each in its own
 // log, and neither sees the other's version as a conflict (a version
 // stored twice this way is read once: its rows share their sorting key).
+// Per-minute counts (<table>_version_counts and <table>_entry_counts,
+// SummingMergeTree tables fed by views of the versions and the entries,
+// read with sum() over a GROUP BY so that parts not merged yet count
+// right) answer Counts, CountOutcomes and CountTotals over whole minutes
+// without reading a row per event. They count every row inserted: a
+// version two writers raced to store counts twice in them, as its
+// entries count twice in the outcomes, where queries read it once; an
+// insert of versions whose view failed after the table took it leaves
+// them uncounted. A failed insert of entries is counted right by the
+// next Append, which sets its log's counts of the hours it touched.
 // Retention drops versions by the day they were stored and entries by
 // their own day: an event that arrives again after its version's day was
 // dropped is stored as a new version, and its entries are not checked

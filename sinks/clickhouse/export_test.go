@@ -11,3 +11,18 @@ func MigrateTo(ctx context.Context, cfg Config, version int) error {
 	}
 	return s.conn.Close()
 }
+
+// OpenAt opens a store whose schema is migrated up to version only, for
+// tests that fill a database as an older build would.
+func OpenAt(ctx context.Context, cfg Config, version int) (*Store, error) {
+	s, err := openAt(ctx, cfg, version)
+	if err != nil {
+		return nil, err
+	}
+	if s.seq, err = s.lastSeq(ctx); err != nil {
+		_ = s.conn.Close()
+		return nil, err
+	}
+	close(s.done)
+	return s, nil
+}

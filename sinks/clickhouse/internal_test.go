@@ -133,6 +133,8 @@ func TestMigrationsFor(t *testing.T) {
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.ev_logs', '{replica}', seq)",
 		"CREATE MATERIALIZED VIEW IF NOT EXISTS `audit`.`ev_trails_mv` ON CLUSTER `main` TO `audit`.`ev_trails`",
 		"log         LowCardinality(String)",
+		"ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/audit.ev_version_counts', '{replica}')",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS `audit`.`ev_entry_counts_mv` ON CLUSTER `main` TO `audit`.`ev_entry_counts`",
 	} {
 		if !strings.Contains(modern, want) {
 			t.Errorf("24.8 DDL lacks %q:\n%s", want, modern)

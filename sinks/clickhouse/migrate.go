@@ -63,6 +63,7 @@ type names struct {
 	vers, idents, identsView                                    string
 	entries, trails, trailsView, keys, keysView, logs, logsView string
 	treeHashes, treeCheckpoints                                 string
+	vcounts, vcountsView, ecounts, ecountsView                  string
 	cluster                                                     string // raw cluster name, "" for none
 	dbRaw, tableRaw                                             string
 }
@@ -78,6 +79,7 @@ func namesOf(c Config) names {
 		entries: t("entries"), trails: t("trails"), trailsView: t("trails_mv"),
 		keys: t("keys"), keysView: t("keys_mv"), logs: t("logs"), logsView: t("logs_mv"),
 		treeHashes: t("tree_hashes"), treeCheckpoints: t("tree_checkpoints"),
+		vcounts: t("version_counts"), vcountsView: t("version_counts_mv"), ecounts: t("entry_counts"), ecountsView: t("entry_counts_mv"),
 		cluster: c.Cluster, dbRaw: c.Database, tableRaw: c.Table,
 	}
 }
@@ -126,6 +128,9 @@ type templateData struct {
 	Versions, Identities, IdentitiesView                        string
 	Entries, Trails, TrailsView, Keys, KeysView, Logs, LogsView string
 	TreeHashes, TreeCheckpoints                                 string
+	VersionCounts, VersionCountsView                            string
+	EntryCounts, EntryCountsView                                string
+	VersionCountsSelect, EntryCountsSelect                      string
 	LowCardinality                                              string
 	DateTime64                                                  bool
 	n                                                           names
@@ -140,6 +145,10 @@ func (d templateData) Engine(which string) string { return d.n.engine(which) }
 func (d templateData) Replacing(which, version string) string {
 	return d.n.mergeTree(which, "Replacing", version)
 }
+
+// Summing is the SummingMergeTree engine clause for the table with the
+// suffix which.
+func (d templateData) Summing(which string) string { return d.n.mergeTree(which, "Summing", "") }
 
 // Plain is the MergeTree engine clause for the ledger's table with the
 // suffix which.
@@ -164,6 +173,8 @@ func loadMigrations(fsys fs.FS, n names, f features) ([]migration, error) {
 		Versions: n.vers, Identities: n.idents, IdentitiesView: n.identsView,
 		Entries: n.entries, Trails: n.trails, TrailsView: n.trailsView, Keys: n.keys, KeysView: n.keysView,
 		Logs: n.logs, LogsView: n.logsView, TreeHashes: n.treeHashes, TreeCheckpoints: n.treeCheckpoints,
+		VersionCounts: n.vcounts, VersionCountsView: n.vcountsView, EntryCounts: n.ecounts, EntryCountsView: n.ecountsView,
+		VersionCountsSelect: versionCountsSelect(n.vers), EntryCountsSelect: entryCountsSelect(n.entries),
 		LowCardinality: "String", DateTime64: f.dateTime64, n: n,
 	}
 	if f.lowCardinality {
@@ -263,12 +274,14 @@ func migrate(ctx context.Context, conn driver.Conn, n names, ms []migration, whe
 // first word: "SWAP <table> WITH <next>" rebuilds the events table (0002),
 // "LEDGER <table>" moves its rows into the ledger (0003), "TRACECOLUMNS"
 // adds the entries' trace columns where missing (0005), "SIGNATURECOLUMN"
-// their signature column (0006).
+// their signature column (0006), "COUNTS" fills the per-minute counts
+// (0007).
 var dataSteps = map[string]func(ctx context.Context, conn driver.Conn, n names) error{
 	"SWAP":            swapEvents,
 	"LEDGER":          moveToLedger,
 	"TRACECOLUMNS":    addTraceColumns,
 	"SIGNATURECOLUMN": addSignatureColumn,
+	"COUNTS":          fillCounts,
 }
 
 // swapEvents copies the events table's rows into its rebuild n.next and

@@ -433,27 +433,6 @@ func (s *Store) get(ctx context.Context, source, id string) ([]sinks.Item, error
 	return items, s.loadTrails(ctx, items)
 }
 
-// Counts returns the non-zero version counts per bucket and type.
-func (s *Store) Counts(ctx context.Context, q sinks.CountQuery) ([]sinks.Count, error) {
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var w filter
-	w.window(q.From, q.To, q.Type, q.TypePrefix)
-	w.within(q.Within)
-	from, width := q.From.UnixNano(), int64(q.Bucket)
-	// A version's repeated rows share its time and type, so a bucket
-	// counts them once by counting distinct versions.
-	st := "SELECT intDiv(time_ns - ?, ?) AS b, type, uniqExact(source, id, digest) FROM " + s.n.vers + w.where() +
-		" GROUP BY b, type ORDER BY b, type"
-	return s.bucketCounts(ctx, "counts", st, from, width, w.args)
-}
-
 // CountVersions returns how many versions match q's filters; q's cursor,
 // limit and order are ignored. Replays count with it what they will
 // publish.

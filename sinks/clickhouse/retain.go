@@ -83,7 +83,9 @@ func (s *Store) Retain(ctx context.Context, cutoff time.Time) (int, error) {
 	c := cutoff.UTC()
 	limit := c.Year()*10000 + int(c.Month())*100 + c.Day() // partitions below it go
 	days := make(map[int]bool)
-	for _, t := range []string{s.n.entries, s.n.trails, s.n.keys, s.n.vers, s.n.idents} {
+	// The per-minute counts are partitioned like what they count, so the
+	// counts of what is dropped go with it.
+	for _, t := range []string{s.n.entries, s.n.trails, s.n.keys, s.n.ecounts, s.n.vers, s.n.idents, s.n.vcounts} {
 		rows, err := s.conn.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active",
 			s.cfg.Database, tableName(t))
 		if err != nil {
@@ -127,6 +129,9 @@ func (s *Store) applyRetention(ctx context.Context) error {
 	stored, entered := "toDateTime(intDiv(stored_ns, 1000000000), 'UTC')", "toDateTime(hour * 3600, 'UTC')"
 	for _, t := range []struct{ table, at string }{
 		{s.n.vers, stored}, {s.n.idents, stored}, {s.n.entries, entered}, {s.n.trails, entered}, {s.n.keys, entered},
+		// The counts expire by the hour their rows were stored or recorded
+		// in, so within the hour of what they count.
+		{s.n.vcounts, "toDateTime(stored_hour * 3600, 'UTC')"}, {s.n.ecounts, entered},
 	} {
 		st := "ALTER TABLE " + t.table + s.n.onCluster() + " MODIFY TTL " + t.at + " + toIntervalSecond(?)"
 		if err := s.conn.Exec(ctx, st, secs); err != nil {

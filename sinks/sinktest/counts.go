@@ -141,12 +141,17 @@ func typeMatches(typ string, q sinks.CountQuery) bool {
 	return q.Type == "" || typ == q.Type || q.TypePrefix && strings.HasPrefix(typ, q.Type)
 }
 
+// selects reports whether q counts a version of source and typ.
+func selects(q sinks.CountQuery, source, typ string) bool {
+	return typeMatches(typ, q) && q.Within.Allows(source, typ)
+}
+
 func inRange(at time.Time, from, to time.Time) bool { return !at.Before(from) && at.Before(to) }
 
 func (l *ledgerCounts) counts(q sinks.CountQuery) []sinks.Count {
 	var out []sinks.Count
 	for _, it := range l.versions {
-		if inRange(it.Time, q.From, q.To) && typeMatches(it.Event.Type(), q) {
+		if inRange(it.Time, q.From, q.To) && selects(q, it.Event.Source(), it.Event.Type()) {
 			out = append(out, sinks.Count{Start: q.BucketStart(it.Time.UnixNano()), Type: it.Event.Type(), N: 1})
 		}
 	}
@@ -166,7 +171,7 @@ func (l *ledgerCounts) outcomes(q sinks.CountQuery) []sinks.Count {
 func (l *ledgerCounts) totals(q sinks.CountQuery) sinks.Totals {
 	t := sinks.Totals{Entries: map[string]int64{}}
 	for _, it := range l.versions {
-		if inRange(it.Time, q.From, q.To) && typeMatches(it.Event.Type(), q) {
+		if inRange(it.Time, q.From, q.To) && selects(q, it.Event.Source(), it.Event.Type()) {
 			t.Versions++
 			if it.Conflict {
 				t.Conflicts++
@@ -175,7 +180,8 @@ func (l *ledgerCounts) totals(q sinks.CountQuery) sinks.Totals {
 	}
 	for _, en := range l.entries {
 		typ, ok := l.types[[3]string{en.Source, en.ID, en.Digest.String()}]
-		if inRange(en.Time, q.From, q.To) && (q.Type == "" || ok && typeMatches(typ, q)) {
+		whole := q.Type == "" && !q.Within.Narrows()
+		if inRange(en.Time, q.From, q.To) && (whole || ok && selects(q, en.Source, typ)) {
 			t.Entries[en.Kind]++
 		}
 	}
@@ -202,13 +208,15 @@ func CheckCounts(t testing.TB, ctx context.Context, s sinks.Store, at time.Time)
 		{From: time.Unix(-3600, 0), To: time.Unix(3600, 0), Bucket: time.Minute},
 		{From: day, To: day.Add(time.Hour), Bucket: time.Minute, Type: "com.n.b"},
 		{From: from, To: to, Bucket: 24 * time.Hour, Type: "com.n.", TypePrefix: true},
+		{From: from, To: to, Bucket: time.Hour, Within: sinks.Within{SourcePrefixes: []string{"urn:n"}, TypePrefixes: []string{"com.n.b", "org"}}},
+		{From: day, To: day.Add(time.Hour), Bucket: time.Minute, Within: sinks.Within{SourcePrefixes: []string{"urn:n2"}}},
 	}
 	for _, q := range qs {
 		got, err := s.Counts(ctx, q)
 		if want := l.counts(q); err != nil || !countsEqual(got, want) {
 			t.Errorf("Counts(%s):\n got %v, %v\nwant %v", describeCounts(q), got, err, want)
 		}
-		if oc, ok := s.(sinks.OutcomeCounter); ok && q.Type == "" {
+		if oc, ok := s.(sinks.OutcomeCounter); ok && q.Type == "" && !q.Within.Narrows() {
 			got, err := oc.CountOutcomes(ctx, q)
 			if want := l.outcomes(q); err != nil || !countsEqual(got, want) {
 				t.Errorf("CountOutcomes(%s):\n got %v, %v\nwant %v", describeCounts(q), got, err, want)
@@ -230,6 +238,9 @@ func describeCounts(q sinks.CountQuery) string {
 	s := fmt.Sprintf("%s to %s by %s", q.From.UTC().Format(time.RFC3339Nano), q.To.UTC().Format(time.RFC3339Nano), q.Bucket)
 	if q.Type != "" {
 		s += fmt.Sprintf(" type %q prefix %v", q.Type, q.TypePrefix)
+	}
+	if q.Within.Narrows() {
+		s += " within " + q.Within.String()
 	}
 	return s
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/auditbus/auditbus/sinks"
 )
 
+var _ sinks.TotalCounter = (*Store)(nil)
+
 // Counts returns the version counts per bucket and type. When q's buckets
 // are whole minutes (sinks.PlanCounts) they come from the per-minute
 // counts of migration 0008, a row per minute and type, and only a To
@@ -130,44 +132,21 @@ func (s *Store) totals(ctx context.Context, q sinks.CountQuery) (sinks.Totals, e
 		sel.add("e.time_ns < ?", q.To.UnixNano())
 		sel.timeAndType(time.Time{}, time.Time{}, q.Type, q.TypePrefix)
 		sel.within(q.Within)
-		err := s.kindSums(ctx, t.Entries, `SELECT e.kind, COUNT(*) FROM entries e INDEXED BY entries_time
+		err := t.AddEntryRows(s.db.QueryContext(ctx, `SELECT e.kind, COUNT(*) FROM entries e INDEXED BY entries_time
 			CROSS JOIN versions v ON v.source = e.source AND v.id = e.id AND v.digest = e.digest`+sel.where()+`
-			GROUP BY e.kind`, sel.args...)
-		if err != nil {
-			return t, err
-		}
-		return t, nil
+			GROUP BY e.kind`, sel.args...))
+		return t, err
 	}
 	if p.Lo < p.Hi {
-		if err := s.kindSums(ctx, t.Entries, `SELECT kind, SUM(n) FROM count_entries WHERE minute >= ? AND minute < ? GROUP BY kind`, p.Lo, p.Hi); err != nil {
+		if err := t.AddEntryRows(s.db.QueryContext(ctx, `SELECT kind, SUM(n) FROM count_entries WHERE minute >= ? AND minute < ? GROUP BY kind`, p.Lo, p.Hi)); err != nil {
 			return t, err
 		}
 	}
 	for _, r := range p.Raw {
-		if err := s.kindSums(ctx, t.Entries, `SELECT kind, COUNT(*) FROM entries INDEXED BY entries_time
-			WHERE time_ns >= ? AND time_ns < ? GROUP BY kind`, r.From, r.To); err != nil {
+		if err := t.AddEntryRows(s.db.QueryContext(ctx, `SELECT kind, COUNT(*) FROM entries INDEXED BY entries_time
+			WHERE time_ns >= ? AND time_ns < ? GROUP BY kind`, r.From, r.To)); err != nil {
 			return t, err
 		}
 	}
 	return t, nil
-}
-
-// kindSums adds the rows (kind, n) of st to sums.
-func (s *Store) kindSums(ctx context.Context, sums map[string]int64, st string, args ...any) error {
-	rows, err := s.db.QueryContext(ctx, st, args...)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		var kind string
-		var n int64
-		if err := rows.Scan(&kind, &n); err != nil {
-			return err
-		}
-		if n != 0 {
-			sums[kind] += n
-		}
-	}
-	return rows.Err()
 }
