@@ -412,29 +412,7 @@ func BenchmarkQueryLatency(b *testing.B) {
 	const span, types = 24 * time.Hour, 10
 	s := open(b, testConfig(b))
 	defer s.Close()
-	w := sinks.NewWriter(s, sinks.WriterOptions{})
-	loadStart := time.Now()
-	for i := 0; i < n; i += 100_000 {
-		// Built in slices so a million 1 KiB events never sit in memory
-		// at once.
-		part := benchRecords(min(100_000, n-i), start, span, types)
-		for j := range part {
-			k := i + j
-			part[j].Event.SetID(fmt.Sprintf("id-%09d", k))
-			at := start.Add(time.Duration(int64(span) / int64(n) * int64(k)))
-			part[j].Event.SetTime(at)
-			part[j].Event.SetType(fmt.Sprintf("com.example.bench.t%d", k%types))
-			for e := range part[j].Entries {
-				part[j].Entries[e].Time = at
-				part[j].Entries[e].Offset = int64(k)
-			}
-		}
-		if err := writeAll(w, part); err != nil {
-			b.Fatal(err)
-		}
-	}
-	_ = w.Close()
-	loadRate := float64(n) / time.Since(loadStart).Seconds()
+	loadRate := loadBench(b, s, n, start, span, types)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var lat, bare []time.Duration
 	for b.Loop() {
@@ -465,4 +443,32 @@ func BenchmarkQueryLatency(b *testing.B) {
 	b.ReportMetric(pct(bare, 99), "notrail-p99-ms")
 	b.ReportMetric(loadRate, "load-rows/s")
 	b.ReportMetric(float64(n), "events")
+}
+
+// loadBench writes n events of benchRecords over span from start into s
+// through a sinks.Writer and returns the rate in events/s.
+func loadBench(b *testing.B, s sinks.Store, n int, start time.Time, span time.Duration, types int) float64 {
+	w := sinks.NewWriter(s, sinks.WriterOptions{})
+	loadStart := time.Now()
+	for i := 0; i < n; i += 100_000 {
+		// Built in slices so a million 1 KiB events never sit in memory
+		// at once.
+		part := benchRecords(min(100_000, n-i), start, span, types)
+		for j := range part {
+			k := i + j
+			part[j].Event.SetID(fmt.Sprintf("id-%09d", k))
+			at := start.Add(time.Duration(int64(span) / int64(n) * int64(k)))
+			part[j].Event.SetTime(at)
+			part[j].Event.SetType(fmt.Sprintf("com.example.bench.t%d", k%types))
+			for e := range part[j].Entries {
+				part[j].Entries[e].Time = at
+				part[j].Entries[e].Offset = int64(k)
+			}
+		}
+		if err := writeAll(w, part); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = w.Close()
+	return float64(n) / time.Since(loadStart).Seconds()
 }
