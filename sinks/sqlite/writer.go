@@ -111,8 +111,9 @@ func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 		&w.leavesEnd, &w.insertLeaves, &w.addVersionCounts, &w.addEntryCounts}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
-		// The only update the store makes: a log's size, bookkeeping beside
-		// the entries, never an entry or a version.
+		// The store updates bookkeeping beside the entries only, never an
+		// entry or a version: a log's size here, the per-minute counts
+		// (addVersionCountsSQL, addEntryCountsSQL).
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`,
 		`SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`,
 		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`,

@@ -79,6 +79,7 @@ export function overview(main, params, ctx) {
         if (ctx.alive) {
           fill(cards, outcomes.filter(([k]) => k in t).map(([k, label]) =>
             h("div", {class: "card", dataset: {total: k}}, h("div", {class: "n"}, fmtNum(t[k])), h("div", {class: "l"}, label))));
+          if (!performance.getEntriesByName("auditbus:totals-ready").length) performance.mark("auditbus:totals-ready");
         }
       } catch (e) {
         failed.push(e);
