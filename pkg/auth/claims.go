@@ -16,21 +16,20 @@ const (
 	ClaimTypePrefixes   = "auditbus_type_prefixes"   // types it may send, and read
 )
 
-// permClaims are the permission claims of a JWT, kept raw until the
-// signature is checked.
-type permClaims struct {
-	Topics         json.RawMessage `json:"auditbus_topics"`
-	Routes         json.RawMessage `json:"auditbus_routes"`
-	SourcePrefixes json.RawMessage `json:"auditbus_source_prefixes"`
-	TypePrefixes   json.RawMessage `json:"auditbus_type_prefixes"`
+// PermissionClaims are the permission claims of a JWT, each an array of
+// strings (ClaimTopics, ClaimRoutes, ClaimSourcePrefixes,
+// ClaimTypePrefixes); an issuer may embed the type in its own claims.
+// The Verifier keeps them raw until the signature is checked.
+type PermissionClaims struct {
+	Topics         json.RawMessage `json:"auditbus_topics,omitempty"`
+	Routes         json.RawMessage `json:"auditbus_routes,omitempty"`
+	SourcePrefixes json.RawMessage `json:"auditbus_source_prefixes,omitempty"`
+	TypePrefixes   json.RawMessage `json:"auditbus_type_prefixes,omitempty"`
 	perms          perms.Set
 }
 
-// parse reads the claims that are present into perms.
-func (c *permClaims) parse() error {
-	if c.Topics == nil && c.Routes == nil && c.SourcePrefixes == nil && c.TypePrefixes == nil {
-		return nil
-	}
+// parse reads the claims that are present into c.perms.
+func (c *PermissionClaims) parse() error {
 	var err error
 	for _, f := range []struct {
 		name   string

@@ -166,7 +166,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(v.audience) > 0 && !slices.ContainsFunc(v.audience, func(a string) bool { return slices.Contains(c.Audience, a) }) {
 		return Principal{}, newError(ErrWrongAudience, fmt.Sprintf("the token's audience %q does not include %s; request a token for this audience", clipAll(c.Audience), quoteAll(v.audience)), nil)
 	}
-	p := Principal{Subject: c.Subject, Issuer: c.Issuer, Scopes: c.scopes, Kind: KindJWT, Permissions: v.withPolicy(c.Subject, c.perms)}
+	p := Principal{Subject: c.Subject, Issuer: c.Issuer, Scopes: c.scopes, Kind: KindJWT, Permissions: v.withPolicy(c.Subject, c.permissions())}
 	if c.ExpiresAt != nil {
 		p.ExpiresAt = c.ExpiresAt.Time
 	}
@@ -223,7 +223,9 @@ type claims struct {
 	Scope  json.RawMessage `json:"scope"`
 	Scp    json.RawMessage `json:"scp"`
 	scopes []string
-	permClaims
+	// A pointer, so that a token without permission claims (the usual
+	// one) costs nothing more to decode.
+	*PermissionClaims
 }
 
 // Validate parses the scope and permission claims; the jwt parser calls
@@ -236,7 +238,18 @@ func (c *claims) Validate() error {
 	if c.scopes, err = appendScopes(c.scopes, "scp", c.Scp); err != nil {
 		return err
 	}
-	return c.permClaims.parse()
+	if c.PermissionClaims == nil {
+		return nil
+	}
+	return c.PermissionClaims.parse()
+}
+
+// permissions is the Set of the token's permission claims.
+func (c *claims) permissions() perms.Set {
+	if c.PermissionClaims == nil {
+		return perms.Set{}
+	}
+	return c.PermissionClaims.perms
 }
 
 // appendScopes accepts a space-separated string (RFC 8693 §4.2) or an
