@@ -15,6 +15,7 @@ import (
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
+	"github.com/auditbus/auditbus/internal/testservices"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
@@ -22,7 +23,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -224,23 +224,7 @@ func consumeKafka(t testing.TB, brokers []string, topic string, n int, within ti
 
 // amqpURL returns the test broker's URL. When it cannot be reached the
 // test fails under CI=true and is skipped otherwise.
-func amqpURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("AUDITBUS_AMQP_TEST_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp091.DialConfig(url, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
-	if err != nil {
-		msg := fmt.Sprintf("RabbitMQ not reachable at %s (%v); `make test` starts one (deploy/test-services.sh up), or set AUDITBUS_AMQP_TEST_URL", url, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	_ = conn.Close()
-	return url
-}
+func amqpURL(t testing.TB) string { return testservices.SharedRabbitMQ(t) }
 
 func newAMQP(t testing.TB) *amqp.Transport {
 	t.Helper()

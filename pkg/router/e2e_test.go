@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +15,10 @@ import (
 	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/bus/mem"
+	"github.com/auditbus/auditbus/internal/testservices"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -58,25 +57,9 @@ func (s *idSet) handler(_ context.Context, msgs []bus.Message) error {
 	return nil
 }
 
-// amqpURL is the local RabbitMQ that `make test` starts; without it the
-// test fails under CI=true and is skipped otherwise.
-func amqpURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("AUDITBUS_AMQP_TEST_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp091.DialConfig(url, amqp091.Config{Dial: amqp091.DefaultDial(5 * time.Second)})
-	if err != nil {
-		msg := fmt.Sprintf("RabbitMQ not reachable at %s (%v); `make test` starts one (deploy/test-services.sh up)", url, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	_ = conn.Close()
-	return url
-}
+// amqpURL is the shared RabbitMQ; without it the test fails under
+// CI=true and is skipped otherwise.
+func amqpURL(t *testing.T) string { return testservices.SharedRabbitMQ(t) }
 
 // newKfake starts an in-process Kafka cluster (kfake) of one broker whose
 // topics have partitions partitions, closed when the test ends, and
@@ -248,16 +231,4 @@ routes:
 }
 
 // cleanupAMQP deletes what the test declared on the shared broker.
-func cleanupAMQP(url, exchange, queue string) {
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	_, _ = ch.QueueDelete(queue, false, false, false)
-	_ = ch.ExchangeDelete(exchange, false, false)
-}
+func cleanupAMQP(url, exchange, queue string) { testservices.DeleteRabbitMQ(url, exchange, queue) }
