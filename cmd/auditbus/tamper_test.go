@@ -22,7 +22,11 @@ import (
 const tamperLog = "tamper"
 
 // tamperEvents are posted to a route with one destination: a received and
-// a delivered entry each, so the log holds 2×tamperEvents entries.
+// a delivered entry each, so the log holds 2×tamperEvents entries. The
+// daemon has a signer registry, so each received entry (odd seq) records
+// "unsigned" and is an auditbus-leaf-v2 leaf, while each delivered entry
+// (even seq) has no signature result and stays auditbus-leaf-v1: the log
+// mixes both encodings.
 const tamperEvents = 20
 
 // ledgerStore is a store the tamper tests run on: the daemon's variables
@@ -67,6 +71,21 @@ func routesFile(t *testing.T) string {
       - {transport: mem, topic: web-out}
     dead_letter: {transport: mem, topic: web-dead}
 `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// signersFile writes a signer registry of one key (auditbus keygen
+// --pem), so that the tamper tests' daemon checks every event's signature.
+func signersFile(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, errOut, code := runCLI(t, "", "keygen", "--pem", "--private", filepath.Join(dir, "tamper.key"), "--public", filepath.Join(dir, "tamper.pub")); code != 0 {
+		t.Fatalf("keygen --pem: exit %d: %s", code, errOut)
+	}
+	path := filepath.Join(dir, "signers.yaml")
+	if err := os.WriteFile(path, []byte("signers:\n  - {key_id: tamper, public_key_file: tamper.pub, sources: [urn:tamper], types: ['*']}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -177,6 +196,9 @@ func seedLedger(t *testing.T, p *serveProc) map[string]uint64 {
 	p.getJSON(t, "/v1/ledger?limit=1000&log="+tamperLog, &page)
 	first := map[string]uint64{}
 	for _, e := range page.Entries {
+		if want := map[string]string{"received": "unsigned"}[e.Kind]; e.Signature != want {
+			t.Fatalf("%s entry %d records signature %q, want %q", e.Kind, e.Seq, e.Signature, want)
+		}
 		if _, ok := first[e.ID]; !ok {
 			first[e.ID] = e.Seq
 		}
@@ -206,6 +228,9 @@ var tamperCases = []tamperCase{
 	{"event data byte", func(t *testing.T, s ledgerStore, _ map[string]uint64) {
 		s.changeData(t, "ev-7")
 	}, func(first map[string]uint64) uint64 { return first["ev-7"] }, "event digest"},
+	{"entry signature result", func(t *testing.T, s ledgerStore, _ map[string]uint64) {
+		s.update(t, "signature = 'verified: forged'", "seq = 15")
+	}, func(map[string]uint64) uint64 { return 15 }, "leaf hash"},
 	{"entry destination", func(t *testing.T, s ledgerStore, _ map[string]uint64) {
 		s.update(t, "destination = 'elsewhere'", "seq = 27")
 	}, func(map[string]uint64) uint64 { return 27 }, "leaf hash"},
@@ -269,10 +294,11 @@ func runTamper(t *testing.T, newStore func(t *testing.T) ledgerStore) {
 		t.Fatalf("keygen: exit %d: %s", code, errOut)
 	}
 	routes := routesFile(t)
+	signers := signersFile(t)
 	for _, tc := range tamperCases {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			s := newStore(t)
-			env := append(s.env(), "AUDITBUS_ROUTES="+routes, "AUDITBUS_LEDGER_SIGNING_KEY_FILE="+priv)
+			env := append(s.env(), "AUDITBUS_ROUTES="+routes, "AUDITBUS_LEDGER_SIGNING_KEY_FILE="+priv, "AUDITBUS_SIGNERS_FILE="+signers)
 			p, errOut := serve(t, bin, append(env, "AUDITBUS_LEDGER_LOG="+tamperLog))
 			if p == nil {
 				t.Fatalf("auditbus serve exited at start:\n%s", errOut)

@@ -72,6 +72,13 @@ type Config struct {
 	SQLiteRetention time.Duration
 	// Routes is the routes file. AUDITBUS_ROUTES; none by default.
 	Routes string
+	// SignersFile is the signer registry (package signers): the keys that
+	// may sign events, and for which sources and types. With it every
+	// event taken in is verified and its received entry says what was
+	// found; without it nothing is verified, and a route with
+	// signatures: required does not start. AUDITBUS_SIGNERS_FILE; none by
+	// default.
+	SignersFile string
 	// MaxBodyBytes bounds an ingest request. AUDITBUS_MAX_BODY_BYTES,
 	// default 4 MiB.
 	MaxBodyBytes int
@@ -149,6 +156,7 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		Store:           r.Enum("STORE", "sqlite", "sqlite", "clickhouse"),
 		Routes:          r.String("ROUTES", ""),
 		PolicyFile:      r.String("POLICY_FILE", ""),
+		SignersFile:     r.String("SIGNERS_FILE", ""),
 		MaxBodyBytes:    r.Int("MAX_BODY_BYTES", 4<<20, 1024),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 30*time.Second),
 		WebhookAllow:    r.List("WEBHOOK_ALLOW", nil),

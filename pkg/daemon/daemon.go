@@ -27,6 +27,7 @@ import (
 	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/pkg/router"
+	"github.com/auditbus/auditbus/pkg/signers"
 	"github.com/auditbus/auditbus/pkg/tracing"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
@@ -76,6 +77,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		if routes, err = router.LoadRoutes(cfg.Routes); err != nil {
 			return nil, err
 		}
+	}
+	// A nil *signers.Registry must not become a non-nil interface: the
+	// router and the ingest skip verification only on a nil checker.
+	var sigs router.SignatureChecker
+	if cfg.SignersFile != "" {
+		reg, err := signers.Load(cfg.SignersFile)
+		if err != nil {
+			return nil, err
+		}
+		sigs = reg
+		log.Info("signer registry loaded: every event taken in is verified", "file", cfg.SignersFile, "keys", reg.KeyIDs())
 	}
 	authCfg, err := auth.ConfigFromEnv()
 	if err != nil {
@@ -148,8 +160,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, err
 	}
 	strict, trusted = strict.WithResolver(cfg.Resolver), trusted.WithResolver(cfg.Resolver)
+	refusals := refusal.NewMetrics(reg, append([]string{httpapi.TransportHTTP}, cfg.Transports...)...)
 	rt, err = router.New(routes, router.Options{
 		Transports: d.trs, Audit: d.writer, Metrics: router.NewMetrics(reg), Logger: log, Egress: trusted, Tracer: tr,
+		Signatures: sigs, Refusals: refusals,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Routes, err)
@@ -173,9 +187,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 	d.resumeReplays()
 
 	api, err := httpapi.New(httpapi.Options{
-		Refusals: refusal.NewMetrics(reg, append([]string{httpapi.TransportHTTP}, cfg.Transports...)...),
+		Refusals: refusals,
 		Verifier: verifier, Store: d.store, Audit: d.writer, Router: rt, Replays: d.replays, Destinations: dests,
-		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic,
+		Transport: d.trs[cfg.DefaultTransport], TransportName: cfg.DefaultTransport, DefaultTopic: cfg.DefaultTopic, Signatures: sigs,
 		MaxBodyBytes: int64(cfg.MaxBodyBytes), Ready: d.ready,
 		Gatherer: reg, Registerer: reg, Logger: log, Tracer: tr,
 		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout,

@@ -33,6 +33,7 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_TRANSPORTS        mem,kafka,amqp (default mem; AUDITBUS_KAFKA_*, AUDITBUS_AMQP_*)
   AUDITBUS_DEFAULT_TRANSPORT, AUDITBUS_DEFAULT_TOPIC   where POST /v1/events?topic= goes
   AUDITBUS_ROUTES            routes file (YAML)
+  AUDITBUS_SIGNERS_FILE      signer registry (YAML): verify every event taken in
   AUDITBUS_MAX_BODY_BYTES    largest ingest request (default 4 MiB)
   AUDITBUS_MAX_HEADER_BYTES  largest request headers (default 64 KiB)
   AUDITBUS_QUERY_MAX_BYTES   largest audit query page; it ends early with a cursor (default 16 MiB)

@@ -152,6 +152,10 @@
 //	401 unauthorized, malformed_token, bad_signature, token_expired, ...  (package auth)
 //	403 insufficient_scope              the token lacks the endpoint's scope
 //	403 permission_denied               the principal's permissions refuse the publish or the read
+//	403 signature_refused               ?route= names a route with signatures: required and an event of the
+//	                                    request is unsigned, or its signature is invalid or by a key not allowed
+//	                                    for its source and type (with index; the message names the rule and
+//	                                    the event); nothing was delivered, the refused events are recorded
 //	404 not_found                       no such endpoint, event or log
 //	404 unknown_route                   ?route= names no HTTP-fed route
 //	404 no_route                        nothing consumes the topic on the transport

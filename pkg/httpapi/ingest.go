@@ -186,6 +186,9 @@ func (s *Server) ingestTopic(ctx context.Context, topic string, evs []event.Even
 			Kind: sinks.KindReceived, Time: now, Transport: TransportHTTP, Topic: topic, Offset: int64(i),
 			Request: from.Request, Principal: from.Principal, TraceID: traceID, SpanID: spanID,
 		}
+		if s.o.Signatures != nil {
+			entries[i].Signature = s.o.Signatures.Check(&evs[i]).Entry
+		}
 		recs[i] = sinks.Record{Event: evs[i], Entries: entries[i : i+1 : i+1]}
 	}
 	// The writer retries a failed append with these same records, so a
@@ -227,7 +230,13 @@ func (e *auditError) Unwrap() error { return e.err }
 // store did not take.
 func (s *Server) ingestFailed(w http.ResponseWriter, r *http.Request, t target, err error) {
 	tr := s.o.TransportName
+	var refused *router.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		// 403, not 422: the events are well-formed, but the route does
+		// not accept them from whoever signed them (or did not).
+		s.refuse(w, r, t, http.StatusForbidden, apierror.Detail{Code: CodeSignature, Index: &refused.Index,
+			Message: refused.Error() + "; the refused events are recorded: sign them with a key the signer registry allows for their source and type, and send the request again"})
 	case errors.Is(err, router.ErrUnknownRoute):
 		msg := fmt.Sprintf("no HTTP-fed route is named %q", clip(t.route))
 		if s.o.Router == nil || len(s.o.Router.HTTPRoutes()) == 0 {

@@ -41,6 +41,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeBadQuery         = "bad_query"
 	CodeUnknownRoute     = "unknown_route"
+	CodeSignature        = "signature_refused"
 	CodeNoRoute          = "no_route"
 	CodeInvalidEvent     = "invalid_event"
 	CodeTooLarge         = "too_large"
@@ -69,6 +70,10 @@ type Options struct {
 	// logs. Both required.
 	Transport     bus.Transport
 	TransportName string
+	// Signatures, if set, checks the events ingested to a topic
+	// (?topic=) against the signer registry; each received entry records
+	// the result. Routes check their own events (router.Options).
+	Signatures router.SignatureChecker
 	// DefaultTopic is the topic without ?topic= (default DefaultTopic).
 	DefaultTopic string
 	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).

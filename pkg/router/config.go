@@ -42,7 +42,21 @@ type RouteConfig struct {
 	// source, which redelivers them (an HTTP ingest answers with an error),
 	// so nothing is dropped but the route can stall behind them.
 	DeadLetter *DestinationConfig
+	// RequireSignatures is true for "signatures: required": an event that
+	// is unsigned, or whose signature is invalid or made by a key the
+	// signer registry does not allow for its source and type, is refused
+	// (recorded as refused; over HTTP the request is answered 403, from a
+	// broker the event goes to the dead letter). The default, "optional",
+	// delivers such events and records what was found in their received
+	// entry.
+	RequireSignatures bool
 }
+
+// Values of a route's signatures field.
+const (
+	SignaturesRequired = "required"
+	SignaturesOptional = "optional"
+)
 
 // SourceConfig is where a route reads events: a topic on a transport, or
 // the daemon's HTTP ingest (POST /v1/events?route=NAME).
@@ -243,7 +257,7 @@ func (p *parser) parseRoute(n *yaml.Node, i int) RouteConfig {
 			}
 		}
 	}
-	m, ok := p.fields(n, "", "name", "source", "filter", "destinations", "retry", "circuit_breaker", "dead_letter")
+	m, ok := p.fields(n, "", "name", "source", "filter", "destinations", "retry", "circuit_breaker", "dead_letter", "signatures")
 	if !ok {
 		return r
 	}
@@ -260,7 +274,21 @@ func (p *parser) parseRoute(n *yaml.Node, i int) RouteConfig {
 	r.Retry = p.retry(m["retry"])
 	r.CircuitBreaker = p.breaker(m["circuit_breaker"])
 	r.DeadLetter = p.deadLetter(m["dead_letter"], r.Destinations)
+	r.RequireSignatures = p.signatures(m["signatures"])
 	return r
+}
+
+// signatures reads "signatures: required | optional" (default optional).
+func (p *parser) signatures(n *yaml.Node) bool {
+	switch s, _ := p.scalar(n, "signatures"); s {
+	case "", SignaturesOptional:
+		return false
+	case SignaturesRequired:
+		return true
+	default:
+		p.errorf(n, "signatures", "%q is neither %s nor %s", s, SignaturesRequired, SignaturesOptional)
+		return false
+	}
 }
 
 func (p *parser) source(n *yaml.Node, route string) SourceConfig {

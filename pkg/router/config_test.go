@@ -212,8 +212,8 @@ func TestParseRoutesErrors(t *testing.T) {
 		{"syntax", "routes: [\n", `routes.yaml: yaml: line 1: did not find expected node content`},
 
 		// The route.
-		{"route not a mapping", "routes:\n  - orders\n", `routes.yaml: routes[0] (line 2): must be a mapping with the fields name, source, filter, destinations, retry, circuit_breaker, dead_letter`},
-		{"unknown field", minimal + "    colour: red\n", pre + `(line 7): colour: unknown field (accepted: name, source, filter, destinations, retry, circuit_breaker, dead_letter)`},
+		{"route not a mapping", "routes:\n  - orders\n", `routes.yaml: routes[0] (line 2): must be a mapping with the fields name, source, filter, destinations, retry, circuit_breaker, dead_letter, signatures`},
+		{"unknown field", minimal + "    colour: red\n", pre + `(line 7): colour: unknown field (accepted: name, source, filter, destinations, retry, circuit_breaker, dead_letter, signatures)`},
 		{"field twice", minimal + "    name: again\n", `routes.yaml: route "again" (line 7): name: set twice (lines 2 and 7)`},
 		{"no name", replace("  - name: orders\n    source:", "  - source:"), `routes.yaml: routes[0] (line 2): name: required ([a-z0-9][a-z0-9_.-]*)`},
 		{"empty name", replace("name: orders", `name: ""`), `routes.yaml: routes[0] (line 2): name: must not be empty`},

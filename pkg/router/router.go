@@ -15,8 +15,8 @@ import (
 
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/pkg/egress"
+	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/sinks"
-	"github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -82,6 +82,14 @@ type Options struct {
 	// Egress is where the routes' webhooks may connect (nil: anywhere);
 	// the daemon's trusted policy, since the operator wrote the routes.
 	Egress *egress.Policy
+	// Signatures, if set, checks every event a route takes in against the
+	// signer registry, once per event: its received entry records the
+	// result, and a route with signatures: required refuses what fails.
+	// Nil (no registry) checks nothing and costs nothing; a route that
+	// requires signatures then fails New.
+	Signatures SignatureChecker
+	// Refusals, if set, counts the events routes refuse.
+	Refusals *refusal.Metrics
 }
 
 // Router runs routes: it subscribes each transport-fed route to its source
@@ -120,6 +128,9 @@ func New(routes []RouteConfig, o Options) (*Router, error) {
 		rt := &route{r: r, cfg: cfg}
 		fail := func(field string, err error) {
 			errs = append(errs, fmt.Errorf("route %q: %s: %w", cfg.Name, field, err))
+		}
+		if cfg.RequireSignatures && o.Signatures == nil {
+			fail("signatures", errors.New("required, but the daemon has no signer registry: set AUDITBUS_SIGNERS_FILE, or make the route's signatures optional"))
 		}
 		if !cfg.Source.HTTP {
 			if _, err := r.transport(cfg.Source.Transport); err != nil {
@@ -329,10 +340,22 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 	ctx, span := rt.startRun(ctx, msgs, from)
 	defer func() { bus.EndSpan(span, err) }()
 	start := time.Now().UTC()
+	sigs := rt.check(msgs)
+	if sigs.n > 0 {
+		if from.transport == TransportHTTP {
+			return rt.refuseRequest(ctx, msgs, from, &sigs, start)
+		}
+		if err := rt.parkRefused(ctx, msgs, &sigs); err != nil {
+			return err
+		}
+	}
 	fspan := rt.startFilter(ctx, len(msgs))
 	keep := make([]bool, len(msgs))
 	matched := make([]bus.Event, 0, len(msgs))
 	for i := range msgs {
+		if sigs.refusal(i) != nil {
+			continue
+		}
 		if keep[i] = rt.cfg.Filter.Match(&msgs[i].Event); keep[i] {
 			matched = append(matched, msgs[i].Event)
 		}
@@ -348,12 +371,16 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 			return err
 		}
 	}
-	if err := rt.write(ctx, rt.records(msgs, from, keep, res, start, judged, trace.SpanContextFromContext(ctx))); err != nil {
+	if err := rt.write(ctx, rt.records(msgs, from, &sigs, keep, res, start, judged, trace.SpanContextFromContext(ctx))); err != nil {
 		return err
 	}
 	counts := make(map[string]int, 3)
-	if n := len(msgs) - len(matched); n > 0 {
+	if n := len(msgs) - len(matched) - sigs.n; n > 0 {
 		counts[sinks.KindFiltered] = n
+	}
+	if sigs.n > 0 {
+		counts[sinks.KindRefused] = sigs.n
+		rt.countRefused(from.transport, &sigs)
 	}
 	for j := range matched {
 		outcome := sinks.KindDelivered
@@ -369,14 +396,16 @@ func (rt *route) run(ctx context.Context, msgs []bus.Message, from reception) (e
 }
 
 // records are the ledger records of a batch a route finished with: for
-// each message its received entry (at start), then a filtered entry (at
+// each message its received entry (at start, with what checking its
+// signature found in sigs), then a filtered entry (at
 // judged) or, for the kept ones, one delivered or dead-lettered entry per
 // destination with the results res of fanOut. Every entry names the
 // route and where the message came from, so that the same event received
 // again is recorded again while a redelivered message adds nothing, and
-// the trace and span of sc, the batch's, where it is valid. It returns nil
-// when auditing is off.
-func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res [][]result, start, judged time.Time, sc trace.SpanContext) []sinks.Record {
+// the trace and span of sc, the batch's, where it is valid. A message the
+// route refused has one refused entry instead, naming the dead letter it
+// was parked in. It returns nil when auditing is off.
+func (rt *route) records(msgs []bus.Message, from reception, sigs *checked, keep []bool, res [][]result, start, judged time.Time, sc trace.SpanContext) []sinks.Record {
 	if rt.r.o.Audit == nil {
 		return nil
 	}
@@ -394,8 +423,13 @@ func (rt *route) records(msgs []bus.Message, from reception, keep []bool, res []
 		if from.transport != TransportHTTP && (principal == "" || principalOf != m.Topic) {
 			principal, principalOf = from.transport+":"+m.Topic, m.Topic
 		}
+		if sigs.refusal(i) != nil {
+			b.add(rt.refusedEntry(at, sigs, i, start, principal, rt.dead.name))
+			recs[i] = sinks.Record{Event: m.Event, Entries: b.take()}
+			continue
+		}
 		received := at
-		received.Kind, received.Time, received.Principal = sinks.KindReceived, start, principal
+		received.Kind, received.Time, received.Principal, received.Signature = sinks.KindReceived, start, principal, sigs.entry(i)
 		b.add(received)
 		if !keep[i] {
 			e := at
@@ -533,72 +567,5 @@ func (rt *route) write(ctx context.Context, recs []sinks.Record) error {
 	if err := rt.r.o.Audit.Write(ctx, recs); err != nil {
 		return fmt.Errorf("route %q: audit %d events: %w", rt.cfg.Name, len(recs), err)
 	}
-	return nil
-}
-
-// Poison is a message a transport could not read as a CloudEvent.
-type Poison struct {
-	// Transport, Topic and Group say where it was read; they pick the route.
-	Transport, Topic, Group string
-	// Partition and Offset locate it, where the transport has them.
-	Partition int
-	Offset    int64
-	// ID identifies the message stably across redeliveries (e.g. topic,
-	// partition and offset, or a digest of the body), so that a redelivered
-	// poison message is the version already recorded, not a new one.
-	ID string
-	// Payload is the message body as read.
-	Payload []byte
-	// Reason says why it is not a CloudEvent.
-	Reason error
-}
-
-// Poison parks a message that is not a CloudEvent in the dead letter of
-// the route reading it, as an event of type PoisonType whose data is the
-// raw payload and whose deadletterreason says why, and records it with a
-// poison entry (where it was read, the route and the reason). The event
-// has no time attribute, so that a redelivery of the message makes the
-// same version; its recorded time is the entry's. It returns an error (so the transport keeps the
-// message) when no route reads that source, the route has no dead letter,
-// or the dead letter or audit store is unreachable.
-func (r *Router) Poison(ctx context.Context, p Poison) error {
-	var rt *route
-	for _, c := range r.routes {
-		s := c.cfg.Source
-		if !s.HTTP && s.Transport == p.Transport && s.Topic == p.Topic && (p.Group == "" || s.Group == p.Group) {
-			rt = c
-			break
-		}
-	}
-	if rt == nil {
-		return fmt.Errorf("poison message from %s topic %q (group %q): no route reads it", p.Transport, p.Topic, p.Group)
-	}
-	e := event.New()
-	e.SetID(p.ID)
-	e.SetSource("/auditbus/poison/" + p.Transport + "/" + p.Topic)
-	e.SetType(PoisonType)
-	_ = e.SetData("application/octet-stream", p.Payload)
-	reason := "not a CloudEvent"
-	if p.Reason != nil {
-		reason = p.Reason.Error()
-	}
-	e.SetExtension(ExtDeadLetterReason, reason)
-	e.SetExtension(ExtDeadLetterRoute, rt.cfg.Name)
-	if rt.dead == nil {
-		return fmt.Errorf("route %q: poison message %s: the route has no dead letter; it stays unacknowledged", rt.cfg.Name, p.ID)
-	}
-	if err := rt.park(ctx, []bus.Event{e}); err != nil {
-		return fmt.Errorf("route %q: dead-letter poison message %s: %w", rt.cfg.Name, p.ID, err)
-	}
-	now := time.Now().UTC()
-	rec := sinks.Record{Event: e, Entries: []sinks.Entry{{
-		Kind: sinks.KindPoison, Time: now, Transport: p.Transport, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset,
-		Route: rt.cfg.Name, Error: reason,
-	}}}
-	if err := rt.write(ctx, []sinks.Record{rec}); err != nil {
-		return err
-	}
-	rt.r.o.Metrics.finished(rt.cfg.Name, map[string]int{sinks.KindPoison: 1}, now)
-	r.o.Logger.Warn("poison message dead-lettered", "route", rt.cfg.Name, "transport", p.Transport, "topic", p.Topic, "id", p.ID, "reason", reason)
 	return nil
 }

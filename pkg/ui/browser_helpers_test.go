@@ -2,6 +2,8 @@ package ui_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditbus/auditbus/bus/signing"
 	"github.com/auditbus/auditbus/pkg/daemon"
 	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
@@ -188,4 +191,23 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	if err := os.WriteFile(filepath.Join(screenshotDir(t), name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// signersFile writes a signer registry of one new Ed25519 key.
+func signersFile(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := signing.MarshalPublicKey(pub)
+	if err := os.WriteFile(filepath.Join(dir, "shop.pub"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "signers.yaml")
+	if err := os.WriteFile(path, []byte("signers:\n  - {key_id: shop, public_key_file: shop.pub, sources: [/shop/], types: [com.example.]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

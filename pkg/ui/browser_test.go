@@ -20,7 +20,10 @@ import (
 // auth on: the token prompt, a read-only token that cannot redrive, the
 // overview chart, a search by type, the trail of an event delivered to
 // three destinations and dead-lettered at a fourth, event data that
-// tries to run script, and a redrive that completes.
+// tries to run script, and a redrive that completes. The daemon has a
+// signer registry, so its received entries record a signature result (in
+// auditbus-leaf-v2 leaves, which the badge verifies beside v1 ones) and
+// the timeline shows it.
 func TestExplorer(t *testing.T) {
 	ctx := browser(t)
 	var hookUp atomic.Bool
@@ -46,7 +49,7 @@ routes:
     retry: {max_attempts: 2, initial_backoff: 1ms, max_backoff: 2ms}
     circuit_breaker: {failures: 100}
     dead_letter: {transport: mem, topic: dlq}
-`)
+`, "AUDITBUS_SIGNERS_FILE="+signersFile(t))
 	// The browser reaches the daemon through a proxy that can answer 503
 	// for the API, as a failing daemon would.
 	var failing atomic.Bool
@@ -190,6 +193,10 @@ routes:
 		want := "deadlettered hook,delivered mem:archive,delivered mem:billing,delivered mem:search"
 		if strings.Join(kinds, ",") != want {
 			t.Errorf("trail %q, want %q", kinds, want)
+		}
+		sigs := eval[[]string](t, ctx, `[...document.querySelectorAll("#trail li [data-signature]")].map(e => e.textContent)`)
+		if strings.Join(sigs, ",") != "signature unsigned,signature unsigned" {
+			t.Errorf("signature results in the timeline %q, want the two receptions' unsigned", sigs)
 		}
 		if !strings.HasPrefix(verify, "verified all 6 entries are in the latest checkpoint") {
 			t.Errorf("verification badge %q, want the 6 entries verified", verify)
