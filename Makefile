@@ -86,6 +86,11 @@ bench-kafka-watermill:
 bench-router:
 	@cd benchmarks && $(GO) run ./cmd/bench-router
 
+.PHONY: bench-router-signed
+## bench-router-signed: bench-router with every event signed (Ed25519), the route requiring signatures and every part verifying each event; ends with `ratio: c ÷ min(a, b)`
+bench-router-signed:
+	@cd benchmarks && $(GO) run ./cmd/bench-router -signed
+
 .PHONY: bench-router-tracing
 ## bench-router-tracing: the audited mem route with tracing off and on (every span sampled, OTLP/HTTP to a receiver on 127.0.0.1), same run, rounds alternating; prints spans per event; ends with `ratio: on ÷ off`
 bench-router-tracing:

@@ -15,6 +15,12 @@
 // every event's record is durable. It prints events/s for each, per round
 // and as medians, and ends with "ratio: X.XX" = c ÷ min(a, b).
 //
+// With -signed every event is signed (Ed25519, DSSE, bus/signing), the
+// route has signatures: required and a signer registry of the key, and
+// every part verifies each event once: (a) and (c) in the route, (b)
+// before appending, recording the result in the received entry as the
+// route does.
+//
 // With -tracing it compares instead, round by round, (c) with tracing off
 // and (d) the same route with tracing on: every span sampled and exported
 // over OTLP/HTTP to a receiver in this process on 127.0.0.1, which counts
@@ -22,7 +28,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/bench-router [-events 100000] [-size 1024] [-batch 100] [-rounds 3] [-tracing]
+//	go run ./cmd/bench-router [-events 100000] [-size 1024] [-batch 100] [-rounds 3] [-signed] [-tracing]
 package main
 
 import (
@@ -62,6 +68,9 @@ routes:
 // withLedger: run (c) with the ledger's tree builder and checkpoints.
 var withLedger = true
 
+// checker verifies every event in (a), (b) and (c); nil without -signed.
+var checker router.SignatureChecker
+
 // concurrency is how many batches the route handles at once: the mem
 // transport's default partition count.
 const concurrency = 8
@@ -73,10 +82,18 @@ func main() {
 	rounds := flag.Int("rounds", 3, "measured rounds; each runs a, b and c")
 	tracing := flag.Bool("tracing", false, "compare the route with tracing off and on (OTLP to 127.0.0.1) instead")
 	flag.BoolVar(&withLedger, "ledger", true, "(c) builds the ledger's Merkle tree and signs checkpoints, as the daemon does")
+	signed := flag.Bool("signed", false, "sign every event; the route requires signatures and every part verifies each event once")
 	flag.Parse()
 	do := run
 	if *tracing {
 		do = runTracing
+	}
+	if *signed && *tracing {
+		fmt.Fprintln(os.Stderr, "bench-router: -signed and -tracing are separate comparisons; give one")
+		os.Exit(2)
+	}
+	if *signed {
+		do = runSigned
 	}
 	if err := do(*events, *size, *batch, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-router:", err)
@@ -88,9 +105,15 @@ func run(n, size, batch, rounds int) error {
 	if n <= 0 || batch <= 0 || rounds <= 0 || size < 0 {
 		return errors.New("-events, -batch and -rounds must be positive")
 	}
-	evs := makeEvents(n, size)
-	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability), ledger tree and checkpoints in (c): %v; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
-		n, size, batch, withLedger, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return compare(makeEvents(n, size), size, batch, rounds)
+}
+
+// compare runs (a), (b) and (c) on evs, rounds times, and prints the
+// ratio.
+func compare(evs []bus.Event, size, batch, rounds int) error {
+	n := len(evs)
+	fmt.Printf("bench-router: %d events of %d bytes, publish batches of %d, route to 3 mem destinations, SQLite audit store (default durability), ledger tree and checkpoints in (c): %v, signed and verified: %v; %d rounds; GOMAXPROCS=%d %s/%s %s\n",
+		n, size, batch, withLedger, checker != nil, rounds, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	// Warm up every path once.
 	if _, err := routeRun(evs[:min(n, 10000)], batch, false, nil); err != nil {
 		return err
@@ -171,11 +194,15 @@ func routeRun(evs []bus.Event, batch int, audit bool, tracer trace.Tracer) (floa
 		}
 		defer sub.Close()
 	}
-	cfgs, err := router.ParseRoutes("bench-routes.yaml", []byte(routes))
+	text := routes
+	if checker != nil {
+		text += "    signatures: required\n"
+	}
+	cfgs, err := router.ParseRoutes("bench-routes.yaml", []byte(text))
 	if err != nil {
 		return 0, err
 	}
-	opts := router.Options{Transports: map[string]bus.Transport{"mem": tr}, Tracer: tracer}
+	opts := router.Options{Transports: map[string]bus.Transport{"mem": tr}, Tracer: tracer, Signatures: checker}
 	var aud *counting
 	if audit {
 		dir, err := os.MkdirTemp("", "bench-router-")
@@ -273,7 +300,13 @@ func writerRun(evs []bus.Event, batch int) (float64, error) {
 				if lo >= len(recs) {
 					return
 				}
-				if err := w.Write(ctx, recs[lo:min(lo+batch, len(recs))]); err != nil {
+				part := recs[lo:min(lo+batch, len(recs))]
+				if checker != nil {
+					for i := range part {
+						part[i].Entries[0].Signature = checker.Check(&part[i].Event).Entry
+					}
+				}
+				if err := w.Write(ctx, part); err != nil {
 					errs[g] = err
 					return
 				}
