@@ -29,7 +29,7 @@ test: services lint
 # caveat parser.
 FUZZ_TARGETS := pkg/cehttp:FuzzDecodeJSON pkg/cehttp:FuzzHeaderValue sinks:FuzzParseQuery \
 	pkg/httpapi:FuzzReplayRequest pkg/router:FuzzParseRoutes bus/signing:FuzzDecode \
-	pkg/auth:FuzzParseCaveat
+	pkg/auth:FuzzParseCaveat pkg/signers:FuzzParse
 FUZZTIME ?= 5s
 
 .PHONY: fuzz

@@ -19,7 +19,7 @@ import (
 
 // keyPair writes a new Ed25519 public key in PEM to dir/name.pub and
 // returns a signer of its private key under keyID.
-func keyPair(t *testing.T, dir, name, keyID string) *signing.Signer {
+func keyPair(t testing.TB, dir, name, keyID string) *signing.Signer {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
