@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/auditbus/auditbus/pkg/auth"
@@ -109,8 +110,8 @@ func mintMacaroon(s stdio, keyFile, id string, caveats []string) int {
 	if keyFile == "" {
 		return usageError(s, "token", "mint needs --key FILE, the root key of AUDITBUS_AUTH_MACAROON_KEY_FILE")
 	}
-	if len(caveats) == 0 {
-		return usageError(s, "token", "mint needs at least a --caveat 'scope = ...': a token without one grants no scope")
+	if !slices.ContainsFunc(caveats, func(c string) bool { p, _ := auth.ParseCaveat(c); return p.Kind == auth.CaveatScope }) {
+		return usageError(s, "token", "mint needs a --caveat 'scope = ...': a token without one grants no scope")
 	}
 	key, err := auth.ReadMacaroonKey(keyFile)
 	if err != nil {

@@ -37,6 +37,7 @@ func TestTokenCommands(t *testing.T) {
 	}{
 		{[]string{"token", "mint", "--key", key, "--caveat", "colour = red"}, exitUsage, `unknown kind "colour"`},
 		{[]string{"token", "mint", "--key", key}, exitUsage, "scope"},
+		{[]string{"token", "mint", "--key", key, "--caveat", "topic = orders"}, exitUsage, "needs a --caveat 'scope = ...'"},
 		{[]string{"token", "mint", "--key", short, "--caveat", "scope = audit:read"}, exitFailure, "at least 32"},
 		{[]string{"token", "attenuate", "--token", strings.TrimSpace(tok)}, exitUsage, "at least one --caveat"},
 		{[]string{"token", "attenuate", "--key", key, "--token", "x", "--caveat", "scope = a"}, exitUsage, "no --key"},
