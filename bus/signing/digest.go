@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 )
 
@@ -28,8 +29,6 @@ const (
 var reserved = [...]string{"id", "source", "specversion", "type", "datacontenttype",
 	"dataschema", "subject", "time", AttrMaterial, AttrSignedExtensions}
 
-var hashers = sync.Pool{New: func() any { return sha256.New() }}
-
 // Digest returns ev's verification material: the SHA-256 of the
 // concatenated SHA-256 digests of its id, source, specversion, type,
 // datacontenttype, dataschema, subject, time (RFC 3339 in UTC, to the
@@ -42,54 +41,71 @@ func Digest(ev *bus.Event, extensions []string) ([sha256.Size]byte, error) {
 	if ev == nil || ev.Context == nil {
 		return out, fmt.Errorf("the event is empty: it has no context attributes")
 	}
-	// 9 attributes and two digests per extension; the common sizes stay on
-	// the stack.
-	var stack [(9 + 2*4) * sha256.Size]byte
-	chain := stack[:0]
-	h := hashers.Get().(hash.Hash)
-	defer hashers.Put(h)
-	sum := func(s string) {
-		h.Reset()
-		_, _ = h.Write(stringBytes(s))
-		chain = h.Sum(chain)
-	}
-	sum(ev.ID())
-	sum(ev.Source())
-	sum(ev.SpecVersion())
-	sum(ev.Type())
-	sum(ev.DataContentType())
-	sum(ev.DataSchema())
-	sum(ev.Subject())
+	d := hashers.Get().(*digester)
+	defer hashers.Put(d)
+	d.chain = d.chain[:0]
+	d.add(stringBytes(ev.ID()))
+	d.add(stringBytes(ev.Source()))
+	d.add(stringBytes(ev.SpecVersion()))
+	d.add(stringBytes(ev.Type()))
+	d.add(stringBytes(ev.DataContentType()))
+	d.add(stringBytes(ev.DataSchema()))
+	d.add(stringBytes(ev.Subject()))
 	if t := ev.Time(); t.IsZero() {
-		sum("")
+		d.add(nil)
 	} else {
-		var tb [len(time.RFC3339) + 8]byte
-		h.Reset()
-		_, _ = h.Write(t.UTC().AppendFormat(tb[:0], time.RFC3339))
-		chain = h.Sum(chain)
+		d.add(t.UTC().AppendFormat(d.scratch[:0], time.RFC3339))
 	}
-	h.Reset()
-	_, _ = h.Write(ev.Data())
-	chain = h.Sum(chain)
+	d.add(ev.Data())
 	if len(extensions) > 0 {
-		ext := ev.Context.GetExtensions()
+		ext := extensionsOf(ev)
 		for _, name := range extensions {
 			v, ok := ext[name]
 			if !ok {
 				return out, fmt.Errorf("extension %q is not on the event", name)
 			}
-			s, err := types.Format(v)
-			if err != nil {
-				return out, fmt.Errorf("extension %q: %v", name, err)
+			s, ok := v.(string)
+			if !ok {
+				var err error
+				if s, err = types.Format(v); err != nil {
+					return out, fmt.Errorf("extension %q: %v", name, err)
+				}
 			}
-			sum(name)
-			sum(s)
+			d.add(stringBytes(name))
+			d.add(stringBytes(s))
 		}
 	}
-	h.Reset()
-	_, _ = h.Write(chain)
-	h.Sum(out[:0])
+	d.h.Reset()
+	_, _ = d.h.Write(d.chain)
+	d.h.Sum(out[:0])
 	return out, nil
+}
+
+// digester holds what Digest reuses from one event to the next.
+type digester struct {
+	h       hash.Hash
+	chain   []byte
+	scratch [64]byte
+}
+
+// add appends SHA-256(b) to the chain.
+func (d *digester) add(b []byte) {
+	d.h.Reset()
+	_, _ = d.h.Write(b)
+	d.chain = d.h.Sum(d.chain)
+}
+
+var hashers = sync.Pool{New: func() any {
+	return &digester{h: sha256.New(), chain: make([]byte, 0, (9+2*4)*sha256.Size)}
+}}
+
+// extensionsOf returns ev's extensions without the copy some contexts'
+// GetExtensions make. Callers must not modify the map.
+func extensionsOf(ev *bus.Event) map[string]any {
+	if ec, ok := ev.Context.(*event.EventContextV1); ok {
+		return ec.Extensions
+	}
+	return ev.Context.GetExtensions()
 }
 
 // stringBytes returns s's bytes for hashing without a copy; the hash only

@@ -200,7 +200,7 @@ func verify(ev *bus.Event, keys KeySet) (string, []string, error) {
 	fail := func(check string, sentinel error, keyID, reason string) (string, []string, error) {
 		return "", nil, &VerifyError{ID: ev.ID(), Source: ev.Source(), KeyID: keyID, Check: check, Reason: reason, Err: sentinel}
 	}
-	ext := ev.Context.GetExtensions()
+	ext := extensionsOf(ev)
 	mv, ok := ext[AttrMaterial]
 	if !ok {
 		return fail(CheckUnsigned, ErrUnsigned, "", "the event has no dssematerial extension; sign it, or accept unsigned events")
