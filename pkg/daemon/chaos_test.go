@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
@@ -80,6 +81,19 @@ func TestChaos(t *testing.T) {
 		slow, down = 5*time.Second, 30*time.Second
 	}
 	t.Run("webhook-slow-then-down", func(t *testing.T) { record(chaosWebhookSlowThenDown(t, bin, n, slow, down)) })
+	brokerDown, storeDown := 2*time.Second, 10*time.Second
+	if *chaosFull {
+		brokerDown, storeDown = 10*time.Second, 60*time.Second
+	}
+	// The AMQP route runs at about a tenth of the Kafka one's rate here:
+	// the short run gives it fewer events.
+	amqpN := 2000
+	if *chaosFull {
+		amqpN = n
+	}
+	t.Run("rabbitmq-restart", func(t *testing.T) { record(chaosRabbitMQRestart(t, bin, amqpN, brokerDown)) })
+	t.Run("kafka-broker-restart", func(t *testing.T) { record(chaosKafkaRestart(t, bin, n, brokerDown)) })
+	t.Run("clickhouse-down", func(t *testing.T) { record(chaosClickHouseDown(t, bin, n, storeDown)) })
 	lost, missing := 0, 0
 	for _, r := range results {
 		lost += r.lost
@@ -88,32 +102,57 @@ func TestChaos(t *testing.T) {
 	fmt.Printf("chaos: %d scenarios, lost: %d, audit-missing: %d\n", len(results), lost, missing)
 }
 
-// chaosRig is what every scenario shares: a kfake cluster, the webhook
-// and the Kafka reader of the destinations, the routes file.
+// chaosRig is what every scenario shares: the broker (a kfake cluster, or
+// the RabbitMQ node of rigConfig.amqpURL), the webhook and the reader of
+// the destinations, the routes file.
 type chaosRig struct {
+	cfg            rigConfig
 	dead           counter      // events on the dead-letter topic
 	hookMode       atomic.Int32 // hookUp, hookSlow or hookDown
+	cluster        *kfake.Cluster
+	kfakeOpts      []kfake.Opt
 	brokers        []string
-	kt             *kafka.Transport
+	tr             bus.Transport // publishes the events, reads the destinations
 	hooked, copied counter
 	routes, dir    string
 	events         []bus.Event
 	logs           *lockedBuffer
 }
 
-func newChaosRig(t *testing.T, n int) *chaosRig {
+// rigConfig chooses the rig's broker and the daemons' audit store.
+type rigConfig struct {
+	// amqpURL, if set, is the RabbitMQ node the route reads from and
+	// writes to; otherwise it is a kfake cluster.
+	amqpURL string
+	// kafkaPersist keeps the kfake cluster's state in a directory and its
+	// listener on a fixed port, so that restartBroker can close it and
+	// start it again with every message and committed offset.
+	kafkaPersist bool
+	// storeEnv, if set, are the daemons' audit store variables; the
+	// default is SQLite in each daemon's data directory.
+	storeEnv []string
+}
+
+func newChaosRig(t *testing.T, n int) *chaosRig { return newChaosRigWith(t, n, rigConfig{}) }
+
+func newChaosRigWith(t *testing.T, n int, cfg rigConfig) *chaosRig {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	r := &chaosRig{brokers: cluster.ListenAddrs(), dir: t.TempDir(), logs: &lockedBuffer{}}
+	r := &chaosRig{cfg: cfg, dir: t.TempDir(), logs: &lockedBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon logs:\n%s", r.logs.String())
 		}
 	})
+	if cfg.amqpURL == "" {
+		r.kfakeOpts = []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4)}
+		if cfg.kafkaPersist {
+			port, _ := strconv.Atoi(freeAddr(t)[len("127.0.0.1:"):])
+			r.kfakeOpts = append(r.kfakeOpts, kfake.DataDir(filepath.Join(r.dir, "kafka")), kfake.Ports(port))
+		}
+		r.startBroker(t)
+		t.Cleanup(func() { r.cluster.Close() })
+		r.brokers = r.cluster.ListenAddrs()
+	}
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
 		switch r.hookMode.Load() {
@@ -131,26 +170,32 @@ func newChaosRig(t *testing.T, n int) *chaosRig {
 	if err := os.WriteFile(r.routes, []byte(fmt.Sprintf(`
 routes:
   - name: chaos
-    source: {transport: kafka, topic: chaos-in, group: chaos}
+    source: {transport: %[2]s, topic: chaos-in, group: chaos}
     destinations:
-      - {name: hook, webhook: {url: %q}}
-      - {name: copy, transport: kafka, topic: chaos-out}
-    dead_letter: {transport: kafka, topic: chaos-dlq}
+      - {name: hook, webhook: {url: %[1]q}}
+      - {name: copy, transport: %[2]s, topic: chaos-out}
+    dead_letter: {transport: %[2]s, topic: chaos-dlq}
     circuit_breaker: {failures: 5, open_for: 5s}
-`, hook.URL)), 0o600); err != nil {
+`, hook.URL, r.transport())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.kt, err = kafka.New(kafka.Config{
-		Brokers: r.brokers, Partitions: 4, AutoCreateTopics: true, Linger: time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
-		FetchMaxWait: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	var err error
+	if cfg.amqpURL != "" {
+		r.tr, err = amqp.New(amqp.Config{URL: cfg.amqpURL, ReconnectBackoff: 100 * time.Millisecond, MaxReconnectBackoff: time.Second,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	} else {
+		r.tr, err = kafka.New(kafka.Config{
+			Brokers: r.brokers, Partitions: 4, AutoCreateTopics: true, Linger: time.Millisecond,
+			HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 2 * time.Second,
+			FetchMaxWait: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.kt.Close() })
+	t.Cleanup(func() { _ = r.tr.Close() })
 	for topic, c := range map[string]*counter{"chaos-out": &r.copied, "chaos-dlq": &r.dead} {
-		sub, err := r.kt.Subscribe(context.Background(), topic, "check", func(_ context.Context, msgs []bus.Message) error {
+		sub, err := r.tr.Subscribe(context.Background(), topic, "check", func(_ context.Context, msgs []bus.Message) error {
 			for _, m := range msgs {
 				c.add(m.Event.ID())
 			}
@@ -174,6 +219,25 @@ routes:
 	return r
 }
 
+// transport is the route's transport, kafka or amqp.
+func (r *chaosRig) transport() string {
+	if r.cfg.amqpURL != "" {
+		return "amqp"
+	}
+	return "kafka"
+}
+
+// startBroker starts the kfake cluster, from its directory when it
+// persists.
+func (r *chaosRig) startBroker(t *testing.T) {
+	t.Helper()
+	c, err := kfake.NewCluster(r.kfakeOpts...)
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	r.cluster = c
+}
+
 // The webhook's modes; a slow call takes slowCall.
 const (
 	hookUp int32 = iota
@@ -184,25 +248,43 @@ const (
 
 // env is a daemon's environment: its own address, data directory and log.
 func (r *chaosRig) env(addr, name string) []string {
-	return []string{
+	env := []string{
 		"AUDITBUS_LISTEN=" + addr, "AUDITBUS_DATA_DIR=" + filepath.Join(r.dir, "data-"+name), "AUDITBUS_ROUTES=" + r.routes,
-		"AUDITBUS_LEDGER_LOG=" + name,
-		"AUDITBUS_TRANSPORTS=kafka", "AUDITBUS_KAFKA_BROKERS=" + r.brokers[0], "AUDITBUS_KAFKA_SESSION_TIMEOUT=6s",
-		"AUDITBUS_KAFKA_HEARTBEAT_INTERVAL=200ms", "AUDITBUS_KAFKA_REBALANCE_TIMEOUT=3s", "AUDITBUS_KAFKA_LINGER=1ms",
-		"AUDITBUS_KAFKA_PARTITIONS=4", "AUDITBUS_LOG_LEVEL=warn",
+		"AUDITBUS_LEDGER_LOG=" + name, "AUDITBUS_LOG_LEVEL=warn", "AUDITBUS_TRANSPORTS=" + r.transport(),
 	}
+	if r.cfg.amqpURL != "" {
+		env = append(env, "AUDITBUS_AMQP_URL="+r.cfg.amqpURL)
+	} else {
+		env = append(env, "AUDITBUS_KAFKA_BROKERS="+r.brokers[0], "AUDITBUS_KAFKA_SESSION_TIMEOUT=6s",
+			"AUDITBUS_KAFKA_HEARTBEAT_INTERVAL=200ms", "AUDITBUS_KAFKA_REBALANCE_TIMEOUT=3s", "AUDITBUS_KAFKA_LINGER=1ms",
+			"AUDITBUS_KAFKA_PARTITIONS=4")
+	}
+	return append(env, r.cfg.storeEnv...)
 }
 
 // publish puts the events on the source topic, a thousand at a time,
-// from a goroutine, so that faults land while events still arrive.
+// from a goroutine, so that faults land while events still arrive. A
+// batch the broker refuses (it is being restarted) is published again, as
+// a producer would, for up to five minutes: the events of a failed
+// Publish may have been taken, so this may duplicate but never lose.
 func (r *chaosRig) publish(t *testing.T) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for lo := 0; lo < len(r.events); lo += 1000 {
-			if err := r.kt.Publish(context.Background(), "chaos-in", r.events[lo:min(lo+1000, len(r.events))]); err != nil {
-				t.Errorf("publish: %v", err)
-				return
+			batch := r.events[lo:min(lo+1000, len(r.events))]
+			for deadline := time.Now().Add(5 * time.Minute); ; {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := r.tr.Publish(ctx, "chaos-in", batch)
+				cancel()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		}
 	}()
@@ -236,9 +318,9 @@ func (r *chaosRig) reachedHook() int {
 	return n
 }
 
-// result counts the destinations and the ledgers of the given data
-// directories (one per daemon that wrote one) by event id.
-func (r *chaosRig) result(t *testing.T, name string, dataDirs []string, rss int, recovery time.Duration) chaosResult {
+// result counts the destinations and the ledgers of the given stores (one
+// per daemon that wrote one, or one they share) by event id.
+func (r *chaosRig) result(t *testing.T, name string, stores []storeOpener, rss int, recovery time.Duration) chaosResult {
 	t.Helper()
 	n := len(r.events)
 	hd, ha := r.hooked.counts()
@@ -249,8 +331,8 @@ func (r *chaosRig) result(t *testing.T, name string, dataDirs []string, rss int,
 	// Every event's reception and its outcome at each destination, in any
 	// of the daemons' ledgers.
 	hops := make(map[string]map[string]bool, n)
-	for _, dir := range dataDirs {
-		store, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	for _, open := range stores {
+		store, err := open()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,6 +365,19 @@ func (r *chaosRig) result(t *testing.T, name string, dataDirs []string, rss int,
 		}
 	}
 	return res
+}
+
+// storeOpener opens an audit store the scenario's daemons wrote.
+type storeOpener func() (sinks.Store, error)
+
+// sqliteStores are the SQLite stores of the rig's daemons called names.
+func (r *chaosRig) sqliteStores(names ...string) []storeOpener {
+	var out []storeOpener
+	for _, name := range names {
+		dir := filepath.Join(r.dir, "data-"+name)
+		out = append(out, func() (sinks.Store, error) { return sqlite.Open(context.Background(), dir, sqlite.Options{}) })
+	}
+	return out
 }
 
 // peakRSSMB is a process's peak resident set (VmHWM) in MiB, 0 when it
@@ -345,7 +440,7 @@ func chaosKillLoop(t *testing.T, bin string, n, kills int) chaosResult {
 	recovery := time.Since(killed)
 	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
 	stop(t, d)
-	return r.result(t, fmt.Sprintf("kill-loop-%d", kills), []string{filepath.Join(r.dir, "data-a")}, rss, recovery)
+	return r.result(t, fmt.Sprintf("kill-loop-%d", kills), r.sqliteStores("a"), rss, recovery)
 }
 
 // chaosReplicaKilled runs two daemons in one Kafka consumer group, each
@@ -372,7 +467,7 @@ func chaosReplicaKilled(t *testing.T, bin string, n int) chaosResult {
 	recovery := time.Since(killed)
 	rss = max(rss, peakRSSMB(b.cmd.Process.Pid))
 	stop(t, b)
-	return r.result(t, "replica-killed", []string{filepath.Join(r.dir, "data-a"), filepath.Join(r.dir, "data-b")}, rss, recovery)
+	return r.result(t, "replica-killed", r.sqliteStores("a", "b"), rss, recovery)
 }
 
 // chaosWebhookSlowThenDown makes the webhook destination take 5 s per call
@@ -399,7 +494,7 @@ func chaosWebhookSlowThenDown(t *testing.T, bin string, n int, slow, down time.D
 	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
 	opened := breakerTrips(t, "http://"+addr+"/metrics", "hook")
 	stop(t, d)
-	res := r.result(t, "webhook-slow-then-down", []string{filepath.Join(r.dir, "data-a")}, rss, recovery)
+	res := r.result(t, "webhook-slow-then-down", r.sqliteStores("a"), rss, recovery)
 	dd, _ := r.dead.counts()
 	t.Logf("breaker opened %v times; %d events dead-lettered", opened, dd)
 	return res

@@ -1,0 +1,148 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/sinks"
+	"github.com/auditbus/auditbus/sinks/clickhouse"
+)
+
+// The chaos scenarios that restart what the daemon depends on: the broker
+// it reads from and writes to, and its audit store. RabbitMQ and ClickHouse
+// are private instances (internal/testservices), never the shared ones.
+
+// waitProgress waits until the webhook has seen more events than it had,
+// or all of them.
+func (r *chaosRig) waitProgress(t *testing.T, what string, more int) {
+	t.Helper()
+	before, _ := r.hooked.counts()
+	n := len(r.events)
+	waitUntil(t, what, 5*time.Minute, func() bool {
+		h, _ := r.hooked.counts()
+		return h >= min(before+more, n)
+	})
+}
+
+// chaosRabbitMQRestart routes a queue of a private RabbitMQ node to a
+// webhook and an exchange of the same node, and, while the events are
+// published and routed, first stops and starts the RabbitMQ application
+// (rabbitmqctl stop_app, start_app: every connection closed, the port
+// closed, the Erlang node up), then stops the whole node (rabbitmqctl
+// stop: the VM exits) and starts it again on the same database. Each time
+// the broker stays down for down. It proves that the daemon reconnects
+// its consumer and publishers by itself, that what it had not
+// acknowledged comes back from the durable queue, that what the broker
+// confirmed to it survives a full restart, and that nothing is
+// acknowledged before it is delivered and audited.
+func chaosRabbitMQRestart(t *testing.T, bin string, n int, down time.Duration) chaosResult {
+	rmq := testservices.StartRabbitMQ(t)
+	r := newChaosRigWith(t, n, rigConfig{amqpURL: rmq.URL()})
+	addr := freeAddr(t)
+	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	published := r.publish(t)
+	r.waitProgress(t, "deliveries before stop_app", n/10)
+	rmq.StopApp()
+	time.Sleep(down)
+	rmq.StartApp()
+	r.waitProgress(t, "deliveries after start_app", n/10)
+	rmq.Stop()
+	time.Sleep(down)
+	rmq.Start()
+	return r.finish(t, d, published, "rabbitmq-restart")
+}
+
+// finish waits until every event is published and at both destinations,
+// stops the daemon d (whose ledger is SQLite's in data-a) and counts. The
+// recovery runs from the call, which comes as the fault ends.
+func (r *chaosRig) finish(t *testing.T, d *daemonProc, published <-chan struct{}, name string) chaosResult {
+	t.Helper()
+	back := time.Now()
+	<-published
+	r.waitDelivered(t, 10*time.Minute)
+	recovery := time.Since(back)
+	rss := peakRSSMB(d.cmd.Process.Pid)
+	stop(t, d)
+	return r.result(t, name, r.sqliteStores("a"), rss, recovery)
+}
+
+// restartBroker closes the kfake cluster, waits down, and starts it again
+// on the same port from its data directory.
+func (r *chaosRig) restartBroker(t *testing.T, down time.Duration) {
+	t.Helper()
+	r.cluster.Close()
+	time.Sleep(down)
+	r.startBroker(t)
+	if got := r.cluster.ListenAddrs(); len(got) != 1 || got[0] != r.brokers[0] {
+		t.Fatalf("kfake restarted on %v, want %s", got, r.brokers[0])
+	}
+}
+
+// chaosKafkaRestart routes a Kafka topic to a webhook and another topic
+// while the broker is restarted under load: the kfake cluster, which runs
+// in this process with its state in a data directory (kfake.DataDir), is
+// closed (its listener shut, every connection dropped, its log, offsets
+// and groups written to the directory) and, after down, a new cluster is
+// started on the same port from that directory. That is a broker process
+// restart with its log on disk: every message produced before it and
+// every committed offset is there afterwards, and nothing else of the old
+// broker is, not a connection, a fetch session or a group generation. It
+// proves that the daemon's consumer and producer reconnect by themselves,
+// rejoin the group, resume from the committed offsets, and commit nothing
+// they have not delivered and audited.
+func chaosKafkaRestart(t *testing.T, bin string, n int, down time.Duration) chaosResult {
+	r := newChaosRigWith(t, n, rigConfig{kafkaPersist: true})
+	addr := freeAddr(t)
+	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	published := r.publish(t)
+	r.waitProgress(t, "deliveries before the broker restart", n/5)
+	r.restartBroker(t, down)
+	return r.finish(t, d, published, "kafka-broker-restart")
+}
+
+// chaosClickHouseDown runs the daemon at full rate on a ClickHouse audit
+// store (a private server) and stops the server (SIGTERM, the process
+// exits) for down while events keep arriving, then starts it again on the
+// same data. While it is down no batch's audit write succeeds, so no batch
+// is acknowledged: the batches in hand are delivered again and again
+// (duplicates, counted), intake stops at the source, and the daemon's
+// memory stays where it was. It proves that intake stops rather than
+// buffering, that the writer's retries resume by themselves, and that
+// afterwards every event is delivered and in the store.
+func chaosClickHouseDown(t *testing.T, bin string, n int, down time.Duration) chaosResult {
+	ch := testservices.StartClickHouse(t)
+	const db = "auditbus_chaos"
+	r := newChaosRigWith(t, n, rigConfig{storeEnv: []string{
+		"AUDITBUS_STORE=clickhouse", "AUDITBUS_CLICKHOUSE_ADDRS=" + ch.Addr(), "AUDITBUS_CLICKHOUSE_DATABASE=" + db,
+		"AUDITBUS_CLICKHOUSE_TIMEOUT=5s", "AUDITBUS_CLICKHOUSE_DIAL_TIMEOUT=2s",
+	}})
+	addr := freeAddr(t)
+	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	published := r.publish(t)
+	r.waitProgress(t, "deliveries before ClickHouse stops", n/5)
+	ch.Stop()
+	atStop, _ := r.copied.counts()
+	rssBefore := peakRSSMB(d.cmd.Process.Pid)
+	time.Sleep(down)
+	atStart, _ := r.copied.counts()
+	rss := peakRSSMB(d.cmd.Process.Pid)
+	ch.Start()
+	back := time.Now()
+	t.Logf("ClickHouse down %v: %d of the %d events left reached the Kafka destination meanwhile; peak RSS %d MiB before, %d MiB at the end of the outage",
+		down, atStart-atStop, n-atStop, rssBefore, rss)
+	if atStart >= n {
+		t.Errorf("every event reached the destinations while the audit store was down: intake did not stop")
+	}
+	<-published
+	r.waitDelivered(t, 10*time.Minute)
+	recovery := time.Since(back)
+	rss = max(rss, peakRSSMB(d.cmd.Process.Pid))
+	stop(t, d)
+	open := func() (sinks.Store, error) {
+		return clickhouse.Open(context.Background(), clickhouse.Config{Addrs: []string{ch.Addr()}, Database: db, Log: "a"})
+	}
+	return r.result(t, fmt.Sprintf("clickhouse-down-%ds", int(down.Seconds())), []storeOpener{open}, rss, recovery)
+}
