@@ -144,9 +144,9 @@ bench-replay: services
 	@cd benchmarks && $(GO) run ./cmd/bench-replay $(BENCH_REPLAY_FLAGS)
 
 .PHONY: chaos
-## chaos: the full fault suite against real daemons (kfake in-process; a private RabbitMQ node and ClickHouse server, never the shared ones): 10 SIGKILLs in a row, a replica of two killed, a webhook slow then down, RabbitMQ stop_app/start_app and a full node restart, the Kafka broker restarted, ClickHouse down 60 s; 50,000 events each; one `scenario:` line each, then `chaos: K scenarios, lost: L, audit-missing: A` (make test runs a short version)
+## chaos: the full fault suite against real daemons (kfake in-process; a private RabbitMQ node and ClickHouse server, never the shared ones): 10 SIGKILLs in a row, a replica of two killed, a webhook slow then down, RabbitMQ stop_app/start_app and a full node restart, the Kafka broker restarted, ClickHouse down 60 s; 50,000 events each; one `scenario:` line each, then `chaos: K scenarios, lost: L, audit-missing: A` (make test runs a short version); fails when a scenario does
 chaos: services
-	@$(GO) test -count=1 -timeout 90m -run '^TestChaos$$' -v ./pkg/daemon/ -args -chaos.full | grep -E '^(scenario|chaos):|FAIL|^ok|panic|chaos_[a-z]*_?test.go'
+	@bash -o pipefail -c '$(GO) test -count=1 -timeout 90m -run "^TestChaos$$" -v ./pkg/daemon/ -args -chaos.full | grep -E "^(scenario|chaos):|FAIL|^ok|panic|chaos_[a-z]*_?test.go"'
 
 .PHONY: bench-ui
 ## bench-ui: the explorer in Chromium over 1,000,000 event versions in SQLite: ms from navigation until the overview's chart and a search page are drawn, and the assets' compressed size (BENCH_UI_EVENTS sets the count)
