@@ -26,3 +26,7 @@ func OpenAt(ctx context.Context, cfg Config, version int) (*Store, error) {
 	close(s.done)
 	return s, nil
 }
+
+// FillCounts runs migration 0007's COUNTS step again, as a migration cut
+// short and started over does.
+func (s *Store) FillCounts(ctx context.Context) error { return fillCounts(ctx, s.conn, s.n) }
