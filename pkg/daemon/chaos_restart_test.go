@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/deploy/testservices"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
 )
 
 // The chaos scenarios that restart what the daemon depends on: the broker
 // it reads from and writes to, and its audit store. RabbitMQ and ClickHouse
-// are private instances (internal/testservices), never the shared ones.
+// are private instances (deploy/testservices), never the shared ones.
 
 // waitProgress waits until the webhook has seen more events than it had,
 // or all of them.

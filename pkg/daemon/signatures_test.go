@@ -20,7 +20,7 @@ import (
 	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/bus/signing"
-	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/deploy/testservices"
 	"github.com/auditbus/auditbus/pkg/daemon"
 	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/sinks"

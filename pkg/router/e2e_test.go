@@ -15,7 +15,7 @@ import (
 	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/bus/mem"
-	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/deploy/testservices"
 	"github.com/auditbus/auditbus/pkg/router"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"

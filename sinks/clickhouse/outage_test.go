@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/deploy/testservices"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/clickhouse"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -97,7 +97,7 @@ func TestOutageLosesNothingReportedDurable(t *testing.T) {
 
 // TestRestartLosesNothingReportedDurable is the outage of
 // TestOutageLosesNothingReportedDurable as a real stop and restart: a
-// private ClickHouse server (internal/testservices), never the shared one,
+// private ClickHouse server (deploy/testservices), never the shared one,
 // is stopped with SIGTERM, so that connections are refused rather than
 // hung, while writers flow, then started again on the same data.
 func TestRestartLosesNothingReportedDurable(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditbus/auditbus/internal/testservices"
+	"github.com/auditbus/auditbus/deploy/testservices"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
