@@ -362,6 +362,11 @@ func (r *chaosRig) result(t *testing.T, name string, stores []storeOpener, rss i
 	for _, e := range r.events {
 		if h := hops[e.ID()]; !h["received"] || !h["hook"] || !h["copy"] {
 			res.auditMissing++
+			if res.auditMissing <= 10 {
+				// Name the event and the hops its ledger has, so that a
+				// miss can be followed up in the daemon's logs.
+				t.Logf("%s: event %q lacks ledger entries: received %v, hook %v, copy %v", name, e.ID(), h["received"], h["hook"], h["copy"])
+			}
 		}
 	}
 	return res
