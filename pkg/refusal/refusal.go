@@ -8,6 +8,7 @@ package refusal
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -92,11 +93,7 @@ func (m *Metrics) Count(transport, reason string, n int) {
 	if m == nil || n <= 0 {
 		return
 	}
-	known := false
-	for _, r := range Reasons {
-		known = known || r == reason
-	}
-	if !known {
+	if !slices.Contains(Reasons, reason) {
 		reason = "other"
 	}
 	m.c.WithLabelValues(transport, reason).Add(float64(n))
