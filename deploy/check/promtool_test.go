@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestPrometheusRules checks deploy/prometheus/rules.yml with promtool and
-// runs its unit tests (rules_test.yml: the lag, dead-letter, circuit
-// breaker, conflict, audit and HTTP alerts).
+// runs its unit tests (rules_test.yml, which TestEveryAlertIsUnitTested
+// keeps complete).
 func TestPrometheusRules(t *testing.T) {
 	promtool := needPromtool(t)
 	dir := filepath.Join(root, "deploy", "prometheus")
@@ -93,4 +95,56 @@ func needPromtool(t *testing.T) string {
 		t.Skip(msg)
 	}
 	return promtool
+}
+
+// TestEveryAlertIsUnitTested fails when an alert in rules.yml has no case
+// in rules_test.yml, so a new alert cannot ship without promtool checking
+// when it fires and what it says.
+func TestEveryAlertIsUnitTested(t *testing.T) {
+	dir := filepath.Join(root, "deploy", "prometheus")
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	for name, v := range map[string]any{"rules.yml": &rules, "rules_test.yml": &tests} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	fires := map[string]bool{} // alert name: some case expects it to fire
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.Alertname] = fires[a.Alertname] || len(a.ExpAlerts) > 0
+		}
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !fires[r.Alert] {
+				t.Errorf("alert %s has no case in rules_test.yml where it fires: add one", r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("rules.yml has no alerts: the file moved or its shape changed")
+	}
 }
