@@ -36,7 +36,8 @@ func helm(t *testing.T, args ...string) (string, error) {
 }
 
 // valueSets are the chart's values the tests render: each a list of
-// --set flags (or a values file's text after "file:").
+// --set flags (or, after "file:", a --set-file flag: a value read from a
+// file in this directory).
 var valueSets = map[string][]string{
 	"insecure test cluster": {"insecure=true"},
 	"hs256 auth":            {"auth.hs256Secret=0123456789abcdef0123456789abcdef"},
@@ -53,11 +54,20 @@ var valueSets = map[string][]string{
 		"auth.hs256Secret=0123456789abcdef0123456789abcdef", "ledgerSigningKey.secret=auditbus-ledger-key",
 		"extraVolumes[0].name=ca", "extraVolumes[0].configMap.name=auditbus-ca",
 		"extraVolumeMounts[0].name=ca", "extraVolumeMounts[0].mountPath=/etc/auditbus-ca"},
+	"signer registry and policy file": {
+		"auth.hs256Secret=0123456789abcdef0123456789abcdef", "signers.configMap=auditbus-signers",
+		"file:policy=testdata/policy.yaml"},
+	"policy file without routes": {
+		"auth.hs256Secret=0123456789abcdef0123456789abcdef", "routes=", "file:policy=testdata/policy.yaml"},
 }
 
 func setFlags(sets []string) []string {
 	var args []string
 	for _, s := range sets {
+		if f, ok := strings.CutPrefix(s, "file:"); ok {
+			args = append(args, "--set-file", f)
+			continue
+		}
 		args = append(args, "--set", s)
 	}
 	return args
@@ -235,6 +245,21 @@ func checkRendered(t *testing.T, name string, objs map[string]any) {
 		if env["AUDITBUS_LEDGER_SIGNING_KEY_FILE"] != "/etc/auditbus-ledger/ledger.key" || mounts["ledger-key"] != "/etc/auditbus-ledger" ||
 			mounts["ca"] != "/etc/auditbus-ca" || volumes["ca"].ConfigMap == nil {
 			t.Errorf("signing key or extra volume not mounted: env %v, mounts %v", env, mounts)
+		}
+	case "signer registry and policy file", "policy file without routes":
+		cm, ok := objs["ConfigMap"].(*corev1.ConfigMap)
+		if !ok || !strings.Contains(cm.Data["policy.yaml"], "cart-service:") {
+			t.Errorf("the policy is not in the ConfigMap: %+v", objs["ConfigMap"])
+		}
+		if env["AUDITBUS_POLICY_FILE"] != "/etc/auditbus/policy.yaml" || mounts["routes"] != "/etc/auditbus" {
+			t.Errorf("policy file not mounted and named: env %v, mounts %v", env, mounts)
+		}
+		if _, has := cm.Data["routes.yaml"]; has == (name == "policy file without routes") {
+			t.Errorf("routes.yaml in the ConfigMap: %v, with routes set: %v", has, name != "policy file without routes")
+		}
+		if name == "signer registry and policy file" && (env["AUDITBUS_SIGNERS_FILE"] != "/etc/auditbus-signers/signers.yaml" ||
+			mounts["signers"] != "/etc/auditbus-signers" || volumes["signers"].ConfigMap == nil || volumes["signers"].ConfigMap.Name != "auditbus-signers") {
+			t.Errorf("signer registry not mounted and named: env %v, mounts %v", env, mounts)
 		}
 	}
 	if _, has := objs["PodDisruptionBudget"]; has && *d.Spec.Replicas < 2 {
