@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/auditbus/auditbus/bus"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
@@ -71,9 +72,19 @@ func (s *Signer) Extensions() []string { return append([]string(nil), s.extensio
 // signer covers extensions; otherwise it removes one already there). Sign
 // again after any change to the event. The error names the event and what
 // is missing.
+//
+// Data that is not base64 and has no datacontenttype is JSON data in the
+// JSON event format, which implies application/json for it; receivers fill
+// that in when they decode (the daemon's HTTP ingest does), so Sign sets
+// it first and signs what they will see.
 func (s *Signer) Sign(ev *bus.Event) error {
 	if ev == nil || ev.Context == nil {
 		return errors.New("signing: sign: the event is empty")
+	}
+	if ev.DataContentType() == "" && len(ev.Data()) > 0 && !ev.DataBase64 {
+		if err := ev.Context.SetDataContentType(event.ApplicationJSON); err != nil {
+			return fmt.Errorf("signing: sign event %q: %w", ev.ID(), err)
+		}
 	}
 	digest, err := Digest(ev, s.extensions)
 	if err != nil {

@@ -298,3 +298,47 @@ func TestSignMissingExtension(t *testing.T) {
 		t.Fatal("a failed Sign left dssematerial on the event")
 	}
 }
+
+// TestSignSetsImpliedJSONContentType signs JSON data given without a
+// datacontenttype. The JSON event format implies application/json for it
+// and a receiver decoding the event fills that in (the daemon's HTTP
+// ingest does), so Sign must set it before signing, or the signature
+// breaks on the way. Binary data is left without one.
+func TestSignSetsImpliedJSONContentType(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	s, _ := NewSigner("k", key)
+	e := testEvent(t)
+	e.SetDataContentType("")
+	e.DataEncoded, e.DataBase64 = []byte(`{"total":25.5}`), false // as the JSON format decodes a "data" member
+	if err := s.Sign(&e); err != nil {
+		t.Fatal(err)
+	}
+	if e.DataContentType() != event.ApplicationJSON {
+		t.Fatalf("datacontenttype %q after Sign, want %q", e.DataContentType(), event.ApplicationJSON)
+	}
+	// What a receiver of the JSON format decodes: the SDK's own codec.
+	js, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := event.New()
+	if err := got.UnmarshalJSON(js); err != nil {
+		t.Fatal(err)
+	}
+	if got.DataContentType() == "" {
+		got.SetDataContentType(event.ApplicationJSON) // the format's rule, as pkg/cehttp applies it
+	}
+	if _, err := Verify(&got, Keys{"k": key.Public()}); err != nil {
+		t.Fatalf("the signature did not survive the JSON format: %v", err)
+	}
+
+	bin := testEvent(t)
+	bin.SetDataContentType("")
+	bin.DataEncoded, bin.DataBase64 = []byte{0xff, 0x00}, true
+	if err := s.Sign(&bin); err != nil {
+		t.Fatal(err)
+	}
+	if bin.DataContentType() != "" {
+		t.Fatalf("binary data given datacontenttype %q", bin.DataContentType())
+	}
+}

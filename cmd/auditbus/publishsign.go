@@ -46,9 +46,8 @@ func (f *signFlags) signer() (*signing.Signer, error) {
 }
 
 // signedEvents signs the events of src. An event without a time gets the
-// current one first, and JSON data without a datacontenttype gets the
-// application/json the JSON format implies, so that nobody downstream
-// fills either after signing (the daemon's ingest does).
+// current one first, so that nobody downstream fills it after signing (the
+// daemon's ingest does); Sign sets the datacontenttype JSON data implies.
 type signedEvents struct {
 	src eventSource
 	s   *signing.Signer
@@ -61,10 +60,6 @@ func (g *signedEvents) Next() (event.Event, error) {
 	}
 	if e.Time().IsZero() {
 		e.SetTime(time.Now().UTC())
-	}
-	if e.DataContentType() == "" && len(e.Data()) > 0 && !e.DataBase64 {
-		// Only the JSON input leaves it out: the flags always set one.
-		e.SetDataContentType(event.ApplicationJSON)
 	}
 	if err := g.s.Sign(&e); err != nil {
 		return e, err
