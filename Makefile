@@ -4,9 +4,10 @@
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO          ?= go
 # Every Go module in the repository: the library/daemon, the benchmarks,
-# and the deploy files' validation (helm, Kubernetes API types, compose),
-# a module of its own so those tools' modules stay out of the library's.
-MODULES     := . benchmarks deploy/validate
+# the deploy files' validation (helm, Kubernetes API types, compose), and
+# pkg/e2e, the tests that need kfake, sarama, chromedp or pty; each a
+# module of its own so those modules stay out of the library's go.mod.
+MODULES     := . benchmarks deploy/validate pkg/e2e
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test services lint fmt bench bench-mem bench-amqp-raw bench-amqp-watermill bench-kafka-raw bench-kafka-watermill
@@ -151,4 +152,4 @@ chaos: services
 .PHONY: bench-ui
 ## bench-ui: the explorer in Chromium over 1,000,000 event versions in SQLite: ms from navigation until the overview's chart and a search page are drawn, and the assets' compressed size (BENCH_UI_EVENTS sets the count)
 bench-ui: services
-	@AUDITBUS_UI_BENCH_EVENTS=$${BENCH_UI_EVENTS:-1000000} $(GO) test -run '^$$' -bench '^BenchmarkExplorerLoad$$' -benchtime 1x -timeout 60m ./pkg/ui/
+	@cd pkg/e2e && AUDITBUS_UI_BENCH_EVENTS=$${BENCH_UI_EVENTS:-1000000} $(GO) test -run '^$$' -bench '^BenchmarkExplorerLoad$$' -benchtime 1x -timeout 60m .

@@ -113,14 +113,15 @@ ensure_clickhouse() {
 }
 
 # ensure_tools: command-line peers the interop tests drive: kcat for
-# bus/kafka (its broker, kfake, runs inside the tests), curl for pkg/cehttp;
+# bus/kafka's (pkg/e2e/kafka; its broker, kfake, runs inside the tests),
+# curl for pkg/cehttp;
 # and promtool (Debian's prometheus package) for deploy/check's rule tests.
 ensure_tools() {
 	apt_install kcat curl prometheus
 }
 
 # ensure_browser: Debian's Chromium (headless) and ChromeDriver for the
-# explorer's browser tests in pkg/ui, which drive /usr/bin/chromium.
+# explorer's browser tests in pkg/e2e, which drive /usr/bin/chromium.
 ensure_browser() {
 	apt_install chromium chromium-driver || return 1
 	chromium --headless --no-sandbox --disable-gpu --version >/dev/null 2>&1 || {

@@ -15,7 +15,9 @@
 //
 // kafka-go is known to work with Apache Kafka 0.10.1 and later (its own
 // documentation lists the 2.x and 3.x series as tested); this package's tests
-// run against kfake, an in-process Kafka wire-protocol broker.
+// against a broker run against kfake, an in-process Kafka wire-protocol
+// broker, and live in pkg/e2e/kafka, a module of its own, so that kfake and
+// the other clients they check against stay out of this module's go.mod.
 package kafka
 
 import (

@@ -2,19 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/auditbus/auditbus/pkg/httpapi"
 	"github.com/auditbus/auditbus/pkg/replay"
-	"github.com/creack/pty"
 )
 
 func TestReplayUsageErrors(t *testing.T) {
@@ -87,18 +81,16 @@ func TestProgressText(t *testing.T) {
 // replayDaemon starts a daemon, publishes 300 events from source /batch to
 // its route web and sets the client variables for a token with every
 // scope.
-func replayDaemon(t *testing.T) (bin, base string) {
+func replayDaemon(t *testing.T) {
 	t.Helper()
 	clearClientEnv(t)
-	bin = buildBinary(t)
-	base = startDaemon(t, bin)
+	base := startDaemon(t, buildBinary(t))
 	t.Setenv(envURL, base)
 	t.Setenv(envToken, mintToken(t, "events:write audit:read replay:write"))
 	lines, _ := jsonLines(300)
 	if _, stderr, code := runCLI(t, lines, "publish", "--route", "web", "-"); code != 0 {
 		t.Fatalf("publish: exit %d: %s", code, stderr)
 	}
-	return bin, base
 }
 
 var jobID = regexp.MustCompile(`replay ([0-9a-f-]{36}) started`)
@@ -194,54 +186,5 @@ func TestReplayFollowPlainLines(t *testing.T) {
 	if _, stderr, code = runCLI(t, "", "replay", "--to-transport", "mem", "--to-topic", "web-out"); code != exitFailure ||
 		!strings.Contains(stderr, "HTTP 403") || !strings.Contains(stderr, "replay:write") {
 		t.Errorf("without replay:write: exit %d: %s", code, stderr)
-	}
-}
-
-// TestReplayProgressBarOnTerminal runs auditbus replay with its output on
-// a pseudo-terminal: the progress is a bar redrawn in place.
-func TestReplayProgressBarOnTerminal(t *testing.T) {
-	bin, _ := replayDaemon(t)
-	cmd := exec.Command(bin, "replay", "--source", "/batch", "--to-transport", "mem", "--to-topic", "web-out", "--rate", "150")
-	cmd.Env = os.Environ()
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 120})
-	if err != nil {
-		t.Fatalf("start under a pseudo-terminal: %v", err)
-	}
-	defer tty.Close()
-	out, err := io.ReadAll(tty)
-	// Linux answers EIO on the terminal's side once the command is gone.
-	if err != nil && !errors.Is(err, syscall.EIO) {
-		t.Fatalf("read the terminal: %v", err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("auditbus replay: %v\n%q", err, out)
-	}
-	s := string(out)
-	bars := regexp.MustCompile(`\r\[([#-]{30})\]  ([0-9,]+)/(300|\?) events`).FindAllStringSubmatch(s, -1)
-	if len(bars) < 4 || !strings.Contains(s, "\x1b[K") {
-		t.Fatalf("%d bars drawn, want several redrawn in place:\n%q", len(bars), s)
-	}
-	// The bar fills as events go out, and ends full.
-	prev := -1
-	for _, b := range bars {
-		n := strings.Count(b[1], "#")
-		if n < prev {
-			t.Errorf("the bar shrank from %d to %d cells", prev, n)
-		}
-		prev = n
-	}
-	if last := bars[len(bars)-1]; last[1] != strings.Repeat("#", 30) || last[2] != "300" {
-		t.Errorf("last bar %q, want full at 300", last[0])
-	}
-	if !regexp.MustCompile(`events/s  ETA (\d+s|<1s)`).MatchString(s) {
-		t.Errorf("no bar shows a rate and an ETA:\n%q", s)
-	}
-	if !strings.Contains(s, ": done, 300 of 300 events (100%)") {
-		t.Errorf("no summary line:\n%q", s)
-	}
-	for _, l := range strings.Split(s, "\n") {
-		if len(l) > 0 && strings.Count(l, "running, ") > 0 {
-			t.Errorf("a plain progress line on a terminal: %q", l)
-		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/amqp"
 	"github.com/auditbus/auditbus/bus/kafka"
@@ -19,12 +18,9 @@ import (
 	"github.com/auditbus/auditbus/pkg/replay"
 	"github.com/auditbus/auditbus/sinks"
 	"github.com/auditbus/auditbus/sinks/sqlite"
-	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // base is the time of the first generated event.
@@ -181,45 +177,18 @@ func newKafka(t testing.TB, brokers []string) *kafka.Transport {
 	return tr
 }
 
-// consumeKafka reads topic from its start with franz-go and decodes each
-// record with the CloudEvents SDK's Kafka binding, until n distinct events
-// arrived or the deadline passed. Records come in partition order, and a
-// key stays in one partition, so per-key order is as published.
+// consumeKafka subscribes to topic in a group of its own, which reads it
+// from its start, until n distinct events arrived or the deadline passed,
+// and returns every event it received, duplicates included. Each partition
+// is handed over in order, and a key stays in one partition, so per-key
+// order is as published. The decoder is bus/kafka's own; that it reads
+// what other CloudEvents Kafka clients write, and they what it writes, is
+// pkg/e2e/kafka's interop test.
 func consumeKafka(t testing.TB, brokers []string, topic string, n int, within time.Duration) []bus.Event {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var out []bus.Event
-	seen := make(map[string]bool)
-	for len(seen) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d distinct events from kafka topic %q in %v, want %d", len(seen), topic, within, n)
-		}
-		for _, fe := range fs.Errors() {
-			t.Fatalf("fetch %q partition %d: %v", fe.Topic, fe.Partition, fe.Err)
-		}
-		for it := fs.RecordIter(); !it.Done(); {
-			r := it.Next()
-			cm := &sarama.ConsumerMessage{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-			for _, h := range r.Headers {
-				cm.Headers = append(cm.Headers, &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
-			}
-			e, err := binding.ToEvent(ctx, kafka_sarama.NewMessageFromConsumerMessage(cm))
-			if err != nil {
-				t.Fatalf("kafka record at partition %d offset %d is not a CloudEvent: %v", r.Partition, r.Offset, err)
-			}
-			out = append(out, *e)
-			seen[e.ID()] = true
-		}
-	}
-	return out
+	c := subscribe(t, newKafka(t, brokers), topic)
+	distinct(t, c, n, within)
+	return c.all()
 }
 
 // amqpURL returns the test broker's URL. When it cannot be reached the

@@ -1,4 +1,4 @@
-package ui_test
+package e2e_test
 
 import (
 	"context"
