@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Body is the JSON document of an error response.
@@ -41,8 +43,10 @@ func Write(w http.ResponseWriter, status int, code, message string) {
 }
 
 // WriteDetail is Write with every field of the Detail, for errors that
-// name an attribute or a batch element.
+// name an attribute or a batch element. A message or attribute longer
+// than MaxMessage bytes is cut (see Cut).
 func WriteDetail(w http.ResponseWriter, status int, d Detail) {
+	d.Message, d.Attribute = Cut(d.Message), Cut(d.Attribute)
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	// The body is served as application/json with nosniff, so "<" and ">"
@@ -59,4 +63,27 @@ func WriteDetail(w http.ResponseWriter, status int, d Detail) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
+}
+
+// MaxMessage bounds the bytes of an error's message and attribute. A
+// message past it can only come from echoing what a client sent (a
+// parameter, a URL, a name), which an answer must not repeat whole.
+const MaxMessage = 1024
+
+// Cut returns s when it holds at most MaxMessage bytes, and otherwise its
+// start and its end (which says what to do) around a note of how many
+// bytes were left out, within MaxMessage bytes and on rune boundaries.
+func Cut(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	i := MaxMessage * 5 / 8
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	j := len(s) - MaxMessage/4
+	for j < len(s) && !utf8.RuneStart(s[j]) {
+		j++
+	}
+	return s[:i] + " ... (" + strconv.Itoa(j-i) + " bytes left out) ... " + s[j:]
 }

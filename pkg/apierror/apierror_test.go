@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestWrite(t *testing.T) {
@@ -46,5 +48,26 @@ func TestWriteDetail(t *testing.T) {
 	}
 	if rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/json" {
 		t.Errorf("status %d, Content-Type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// TestWriteCutsLongMessages: whatever a message echoes, the answer stays
+// short and keeps the message's start and end.
+func TestWriteCutsLongMessages(t *testing.T) {
+	long := `parameter "` + strings.Repeat("é", 20000) + `" is unknown; known parameters: from, to`
+	rec := httptest.NewRecorder()
+	WriteDetail(rec, http.StatusBadRequest, Detail{Code: "bad_query", Message: long, Attribute: long})
+	var b Body
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	for _, s := range []string{b.Error.Message, b.Error.Attribute} {
+		if len(s) > MaxMessage || !utf8.ValidString(s) || !strings.HasPrefix(s, `parameter "é`) || !strings.HasSuffix(s, "é\" is unknown; known parameters: from, to") ||
+			!strings.Contains(s, "bytes left out") {
+			t.Errorf("cut to %d bytes: %q", len(s), s)
+		}
+	}
+	if short := "the token expired"; Cut(short) != short {
+		t.Errorf("Cut(%q) = %q", short, Cut(short))
 	}
 }

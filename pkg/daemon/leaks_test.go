@@ -18,7 +18,7 @@ import (
 // TestSmallLeaks checks, on a live daemon, that nothing a client or the
 // configuration holds is echoed where it should not be: a malformed
 // AMQP URL's password, a token sent without "Bearer", a huge parameter
-// name, the store's error text on /readyz; that a scp element holding a
+// name or value, the store's error text on /readyz; that a scp element holding a
 // space is one (invalid) scope; that auth without issuer and audience is
 // warned about; and that audit.db is 0600.
 func TestSmallLeaks(t *testing.T) {
@@ -61,6 +61,28 @@ func TestSmallLeaks(t *testing.T) {
 		code, _, b := l.call(t, http.MethodGet, "/v1/events?"+strings.Repeat("n", 40<<10)+"=1", l.tokenWith(t, "audit:read"), "")
 		if code != http.StatusBadRequest || len(b) > 2048 {
 			t.Errorf("%d, %d bytes: want a short 400", code, len(b))
+		}
+	})
+	t.Run("long values are cut", func(t *testing.T) {
+		// Names and values the daemon refuses, each 40 KB long: the
+		// answer says what is wrong without echoing it whole.
+		long := strings.Repeat("n", 40<<10)
+		tok := l.tokenWith(t, "audit:read replay:write")
+		for _, c := range []struct{ method, path, body string }{
+			{http.MethodGet, "/v1/ledger?log=" + long, ""},
+			{http.MethodGet, "/v1/ledger/checkpoint?log=" + long, ""},
+			{http.MethodGet, "/v1/events/" + long, ""},
+			{http.MethodGet, "/v1/" + long, ""},
+			{http.MethodPost, "/v1/replays?dry_run=true", `{"filter":{},"destination":{"webhook":{"url":"` + long + `"}}}`},
+			{http.MethodPost, "/v1/replays?dry_run=true", `{"filter":{},"destination":{"transport":"` + long + `","topic":"t"}}`},
+			{http.MethodPost, "/v1/replays?dry_run=true", `{"filter":{},"destination":{"route":"` + long + `","destination":"d"}}`},
+			{http.MethodPost, "/v1/replays?dry_run=true", `{"filter":{"outcome":"` + long + `"},"destination":{"transport":"mem","topic":"t"}}`},
+			{http.MethodPost, "/v1/redrives", `{"route":"` + long + `"}`},
+		} {
+			code, _, b := l.call(t, c.method, c.path, tok, c.body)
+			if code < 400 || len(b) > 2048 || !strings.Contains(string(b), `"error"`) {
+				t.Errorf("%s %.60s %.60s: %d, %d bytes: want a short error", c.method, c.path, c.body, code, len(b))
+			}
 		}
 	})
 	t.Run("scp element with a space", func(t *testing.T) {
