@@ -145,8 +145,9 @@ func TestSSRFWebhookEgress(t *testing.T) {
 
 // TestSSRFAllowedHostAndOpaqueErrors: with AUDITBUS_WEBHOOK_ALLOW naming
 // a host, replays reach it; a job's errors name the status code, never
-// the body the target answered, and a refused port reads like any other
-// failure to connect.
+// the body the target answered; a redirect is not followed nor its
+// Location told; and a refused port reads like any other failure to
+// connect.
 func TestSSRFAllowedHostAndOpaqueErrors(t *testing.T) {
 	hook, hits := hitCounter(t, http.StatusOK, "")
 	secret, secretHits := hitCounter(t, http.StatusForbidden, "SECRET-METADATA-TOKEN abc123")
@@ -174,6 +175,20 @@ func TestSSRFAllowedHostAndOpaqueErrors(t *testing.T) {
 	}
 	if all := j.Error + messages(j); strings.Contains(all, "SECRET") || !strings.Contains(all, "403") {
 		t.Errorf("job errors %q: want the status 403 and not the body", all)
+	}
+
+	// A redirect is never followed, even to a host the policy allows, and
+	// the job does not say where it pointed.
+	inner, innerHits := hitCounter(t, http.StatusOK, "")
+	_, innerPort, _ := net.SplitHostPort(inner.Listener.Addr().String())
+	to := "http://localhost:" + innerPort + "/SECRET-LOCATION"
+	redirect := httptest.NewServer(http.RedirectHandler(to, http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	_, redirectPort, _ := net.SplitHostPort(redirect.Listener.Addr().String())
+	l.mustCall(t, http.MethodPost, "/v1/replays", tok, replayBody("http://localhost:"+redirectPort+"/"), http.StatusAccepted, &j)
+	j = l.waitJob(t, tok, j.ID)
+	if all := j.Error + messages(j); innerHits.Load() != 0 || strings.Contains(all, "SECRET") || !strings.Contains(all, "307") {
+		t.Errorf("redirecting webhook: %d hits where it pointed, job errors %q; want none, the status 307 and not the Location", innerHits.Load(), all)
 	}
 
 	closed := freeAddr(t)
