@@ -2,10 +2,13 @@ package daemon_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,4 +210,45 @@ func messages(j secJob) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestSSRFDenyReachesRoutes: AUDITBUS_WEBHOOK_DENY holds for the routes
+// file's webhooks too, which may otherwise reach internal hosts: a route
+// naming a denied address does not start, and one naming a host that
+// resolves to a denied address dead-letters without connecting.
+func TestSSRFDenyReachesRoutes(t *testing.T) {
+	hook, hits := hitCounter(t, http.StatusOK, "")
+	_, port, _ := net.SplitHostPort(hook.Listener.Addr().String())
+	routes := func(url string) string {
+		return `
+routes:
+  - name: payments
+    source: {transport: mem, topic: payments}
+    destinations:
+      - {name: hook, webhook: {url: "` + url + `", timeout: 2s}}
+    retry: {max_attempts: 2, initial_backoff: 1ms, max_backoff: 2ms}
+    dead_letter: {transport: mem, topic: dlq}
+`
+	}
+	deny := "AUDITBUS_WEBHOOK_DENY=127.0.0.0/8,::1"
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(path, []byte(routes("http://127.0.0.1:"+port+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := daemon.Start(context.Background(), liveConfig(t, dir, path, deny), slog.New(slog.DiscardHandler)); err == nil {
+		_ = d.Close(context.Background())
+		t.Error("a route naming a denied address started")
+	} else if !strings.Contains(err.Error(), "AUDITBUS_WEBHOOK_DENY") {
+		t.Errorf("start with a route naming a denied address: %v; want an error naming AUDITBUS_WEBHOOK_DENY", err)
+	}
+
+	l := startLive(t, routes("http://localhost:"+port+"/"), deny)
+	l.post(t, "topic=payments", map[string]string{"ce-id": "pay-1", "ce-source": "/pay", "ce-type": "com.example.payment",
+		"Content-Type": "application/json"}, `{"amount":5}`)
+	items := l.versions(t, "/pay", "pay-1", 3)
+	if msg := errorOf(t, items[0].Trail); hits.Load() != 0 || !strings.Contains(msg, "egress policy") {
+		t.Errorf("a route to localhost with 127.0.0.0/8 denied: %d hits, dead-lettered with %q; want none and the egress policy", hits.Load(), msg)
+	}
 }
