@@ -23,6 +23,27 @@ func TestConfigDefaults(t *testing.T) {
 		c.LedgerLog != sinks.DefaultLogName() || c.SQLiteRetention != 0 {
 		t.Fatalf("defaults: %+v", c)
 	}
+	// The hardening settings' defaults, as README and SECURITY.md give them.
+	if c.HTTPReadTimeout != 30*time.Second || c.HTTPWriteTimeout != 60*time.Second || c.HTTPIdleTimeout != 60*time.Second ||
+		c.MaxHeaderBytes != 64<<10 || c.MaxConnections != 1024 || c.MaxBodyBytes != 4<<20 || c.QueryMaxBytes != 16<<20 ||
+		c.ReplayMaxJobs != 8 || c.ReplayRetention != 7*24*time.Hour || len(c.WebhookAllow) != 0 || len(c.WebhookDeny) != 0 {
+		t.Fatalf("hardening defaults: %+v", c)
+	}
+}
+
+func TestConfigReplayRetention(t *testing.T) {
+	for v, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "1d": 24 * time.Hour, "36h": 36 * time.Hour, "5s": 5 * time.Second} {
+		c, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_REPLAY_RETENTION": v})))
+		if err != nil || c.ReplayRetention != want {
+			t.Errorf("AUDITBUS_REPLAY_RETENTION=%s: %v, %s, want %s", v, err, c.ReplayRetention, want)
+		}
+	}
+	for _, v := range []string{"soon", "0d", "-1d", "0s", "-5m", "x7d"} {
+		_, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_REPLAY_RETENTION": v})))
+		if err == nil || !strings.Contains(err.Error(), "AUDITBUS_REPLAY_RETENTION") {
+			t.Errorf("AUDITBUS_REPLAY_RETENTION=%s: %v, want an error naming the variable", v, err)
+		}
+	}
 }
 
 func TestConfigLedger(t *testing.T) {
