@@ -193,7 +193,9 @@ func configFrom(r *envconf.Reader) (Config, error) {
 		d, err := time.ParseDuration(v)
 		if n, ok := strings.CutSuffix(v, "d"); ok {
 			var days int
-			days, err = strconv.Atoi(n)
+			if days, err = strconv.Atoi(n); days > 100_000 {
+				days = 0 // past it, the duration would overflow
+			}
 			d = time.Duration(days) * 24 * time.Hour
 		}
 		if err != nil || d <= 0 {

@@ -38,7 +38,7 @@ func TestConfigReplayRetention(t *testing.T) {
 			t.Errorf("AUDITBUS_REPLAY_RETENTION=%s: %v, %s, want %s", v, err, c.ReplayRetention, want)
 		}
 	}
-	for _, v := range []string{"soon", "0d", "-1d", "0s", "-5m", "x7d"} {
+	for _, v := range []string{"soon", "0d", "-1d", "0s", "-5m", "x7d", "200000d", "106751992d"} {
 		_, err := configFrom(envconf.WithLookup("AUDITBUS_", lookup(map[string]string{"AUDITBUS_REPLAY_RETENTION": v})))
 		if err == nil || !strings.Contains(err.Error(), "AUDITBUS_REPLAY_RETENTION") {
 			t.Errorf("AUDITBUS_REPLAY_RETENTION=%s: %v, want an error naming the variable", v, err)
