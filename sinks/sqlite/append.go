@@ -45,12 +45,8 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 	if err := s.ckpt.keepUp(ctx); err != nil {
 		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s, len(recs), err)
 	}
-	if s.w == nil { // the last one broke
-		w, err := openWriter(ctx, s.db, s.log)
-		if err != nil {
-			return sinks.AppendResult{}, fmt.Errorf("%s: writing connection: %w", s, err)
-		}
-		s.w = w
+	if err := s.writer(ctx); err != nil {
+		return sinks.AppendResult{}, err
 	}
 	a := appender{w: s.w, log: s.log, now: time.Now().UTC(), total: len(recs),
 		known: map[[2]string][]sinks.Digest{}, before: map[[2]string]int{},
@@ -77,15 +73,35 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 		}
 		return nil
 	})
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
-		s.w.close()
-		s.w = nil
-	}
+	s.broke(err)
 	if err != nil {
 		return sinks.AppendResult{}, fmt.Errorf("%s: %w", s, err)
 	}
 	s.ckpt.appended(a.bytes)
 	return a.res, nil
+}
+
+// writer opens the writing connection again when the last one broke; the
+// caller holds wmu.
+func (s *Store) writer(ctx context.Context) error {
+	if s.w != nil {
+		return nil
+	}
+	w, err := openWriter(ctx, s.db, s.log, s.sync)
+	if err != nil {
+		return fmt.Errorf("%s: writing connection: %w", s, err)
+	}
+	s.w = w
+	return nil
+}
+
+// broke closes the writing connection when err says it broke, for the
+// next write to open another; the caller holds wmu.
+func (s *Store) broke(err error) {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		s.w.close()
+		s.w = nil
+	}
 }
 
 // appender is the state of one Append inside its transaction.

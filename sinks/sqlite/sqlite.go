@@ -55,9 +55,8 @@ type Store struct {
 	closed atomic.Bool
 
 	ckpt *checkpointer
-	// tree writes the Merkle tree's hashes and checkpoints (see
-	// treeConn); nil until the first; guarded by wmu.
-	tree *sql.Conn
+	// sync is the synchronous pragma the writing connection runs with.
+	sync string
 
 	// fewEntries is how many entries of a route an entry filter may
 	// select for a query to start from them (see selectVersions).
@@ -115,7 +114,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: open: %w", path, err)
 	}
-	s := &Store{path: path, log: o.Log, db: db, fewEntries: fewEntries}
+	s := &Store{path: path, log: o.Log, db: db, sync: strings.ToUpper(o.Synchronous), fewEntries: fewEntries}
 	if err := s.start(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -133,7 +132,7 @@ func (s *Store) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.w, err = openWriter(ctx, s.db, s.log); err != nil {
+	if s.w, err = openWriter(ctx, s.db, s.log, s.sync); err != nil {
 		return fmt.Errorf("%s: prepare insert: %w", s, err)
 	}
 	conn, err := s.db.Conn(ctx)
@@ -169,9 +168,6 @@ func (s *Store) Close() error {
 	s.ckpt.stop()
 	if s.w != nil {
 		s.w.close()
-	}
-	if s.tree != nil {
-		_ = s.tree.Close()
 	}
 	return s.db.Close()
 }

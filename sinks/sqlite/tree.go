@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -16,7 +17,8 @@ var _ sinks.TreeStore = (*Store)(nil)
 // extended it first).
 var errTreeMoved = errors.New("the tree moved on")
 
-// AppendTree stores runs of log's tree in one transaction.
+// AppendTree stores runs of log's tree in one transaction, through
+// statements prepared once on the store's tree connection.
 func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun) error {
 	if s.closed.Load() {
 		return sinks.ErrClosed
@@ -24,57 +26,90 @@ func (s *Store) AppendTree(ctx context.Context, log string, runs []sinks.HashRun
 	if len(runs) == 0 {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	conn, err := s.treeConn(ctx)
+	err := s.onTree(ctx, func(w *writer, run context.Context) error {
+		// Where each level ends is read once; the runs of a level follow
+		// each other.
+		var ends [256]int64
+		var read [256]bool
+		for _, r := range runs {
+			if !read[r.Level] {
+				var err error
+				if ends[r.Level], err = w.levelEnd(run, log, r.Level); err != nil {
+					return fmt.Errorf("level %d: %w", r.Level, err)
+				}
+				read[r.Level] = true
+			}
+			if uint64(ends[r.Level]) != r.Start {
+				return fmt.Errorf("level %d: a run from %d, but the level ends at %d: %w", r.Level, r.Start, ends[r.Level], errTreeMoved)
+			}
+			if _, err := w.insertTree.(driver.StmtExecContext).ExecContext(run,
+				named(log, int64(r.Level), int64(r.Start), int64(r.End()), r.Hashes)); err != nil {
+				return fmt.Errorf("level %d from %d: %w", r.Level, r.Start, err)
+			}
+			ends[r.Level] = int64(r.End())
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, r := range runs {
-		var end int64
-		if err := tx.QueryRowContext(ctx, treeEndSQL, log, r.Level).Scan(&end); err != nil {
-			return fmt.Errorf("%s: tree of log %q, level %d: %w", s, log, r.Level, err)
-		}
-		if uint64(end) != r.Start {
-			return fmt.Errorf("%s: tree of log %q, level %d: a run from %d, but the level ends at %d: %w",
-				s, log, r.Level, r.Start, end, errTreeMoved)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, ?, ?, ?, ?)`,
-			log, r.Level, int64(r.Start), int64(r.End()), r.Hashes); err != nil {
-			return fmt.Errorf("%s: tree of log %q, level %d from %d: %w", s, log, r.Level, r.Start, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: tree of log %q: %w", s, log, err)
 	}
 	return nil
 }
 
-// treeConn is the connection tree hashes and checkpoints are written on,
-// opened on first use; the caller holds wmu. It commits without waiting
-// for the disk (synchronous=NORMAL): the tree is computed from the
-// entries, so a crash that loses its last commits loses nothing the next
-// start does not compute again, and the next commit of entries, which
-// syncs the log, makes them durable with it.
-func (s *Store) treeConn(ctx context.Context) (*sql.Conn, error) {
-	if s.tree != nil {
-		return s.tree, nil
+// onTree runs f in a transaction on the store's writing connection, the
+// one the entries are appended on, so that the tree's writes do not make
+// it drop its page cache as another connection's commits would (SQLite
+// cannot tell which pages those changed). The caller holds wmu. The
+// transaction commits without waiting for the disk (synchronous=NORMAL):
+// the tree is computed from the entries, so a crash that loses its last
+// commits loses nothing the next start does not compute again, and the
+// next commit of entries, which syncs the log, makes them durable with
+// it. f's statements run on run, ctx without its cancellation (see
+// Append).
+func (s *Store) onTree(ctx context.Context, f func(w *writer, run context.Context) error) error {
+	if err := s.writer(ctx); err != nil {
+		return err
 	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	s.tree = conn
-	return conn, nil
+	w := s.w
+	err := w.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ConnBeginTx)
+		if !ok {
+			return errors.New("driver cannot begin with a context")
+		}
+		run := context.WithoutCancel(ctx)
+		if _, err := w.syncNormal.(driver.StmtExecContext).ExecContext(run, nil); err != nil {
+			return err
+		}
+		err := func() error {
+			tx, err := c.BeginTx(run, driver.TxOptions{})
+			if err != nil {
+				return err
+			}
+			if err := f(w, run); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			return tx.Commit()
+		}()
+		if _, e := w.syncBack.(driver.StmtExecContext).ExecContext(run, nil); e != nil && err == nil {
+			err = e
+		}
+		return err
+	})
+	s.broke(err)
+	return err
+}
+
+// levelEnd is where level of log's tree ends.
+func (w *writer) levelEnd(ctx context.Context, log string, level uint8) (int64, error) {
+	var n int64
+	err := w.query(ctx, w.treeEnd, named(log, int64(level)), func(row []driver.Value) { n, _ = row[0].(int64) })
+	return n, err
 }
 
 // TreeHashes reads the hashes of nodes from..to-1 of level in log's tree.
@@ -130,12 +165,11 @@ func (s *Store) AppendCheckpoint(ctx context.Context, log string, c sinks.Stored
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	conn, err := s.treeConn(ctx)
+	err := s.onTree(ctx, func(w *writer, run context.Context) error {
+		_, err := w.addCheckpoint.(driver.StmtExecContext).ExecContext(run, named(log, int64(c.Size), c.Time.UnixNano(), c.Note))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("%s: checkpoint of log %q: %w", s, log, err)
-	}
-	if _, err := conn.ExecContext(ctx, `INSERT INTO tree_checkpoints (log, size, time_ns, note) VALUES (?, ?, ?, ?)`,
-		log, int64(c.Size), c.Time.UnixNano(), c.Note); err != nil {
 		return fmt.Errorf("%s: checkpoint of log %q: %w", s, log, err)
 	}
 	return nil

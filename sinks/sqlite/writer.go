@@ -89,6 +89,11 @@ type writer struct {
 	leavesEnd, insertLeaves driver.Stmt
 	// addVersionCounts and addEntryCounts add to the per-minute counts.
 	addVersionCounts, addEntryCounts driver.Stmt
+	// treeEnd, insertTree and addCheckpoint write the rest of the logs'
+	// trees (see Store.AppendTree), between syncNormal and syncBack,
+	// which set the synchronous pragma to NORMAL and back to the store's.
+	treeEnd, insertTree, addCheckpoint driver.Stmt
+	syncNormal, syncBack               driver.Stmt
 
 	all []*driver.Stmt
 }
@@ -100,15 +105,17 @@ type inserts struct {
 	rows, cols int
 }
 
-// openWriter opens the writing connection of a store appending to log.
-func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
+// openWriter opens the writing connection of a store appending to log
+// whose synchronous pragma is sync.
+func openWriter(ctx context.Context, db *sql.DB, log, sync string) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	w := &writer{conn: conn, versions: inserts{rows: versionRows, cols: versionCols}, entries: inserts{rows: entryRows, cols: entryCols}}
 	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize,
-		&w.leavesEnd, &w.insertLeaves, &w.addVersionCounts, &w.addEntryCounts}
+		&w.leavesEnd, &w.insertLeaves, &w.addVersionCounts, &w.addEntryCounts,
+		&w.treeEnd, &w.insertTree, &w.addCheckpoint, &w.syncNormal, &w.syncBack}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
 		// The store updates bookkeeping beside the entries only, never an
@@ -117,7 +124,10 @@ func openWriter(ctx context.Context, db *sql.DB, log string) (*writer, error) {
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`,
 		`SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`,
 		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`,
-		addVersionCountsSQL, addEntryCountsSQL}
+		addVersionCountsSQL, addEntryCountsSQL,
+		treeEndSQL, `INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, ?, ?, ?, ?)`,
+		`INSERT INTO tree_checkpoints (log, size, time_ns, note) VALUES (?, ?, ?, ?)`,
+		`PRAGMA synchronous = NORMAL`, `PRAGMA synchronous = ` + sync}
 	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
 		if !ok {

@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -83,7 +84,18 @@ func main() {
 	tracing := flag.Bool("tracing", false, "compare the route with tracing off and on (OTLP to 127.0.0.1) instead")
 	flag.BoolVar(&withLedger, "ledger", true, "(c) builds the ledger's Merkle tree and signs checkpoints, as the daemon does")
 	signed := flag.Bool("signed", false, "sign every event; the route requires signatures and every part verifies each event once")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file, samples labelled part=a, b or c")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-router:", err)
+			os.Exit(1)
+		}
+	}
 	do := run
 	if *tracing {
 		do = runTracing
@@ -95,7 +107,11 @@ func main() {
 	if *signed {
 		do = runSigned
 	}
-	if err := do(*events, *size, *batch, *rounds); err != nil {
+	err := do(*events, *size, *batch, *rounds)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-router:", err)
 		os.Exit(1)
 	}
@@ -118,17 +134,22 @@ func compare(evs []bus.Event, size, batch, rounds int) error {
 	if _, err := routeRun(evs[:min(n, 10000)], batch, false, nil); err != nil {
 		return err
 	}
+	ctx := context.Background()
 	var a, b, c []float64
 	for r := 1; r <= rounds; r++ {
-		ra, err := routeRun(evs, batch, false, nil)
+		var ra, rb, rc float64
+		var err error
+		// The labels tell the parts apart in a CPU profile (-cpuprofile):
+		// pprof -tagfocus part=c.
+		part(ctx, "a", func() { ra, err = routeRun(evs, batch, false, nil) })
 		if err != nil {
 			return fmt.Errorf("(a) route, audit off: %w", err)
 		}
-		rb, err := writerRun(evs, batch)
+		part(ctx, "b", func() { rb, err = writerRun(evs, batch) })
 		if err != nil {
 			return fmt.Errorf("(b) audit writer alone: %w", err)
 		}
-		rc, err := routeRun(evs, batch, true, nil)
+		part(ctx, "c", func() { rc, err = routeRun(evs, batch, true, nil) })
 		if err != nil {
 			return fmt.Errorf("(c) route, audit on: %w", err)
 		}
@@ -141,6 +162,12 @@ func compare(evs []bus.Event, size, batch, rounds int) error {
 	fmt.Printf("(c) route, audit on: %.0f events/s (median of %d)\n", mc, rounds)
 	fmt.Printf("ratio: %.2f\n", mc/min(ma, mb))
 	return nil
+}
+
+// part runs f with the profiler label part=name, which the goroutines it
+// starts inherit.
+func part(ctx context.Context, name string, f func()) {
+	pprof.Do(ctx, pprof.Labels("part", name), func(context.Context) { f() })
 }
 
 func makeEvents(n, size int) []bus.Event {
