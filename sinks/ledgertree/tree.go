@@ -117,7 +117,9 @@ const TileWidth = 1 << Stride
 func (t *Tree) Take() []sinks.HashRun {
 	out := cutRuns(t.runs)
 	for i := range t.runs {
-		t.runs[i].Hashes = nil
+		// The next Take's runs are about as long: make room for them at
+		// once rather than growing them a leaf at a time.
+		t.runs[i].Hashes = make([]byte, 0, cap(t.runs[i].Hashes))
 	}
 	return out
 }
