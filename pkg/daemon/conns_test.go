@@ -2,10 +2,12 @@ package daemon_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -50,7 +52,8 @@ func closedWithin(c net.Conn, limit time.Duration) bool {
 // TestConnectionsBounded: a request with a missing or bad token and a
 // body announced but never sent gets its 401 at once, without the daemon
 // waiting for the body; a slow body and an idle keep-alive connection are
-// closed after the read and idle timeouts; headers past the bound get a
+// closed after the read and idle timeouts; an answer the client does not
+// read is given up after the write timeout; headers past the bound get a
 // JSON 431; and no more than AUDITBUS_MAX_CONNECTIONS connections are
 // served at once.
 func TestConnectionsBounded(t *testing.T) {
@@ -91,6 +94,49 @@ func TestConnectionsBounded(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/json" ||
 			!strings.Contains(body, `"code":"headers_too_large"`) {
 			t.Errorf("%d %q %s, want a JSON 431", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	})
+	t.Run("write timeout", func(t *testing.T) {
+		// A client asks for a page of 8 MB and reads none of it for longer
+		// than the write timeout: the daemon gives up on the answer and
+		// closes the connection instead of holding the page for as long
+		// as the client likes. The client's receive buffer is small, so
+		// the answer cannot all wait in the kernel's buffers.
+		w := startLive(t, "", "AUDITBUS_HTTP_WRITE_TIMEOUT=1s")
+		big := strings.Repeat("a", 2<<20)
+		for i := range 4 {
+			body := fmt.Sprintf(`[{"specversion":"1.0","id":"w-%d","source":"/w","type":"com.example.w","time":"2026-01-01T00:00:00Z","data":%q}]`, i, big)
+			w.mustCall(t, http.MethodPost, "/v1/events?topic=events", w.tokenWith(t, "events:write"), body, http.StatusAccepted, nil)
+		}
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) {
+				err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+			}); cerr != nil {
+				return cerr
+			}
+			return err
+		}}
+		c, err := d.Dial("tcp", w.d.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /v1/events?type=com.example.w&limit=10 HTTP/1.1\r\nHost: auditbus\r\nAuthorization: Bearer "+
+			w.tokenWith(t, "audit:read")+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// Not a wait for a condition: the time the client does not read.
+		time.Sleep(3 * time.Second)
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return // cut before the status line: the answer was given up
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("the whole page (%d bytes) went to a client that read nothing for 3 s with AUDITBUS_HTTP_WRITE_TIMEOUT=1s", n)
 		}
 	})
 	t.Run("max connections", func(t *testing.T) {
