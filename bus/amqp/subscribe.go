@@ -128,7 +128,27 @@ func (s *subscription) declareAndConsume(ch *amqp091.Channel) (<-chan amqp091.De
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}
-	return deliveries, nil
+	return ahead(deliveries, s.prefetch), nil
+}
+
+// ahead moves deliveries, as amqp091 hands them over, into a channel with
+// room for the whole prefetch, and closes it when deliveries closes.
+// amqp091 hands its deliveries over one at a time on an unbuffered
+// channel, so a batch taking "what is ready" would find only the one the
+// library's goroutine had offered before the handler took the last batch:
+// batches of one or two, whatever the prefetch. Moved here while the
+// handler works, everything the broker sent is ready for the next batch.
+// The send never blocks: the broker sends at most prefetch unacknowledged
+// deliveries, and every delivery in the channel is unacknowledged.
+func ahead(deliveries <-chan amqp091.Delivery, prefetch int) <-chan amqp091.Delivery {
+	out := make(chan amqp091.Delivery, prefetch)
+	go func() {
+		defer close(out)
+		for d := range deliveries {
+			out <- d
+		}
+	}()
+	return out
 }
 
 func (s *subscription) run(ch *amqp091.Channel, deliveries <-chan amqp091.Delivery) {
@@ -210,6 +230,12 @@ func (s *subscription) consume(ch *amqp091.Channel, deliveries <-chan amqp091.De
 		if !ok {
 			clear(b)
 			return end
+		}
+		if ch.IsClosed() {
+			// Read ahead before the channel closed: the broker delivers
+			// these again, so handling them now would only duplicate them.
+			clear(b)
+			return endLost
 		}
 		out := (*msgs)[:0]
 		s.poisonTags = s.poisonTags[:0]
