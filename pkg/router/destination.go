@@ -26,6 +26,8 @@ type destination struct {
 	breaker *breaker
 	m       *Metrics
 	tracer  trace.Tracer // nil: tracing off
+	// stopping is closed when the router stops: wait waits no more.
+	stopping <-chan struct{}
 }
 
 // result is what a destination did with one event: accepted it (err nil)
@@ -110,8 +112,8 @@ func (d *destination) deliverBatch(ctx context.Context, events []bus.Event, res 
 			continue
 		}
 		if !d.wait(ctx, attempt, start, err) {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := d.interrupted(ctx); err != nil {
+				return err
 			}
 			settle(pending, err)
 			return nil
@@ -139,8 +141,8 @@ func (d *destination) deliverEach(ctx context.Context, events []bus.Event, res [
 				return ctx.Err()
 			}
 			if cehttp.IsPermanent(err) || !d.wait(ctx, attempt, start, err) {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if err := d.interrupted(ctx); err != nil {
+					return err
 				}
 				res[i].err, res[i].at = err, time.Now()
 				break
@@ -165,10 +167,31 @@ func (d *destination) attempt(send func() error) error {
 	return err
 }
 
+// errStopping interrupts a delivery that would wait for a retry while the
+// router stops; its batch is left to the source.
+var errStopping = errors.New("the router is stopping: the batch is left to its source, which delivers it again")
+
+// interrupted is why a delivery must stop without an outcome: ctx ended or
+// the router is stopping; nil otherwise.
+func (d *destination) interrupted(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-d.stopping:
+		return errStopping
+	default:
+		return nil
+	}
+}
+
 // wait sleeps before the next attempt after failed attempt number attempt,
-// and reports false when the policy gives up (attempts or elapsed time) or
-// ctx ends.
+// and reports false when the policy gives up (attempts or elapsed time), ctx
+// ends or the router stops (see interrupted).
 func (d *destination) wait(ctx context.Context, attempt int, start time.Time, err error) bool {
+	if d.interrupted(ctx) != nil {
+		return false
+	}
 	if attempt >= d.retry.MaxAttempts && !errors.Is(err, errCircuitOpen) {
 		return false
 	}
@@ -189,6 +212,8 @@ func (d *destination) wait(ctx context.Context, attempt int, start time.Time, er
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-d.stopping:
 		return false
 	}
 }

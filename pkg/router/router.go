@@ -106,6 +106,11 @@ type Router struct {
 
 	mu   sync.Mutex
 	subs []bus.Subscription
+
+	// stopping is closed by Close: a batch in flight finishes what it is
+	// sending, but waits for no retry (see destination.wait).
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // route is one running route.
@@ -122,7 +127,7 @@ func New(routes []RouteConfig, o Options) (*Router, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{o: o, byName: make(map[string]*route, len(routes))}
+	r := &Router{o: o, byName: make(map[string]*route, len(routes)), stopping: make(chan struct{})}
 	var errs []error
 	for _, cfg := range routes {
 		rt := &route{r: r, cfg: cfg}
@@ -174,7 +179,7 @@ func (r *Router) transport(name string) (bus.Transport, error) {
 }
 
 func (r *Router) destination(cfg RouteConfig, dc DestinationConfig) (*destination, error) {
-	d := &destination{name: dc.Name, route: cfg.Name, retry: cfg.Retry, m: r.o.Metrics, tracer: r.o.Tracer}
+	d := &destination{name: dc.Name, route: cfg.Name, retry: cfg.Retry, m: r.o.Metrics, tracer: r.o.Tracer, stopping: r.stopping}
 	d.breaker = &breaker{policy: cfg.CircuitBreaker, now: time.Now, onChange: func(open bool) {
 		r.o.Metrics.circuit(cfg.Name, dc.Name, open)
 		if open {
@@ -232,8 +237,9 @@ func (r *Router) Start(ctx context.Context) error {
 
 // Close stops every subscription; each finishes the batch it holds, so
 // its events are delivered, audited and acknowledged, or left to the source
-// to deliver again.
+// to deliver again: a batch whose destination fails is not retried.
 func (r *Router) Close() error {
+	r.stopOnce.Do(func() { close(r.stopping) })
 	r.mu.Lock()
 	subs := r.subs
 	r.subs = nil
