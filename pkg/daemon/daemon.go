@@ -58,15 +58,25 @@ type Daemon struct {
 	// tree extends the log's Merkle tree and signs its checkpoints; it
 	// closes after the writer, before the store.
 	tree *ledgertree.Builder
+	// routing is the context the routes' handlers run under. Start's
+	// context does not end it: Main's ends at SIGTERM, and the batches in
+	// flight must then finish (delivered, audited, acknowledged), not be
+	// cut short with their events delivered and not yet audited. Close
+	// ends it when its own context ends, the drain time being up.
+	routing    context.Context
+	endRouting context.CancelFunc
 }
 
 // retentionEvery is how often the SQLite store's retention runs.
 const retentionEvery = time.Hour
 
 // Start opens everything cfg names and starts serving. Close it to drain.
-// Errors name the setting or file at fault.
+// The end of ctx does not stop the routes (Close does), so that a batch in
+// flight when ctx ends still finishes. Errors name the setting or file at
+// fault.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err error) {
 	d := &Daemon{cfg: cfg, log: log, trs: map[string]bus.Transport{}}
+	d.routing, d.endRouting = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			d.shutdown(context.Background())
@@ -169,10 +179,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Daemon, err er
 		return nil, fmt.Errorf("%s: %w", cfg.Routes, err)
 	}
 	d.router = rt
-	if err := d.drainMemTopics(ctx, routes); err != nil {
+	if err := d.drainMemTopics(d.routing, routes); err != nil {
 		return nil, err
 	}
-	if err := rt.Start(ctx); err != nil {
+	if err := rt.Start(d.routing); err != nil {
 		return nil, err
 	}
 
@@ -223,6 +233,9 @@ func (d *Daemon) Err() error { return d.router.Err() }
 // transports and the store, giving up when ctx ends: whatever was not
 // acknowledged by then is delivered again by its source after a restart.
 func (d *Daemon) Close(ctx context.Context) error {
+	// Once the drain time is up, the batches still in flight are cut short
+	// and left to their sources.
+	defer context.AfterFunc(ctx, d.endRouting)()
 	done := make(chan error, 1)
 	go func() { done <- d.shutdown(ctx) }()
 	select {
@@ -270,6 +283,7 @@ func (d *Daemon) shutdown(ctx context.Context) error {
 		errs = append(errs, d.store.Close())
 	}
 	errs = append(errs, d.tracing.Shutdown(ctx))
+	d.endRouting()
 	return errors.Join(errs...)
 }
 
