@@ -45,14 +45,25 @@ func chaosRabbitMQRestart(t *testing.T, bin string, n int, down time.Duration) c
 	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
 	published := r.publish(t)
 	r.waitProgress(t, "deliveries before stop_app", n/10)
+	r.wantInFlight(t, "stop_app")
 	rmq.StopApp()
 	time.Sleep(down)
 	rmq.StartApp()
 	r.waitProgress(t, "deliveries after start_app", n/10)
+	r.wantInFlight(t, "the node's restart")
 	rmq.Stop()
 	time.Sleep(down)
 	rmq.Start()
 	return r.finish(t, d, published, "rabbitmq-restart")
+}
+
+// wantInFlight fails the scenario if every event already reached the
+// webhook before fault: it would have hit an idle route.
+func (r *chaosRig) wantInFlight(t *testing.T, fault string) {
+	t.Helper()
+	if h, _ := r.hooked.counts(); h >= len(r.events) {
+		t.Errorf("every event was delivered before %s: the fault hit an idle route; publish more events", fault)
+	}
 }
 
 // finish waits until every event is published and at both destinations,
@@ -99,6 +110,7 @@ func chaosKafkaRestart(t *testing.T, bin string, n int, down time.Duration) chao
 	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
 	published := r.publish(t)
 	r.waitProgress(t, "deliveries before the broker restart", n/5)
+	r.wantInFlight(t, "the broker's restart")
 	r.restartBroker(t, down)
 	return r.finish(t, d, published, "kafka-broker-restart")
 }
