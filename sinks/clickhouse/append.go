@@ -220,11 +220,17 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 // Append stores recs: each version not stored yet, flagged when another
 // version of its (source, id) was stored before, then each entry whose key
 // is new, numbered on from the log's last seq. An Append asks the server
-// what is stored (see lookUp) while others insert, then inserts in its
-// turn: appends insert one at a time in a store, so two never take the
-// same key or seq. After a failed one, the next first reads the log's last
-// seq back from the server (see recoverLog), so an append that landed
-// although it failed is neither repeated nor followed by a hole.
+// what is stored (see lookUp) while others insert, then inserts in two
+// turns: its versions, one append at a time (versionsMu), then its
+// entries, one append at a time (entriesMu), taken before the versions
+// turn is left so that appends insert entries in the order they inserted
+// versions. One append's entries are inserted while the next one's
+// versions are: the server writes both, and their views, at once. Within
+// an append the versions land before the entries, so an entry's version is
+// always stored, and two appends never take the same key or seq. After a
+// failed one, the next first reads the log's last seq back from the server
+// (see recoverLog), so an append that landed although it failed is neither
+// repeated nor followed by a hole.
 func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
 	ctx, done, err := s.begin(ctx)
@@ -247,17 +253,28 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 	if err := p.encode(l); err != nil {
 		return res, fmt.Errorf("%s: append: %w", s.name, err)
 	}
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
+	s.versionsMu.Lock()
+	if l, err = s.currentVersions(ctx, &p, l); err == nil {
+		res, err = s.insertVersions(ctx, p, l, now)
+	}
+	if err != nil {
+		// A failed insert may have landed: lookups that began before ask
+		// again.
+		s.epoch.Add(1)
+		s.versionsMu.Unlock()
+		return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	}
+	s.entriesMu.Lock()
+	s.versionsMu.Unlock()
+	defer s.entriesMu.Unlock()
 	if s.dirty {
 		if err := s.recoverLog(ctx); err != nil {
-			return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+			return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 		}
 	}
-	if l, err = s.current(ctx, &p, l); err != nil {
-		return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
+	if l, err = s.currentKeys(ctx, &p, l); err == nil {
+		err = s.insertEntries(ctx, p, l, &res)
 	}
-	res, err = s.appendLocked(ctx, p, l, now)
 	if err != nil {
 		s.dirty = true
 		s.epoch.Add(1)
@@ -266,11 +283,12 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 	return res, nil
 }
 
-// appendLocked is Append's work in its turn (it holds appendMu), with l
-// current.
-func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.Time) (sinks.AppendResult, error) {
+// insertVersions is Append's versions turn (it holds versionsMu), with l's
+// versions current: it inserts the versions of p not stored yet, records
+// them as the latest versions commit and returns what it added.
+func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now time.Time) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
-	stored, have := l.stored, l.have
+	stored := l.stored
 	var added []vkey
 	var vr versionRows
 	for i := range p.versions {
@@ -292,7 +310,21 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 		stored[idOf(v.k)] = known
 	}
 	res.Versions = vr.len()
+	if vr.len() > 0 {
+		if err := insert(ctx, s.conn, s.n.vers, versionInsert, vr.all()); err != nil {
+			return res, fmt.Errorf("insert %d versions: %w", vr.len(), err)
+		}
+	}
+	s.versionCommits.add(added)
+	return res, nil
+}
 
+// insertEntries is Append's entries turn (it holds entriesMu), with l's
+// keys current: it numbers the entries of p whose keys are new on from
+// the log's last seq, inserts them, records their keys as the latest keys
+// commit and counts them in res.
+func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sinks.AppendResult) error {
+	have := l.have
 	fresh := make([]int, 0, len(p.entries))
 	keys := make([][16]byte, 0, len(p.entries))
 	for i, k := range p.keys {
@@ -308,11 +340,6 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 	// which the server writes as one part, so an insert lands whole or not
 	// at all, and the inserts land in seq order.
 	slices.SortStableFunc(fresh, func(a, b int) int { return cmp.Compare(dayOf(p.entries[a]), dayOf(p.entries[b])) })
-	if vr.len() > 0 {
-		if err := insert(ctx, s.conn, s.n.vers, versionInsert, vr.all()); err != nil {
-			return res, fmt.Errorf("insert %d versions: %w", vr.len(), err)
-		}
-	}
 	seq := s.seq
 	for len(fresh) > 0 {
 		day := dayOf(p.entries[fresh[0]])
@@ -328,19 +355,19 @@ func (s *Store) appendLocked(ctx context.Context, p pending, l lookup, now time.
 			er.add(en, p.keys[i])
 		}
 		if err := insert(ctx, s.conn, s.n.entries, fullEntryInsert, er.full()); err != nil {
-			return res, fmt.Errorf("insert %d entries: %w", n, err)
+			return fmt.Errorf("insert %d entries: %w", n, err)
 		}
 		s.seq = seq
 		res.Entries += n
 		fresh = fresh[n:]
 	}
-	s.remember(added, keys)
-	return res, nil
+	s.keyCommits.add(keys)
+	return nil
 }
 
 // stamp is the added_ns of a version added at now: now in nanoseconds,
 // kept increasing within the store so that its versions order as added.
-// The caller holds appendMu.
+// The caller holds versionsMu.
 func (s *Store) stamp(now time.Time) int64 {
 	s.added = max(now.UnixNano(), s.added+1)
 	return s.added

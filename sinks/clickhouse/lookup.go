@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
@@ -14,12 +15,13 @@ import (
 // stored before it takes its turn to insert, so that one Append's
 // lookups run while another inserts. What the appends that committed in
 // between stored, the lookup may have missed: the store keeps the
-// versions and keys of its last recentCommits commits in memory and adds
-// those to the lookup when its turn comes (catchUp). A lookup that began
-// before a failed append, or before the recovery after one, is asked
-// again in turn: what a failed append stored is known only to the server.
+// versions and the keys of its last recentCommits commits of each in
+// memory and adds those to the lookup when its turn comes (currentVersions,
+// currentKeys). A lookup that began before a failed append, or before the
+// recovery after one, is asked again in turn: what a failed append stored
+// is known only to the server.
 
-// recentCommits is how many commits' versions and keys the store keeps
+// recentCommits is how many commits' versions, and keys, the store keeps
 // for lookups that began before them. The Writer runs two flushers, so
 // one commit at most falls between an Append's lookup and its turn.
 const recentCommits = 16
@@ -36,19 +38,51 @@ type knownVersions struct{ digests []sinks.Digest }
 func (k knownVersions) has(d sinks.Digest) bool { return slices.Contains(k.digests, d) }
 
 // lookup is what was stored of an Append's versions and entry keys, as
-// of the store's commit count gen and failure count epoch when it began.
+// of the store's commit counts of versions and keys, and its failure
+// count epoch, when it began.
 type lookup struct {
-	gen, epoch uint64
-	stored     map[ident]knownVersions
-	have       map[[16]byte]bool
+	vgen, kgen, epoch uint64
+	stored            map[ident]knownVersions
+	have              map[[16]byte]bool
 }
 
-// commit is what one successful append stored: its new versions and the
-// keys of its new entries, and its number among the store's commits.
-type commit struct {
-	gen      uint64
-	versions []vkey
-	keys     [][16]byte
+// commits are the last recentCommits commits of one stage of appends
+// (versions, or entry keys), each numbered; gen is the last one's number.
+// The stage's mutex guards recent and changes gen; gen is read without
+// it when a lookup begins.
+type commits[T any] struct {
+	gen    atomic.Uint64
+	recent []commit[T]
+}
+
+// commit is what one successful stage of an append stored, and its number.
+type commit[T any] struct {
+	gen  uint64
+	what []T
+}
+
+// add records what as the latest commit.
+func (c *commits[T]) add(what []T) {
+	gen := c.gen.Load() + 1
+	if len(c.recent) == recentCommits {
+		c.recent = slices.Delete(c.recent, 0, 1)
+	}
+	c.recent = append(c.recent, commit[T]{gen: gen, what: what})
+	c.gen.Store(gen)
+}
+
+// since calls fn with what each commit after gen stored, or returns false
+// when the oldest of those is no longer kept.
+func (c *commits[T]) since(gen uint64, fn func(what []T)) bool {
+	if len(c.recent) > 0 && c.recent[0].gen > gen+1 {
+		return false
+	}
+	for i := range c.recent {
+		if c.recent[i].gen > gen {
+			fn(c.recent[i].what)
+		}
+	}
+	return true
 }
 
 // lookUp asks the server which of p's versions are stored, then which
@@ -59,7 +93,7 @@ type commit struct {
 func (s *Store) lookUp(ctx context.Context, p *pending) (lookup, error) {
 	// Read before asking: a commit counted here returned before the
 	// questions were sent, so the server's answers include it.
-	l := lookup{gen: s.gen.Load(), epoch: s.epoch.Load()}
+	l := lookup{vgen: s.versionCommits.gen.Load(), kgen: s.keyCommits.gen.Load(), epoch: s.epoch.Load()}
 	var err error
 	if l.stored, err = s.storedVersions(ctx, p.versions); err != nil {
 		return l, err
@@ -74,43 +108,49 @@ func (s *Store) lookUp(ctx context.Context, p *pending) (lookup, error) {
 	return l, err
 }
 
-// current makes l current at the caller's turn (it holds appendMu): it
-// adds what the commits since l began stored, or, when l began before a
-// failure or a recovery, or before the oldest commit the store still
-// keeps, asks the server again.
-func (s *Store) current(ctx context.Context, p *pending, l lookup) (lookup, error) {
-	stale := l.epoch != s.epoch.Load() || len(s.recent) > 0 && s.recent[0].gen > l.gen+1
-	if stale {
+// currentVersions makes l's versions current at the caller's turn to
+// insert versions (it holds versionsMu): it adds the versions the commits
+// since l began stored, or, when l began before a failure or a recovery,
+// or before the oldest commit the store still keeps, asks the server
+// again.
+func (s *Store) currentVersions(ctx context.Context, p *pending, l lookup) (lookup, error) {
+	if l.epoch != s.epoch.Load() {
 		return s.lookUp(ctx, p)
 	}
-	for i := range s.recent {
-		c := &s.recent[i]
-		if c.gen <= l.gen {
-			continue
-		}
-		for _, k := range c.keys {
-			l.have[k] = true
-		}
-		for _, v := range c.versions {
+	ok := s.versionCommits.since(l.vgen, func(vs []vkey) {
+		for _, v := range vs {
 			known := l.stored[idOf(v)]
 			if !known.has(v.digest) {
 				known.digests = append(known.digests, v.digest)
 				l.stored[idOf(v)] = known
 			}
 		}
+	})
+	if !ok {
+		return s.lookUp(ctx, p)
 	}
 	return l, nil
 }
 
-// remember records c as the store's latest commit. The caller holds
-// appendMu.
-func (s *Store) remember(versions []vkey, keys [][16]byte) {
-	gen := s.gen.Load() + 1
-	if len(s.recent) == recentCommits {
-		s.recent = slices.Delete(s.recent, 0, 1)
+// currentKeys makes l's keys current at the caller's turn to insert
+// entries (it holds entriesMu, and its versions are stored): it adds the
+// keys the commits since l began stored, or asks the server again as
+// currentVersions does. The appends that stored a version after l began
+// stored its entries before this turn (entry turns follow version turns
+// in order), so their keys are among those commits'.
+func (s *Store) currentKeys(ctx context.Context, p *pending, l lookup) (lookup, error) {
+	if l.epoch != s.epoch.Load() {
+		return s.lookUp(ctx, p)
 	}
-	s.recent = append(s.recent, commit{gen: gen, versions: versions, keys: keys})
-	s.gen.Store(gen)
+	ok := s.keyCommits.since(l.kgen, func(keys [][16]byte) {
+		for _, k := range keys {
+			l.have[k] = true
+		}
+	})
+	if !ok {
+		return s.lookUp(ctx, p)
+	}
+	return l, nil
 }
 
 // storedVersions looks up the stored versions of the identities of vs.

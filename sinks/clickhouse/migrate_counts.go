@@ -51,7 +51,7 @@ func fillCounts(ctx context.Context, conn driver.Conn, n names) error {
 // [lo, hi] right: an insert of entries that landed although it failed may
 // have left the view feeding them behind. It adds the difference between
 // the entries and their counts, per minute, hour and kind. The caller
-// holds appendMu, and only its store writes log, so neither changes
+// holds entriesMu, and only its store writes log, so neither changes
 // meanwhile.
 func (s *Store) recountLog(ctx context.Context, lo, hi uint32) error {
 	type key struct {

@@ -26,19 +26,22 @@ type Store struct {
 	ver  serverVersion
 	feat features
 
-	// appendMu makes Appends insert one at a time; it guards seq, the last
-	// seq of the store's log, dirty, set when an append failed, and added,
-	// the last version's added_ns.
-	appendMu sync.Mutex
-	seq      uint64
-	dirty    bool
-	added    int64
-	// gen counts the store's successful appends and epoch its failed
-	// appends and recoveries; both change under appendMu and are read
-	// without it when a lookup begins. recent is what the last commits
-	// stored (see lookup.go); appendMu guards it.
-	gen, epoch atomic.Uint64
-	recent     []commit
+	// versionsMu makes Appends insert their versions one at a time; it
+	// guards added, the last version's added_ns, and versionCommits'
+	// list. entriesMu makes them insert their entries one at a time; it
+	// guards seq, the last seq of the store's log, dirty, set when an
+	// append's entries failed, and keyCommits' list. See Append.
+	versionsMu, entriesMu sync.Mutex
+	seq                   uint64
+	dirty                 bool
+	added                 int64
+	// versionCommits and keyCommits are what the last commits of each
+	// turn stored (see lookup.go); epoch counts failed appends and
+	// recoveries. The counters are read without the mutexes when a lookup
+	// begins.
+	versionCommits commits[vkey]
+	keyCommits     commits[[16]byte]
+	epoch          atomic.Uint64
 
 	// mu lets Close wait for calls in progress: they hold it shared.
 	mu     sync.RWMutex
