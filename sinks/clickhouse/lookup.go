@@ -104,7 +104,15 @@ func (s *Store) lookUp(ctx context.Context, p *pending) (lookup, error) {
 			keys = append(keys, p.keys[i])
 		}
 	}
-	l.have, err = s.storedKeys(ctx, keys)
+	var versions []vkey
+	if len(keys) > 0 {
+		for i := range p.versions {
+			if k := p.versions[i].k; l.stored[idOf(k)].has(k.digest) {
+				versions = append(versions, k)
+			}
+		}
+	}
+	l.have, err = s.storedKeys(ctx, versions, keys)
 	return l, err
 }
 
@@ -190,11 +198,26 @@ func (s *Store) storedVersions(ctx context.Context, vs []encodedVersion) (map[id
 	return out, nil
 }
 
-// storedKeys looks up which of keys are stored.
-func (s *Store) storedKeys(ctx context.Context, keys [][16]byte) (map[[16]byte]bool, error) {
+// storedKeys looks up which of keys, the keys of entries of versions,
+// are stored. It reads them from the trails, by version: the trails are
+// ordered by version, so the server reads the granules of those versions
+// only, where a batch of keys (hashes, spread evenly over the keys table's
+// order) would touch most of the keys table's granules, and so read all
+// of it, as it grows. An entry's key hashes its version, so an entry with
+// one of keys is among the entries of versions.
+func (s *Store) storedKeys(ctx context.Context, versions []vkey, keys [][16]byte) (map[[16]byte]bool, error) {
 	have := make(map[[16]byte]bool, len(keys))
 	if len(keys) == 0 {
 		return have, nil
+	}
+	vt, err := ext.NewTable("versions", ext.Column("source", "String"), ext.Column("id", "String"), ext.Column("digest", "FixedString(32)"))
+	if err != nil {
+		return nil, err
+	}
+	for i := range versions {
+		if err := vt.Append(versions[i].source, versions[i].id, string(versions[i].digest[:])); err != nil {
+			return nil, err
+		}
 	}
 	t, err := ext.NewTable("batch", ext.Column("key", "FixedString(16)"))
 	if err != nil {
@@ -205,7 +228,8 @@ func (s *Store) storedKeys(ctx context.Context, keys [][16]byte) (map[[16]byte]b
 			return nil, err
 		}
 	}
-	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(t)), "SELECT key FROM "+s.n.keys+" WHERE key IN (SELECT key FROM batch)")
+	rows, err := s.conn.Query(ch.Context(ctx, ch.WithExternalTable(vt, t)), "SELECT key FROM "+s.n.trails+
+		" WHERE (source, id, digest) IN (SELECT source, id, digest FROM versions) AND key IN (SELECT key FROM batch)")
 	if err != nil {
 		return nil, fmt.Errorf("look up stored entry keys: %w", err)
 	}
