@@ -18,8 +18,15 @@ import (
 // maxUnrecorded is how many published batches may wait for their ledger
 // entries to be durable while the next ones are published. A batch's
 // checkpoint is written only once its entries are, so a crash publishes
-// such batches again, and the store keeps each entry once.
-const maxUnrecorded = 4
+// such batches again, and the store keeps each entry once. Ten batches of
+// the default 1,000 events fill two of the audit Writer's default batches
+// of 5,000: its two flushers then append full batches one beside the
+// other, where with fewer unrecorded it appends what one flush's wait
+// gathered, a few thousand entries at most, one append at a time, and an
+// append's cost is mostly per statement. (A crash republishes what its
+// last checkpoint had not reached, up to CheckpointEvery's worth of events
+// besides.)
+const maxUnrecorded = 10
 
 // run replays the job's request from its checkpoint, a batch at a time in
 // cursor order, and returns nil once every selected version was handled.
