@@ -52,6 +52,16 @@ func (v *encodedVersion) encode() error {
 	return nil
 }
 
+// newVersionRows holds up to n rows before it grows.
+func newVersionRows(n int) versionRows {
+	return versionRows{
+		hour: make([]uint32, 0, n), typ: make([]string, 0, n), source: make([]string, 0, n), id: make([]string, 0, n),
+		digest: make([]string, 0, n), subject: make([]string, 0, n), timeNs: make([]int64, 0, n), stored: make([]int64, 0, n),
+		added: make([]int64, 0, n), attrs: make([][]byte, 0, n), data: make([][]byte, 0, n), flags: make([]uint8, 0, n),
+		conflict: make([]uint8, 0, n),
+	}
+}
+
 func (c *versionRows) add(v *encodedVersion, added int64, conflict bool) {
 	var flags, confl uint8
 	if v.ev.DataEncoded != nil {
@@ -104,6 +114,17 @@ type entryRows struct {
 	transport, topic, request, princ    []string
 	route, destination, errText, replay []string
 	traceID, spanID, signature          []string
+}
+
+// newEntryRows holds up to n rows before it grows.
+func newEntryRows(n int) entryRows {
+	str := func() []string { return make([]string, 0, n) }
+	return entryRows{
+		log: str(), seq: make([]uint64, 0, n), timeNs: make([]int64, 0, n), partition: make([]int64, 0, n), offset: make([]int64, 0, n),
+		hour: make([]uint32, 0, n), attempts: make([]uint32, 0, n), kind: str(), source: str(), id: str(), digest: str(), key: str(),
+		transport: str(), topic: str(), request: str(), princ: str(), route: str(), destination: str(), errText: str(), replay: str(),
+		traceID: str(), spanID: str(), signature: str(),
+	}
 }
 
 func (c *entryRows) add(en *sinks.Entry, key [16]byte) {
@@ -185,7 +206,11 @@ func (p *pending) encode(l lookup) error {
 // plan prepares recs (see sinks.Record.Prepare), fills in the entries'
 // zero times with now and lists each distinct version once.
 func plan(recs []sinks.Record, now time.Time) (pending, error) {
-	var p pending
+	n := 0
+	for i := range recs {
+		n += len(recs[i].Entries)
+	}
+	p := pending{versions: make([]encodedVersion, 0, len(recs)), entries: make([]*sinks.Entry, 0, n), keys: make([][16]byte, 0, n)}
 	seen := make(map[vkey]bool, len(recs))
 	for i := range recs {
 		r := &recs[i]
@@ -290,7 +315,7 @@ func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now tim
 	var res sinks.AppendResult
 	stored := l.stored
 	var added []vkey
-	var vr versionRows
+	vr := newVersionRows(len(p.versions))
 	for i := range p.versions {
 		v := &p.versions[i]
 		known := stored[idOf(v.k)]
@@ -325,6 +350,10 @@ func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now tim
 // commit and counts them in res.
 func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sinks.AppendResult) error {
 	have := l.have
+	if len(have) == 0 {
+		// It marks the batch's keys too, in case one repeats.
+		have = make(map[[16]byte]bool, len(p.keys))
+	}
 	fresh := make([]int, 0, len(p.entries))
 	keys := make([][16]byte, 0, len(p.entries))
 	for i, k := range p.keys {
@@ -347,7 +376,7 @@ func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sin
 		for n < len(fresh) && dayOf(p.entries[fresh[n]]) == day {
 			n++
 		}
-		var er entryRows
+		er := newEntryRows(n)
 		for _, i := range fresh[:n] {
 			en := p.entries[i]
 			seq++
