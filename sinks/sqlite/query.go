@@ -145,6 +145,31 @@ func (s *Store) CountVersions(ctx context.Context, q sinks.Query) (int64, error)
 	return n, nil
 }
 
+// pageStmt is the statement of one page of q (a valid query) and its
+// arguments, but for the last, the page size plus one.
+func (s *Store) pageStmt(ctx context.Context, q sinks.Query) (string, []any, error) {
+	sel, err := s.selectVersions(ctx, q)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, cmp := "ASC", ">"
+	if q.Desc {
+		dir, cmp = "DESC", "<"
+	}
+	if q.Cursor != "" {
+		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
+		if q.ID != "" && c.ID == q.ID {
+			// The id is fixed: without it the cursor is a range of
+			// versions_id, (id, time_ns, source, digest).
+			sel.add("(v.time_ns, v.source, v.digest) "+cmp+" (?, ?, ?)", c.TimeNs, c.Source, c.Digest[:])
+		} else {
+			sel.add("(v.time_ns, v.source, v.id, v.digest) "+cmp+" (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Digest[:])
+		}
+	}
+	return "SELECT " + versionColumns + " FROM " + sel.from + sel.where() +
+		fmt.Sprintf(" ORDER BY v.time_ns %[1]s, v.source %[1]s, v.id %[1]s, v.digest %[1]s LIMIT ?", dir), sel.args, nil
+}
+
 // Query returns one page of versions matching q, with their trails
 // unless q.NoTrail.
 func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
@@ -154,22 +179,12 @@ func (s *Store) Query(ctx context.Context, q sinks.Query) (sinks.Page, error) {
 	if err := q.Validate(); err != nil {
 		return sinks.Page{}, err
 	}
-	sel, err := s.selectVersions(ctx, q)
+	limit := q.PageSize()
+	stmt, args, err := s.pageStmt(ctx, q)
 	if err != nil {
 		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
 	}
-	dir, cmp := "ASC", ">"
-	if q.Desc {
-		dir, cmp = "DESC", "<"
-	}
-	if q.Cursor != "" {
-		c, _ := sinks.DecodeCursor(q.Cursor, q.Desc) // checked by Validate
-		sel.add("(v.time_ns, v.source, v.id, v.digest) "+cmp+" (?, ?, ?, ?)", c.TimeNs, c.Source, c.ID, c.Digest[:])
-	}
-	limit := q.PageSize()
-	stmt := "SELECT " + versionColumns + " FROM " + sel.from + sel.where() +
-		fmt.Sprintf(" ORDER BY v.time_ns %[1]s, v.source %[1]s, v.id %[1]s, v.digest %[1]s LIMIT ?", dir)
-	items, vids, err := s.versions(ctx, stmt, append(sel.args, limit+1)...)
+	items, vids, err := s.versions(ctx, stmt, append(args, limit+1)...)
 	if err != nil {
 		return sinks.Page{}, fmt.Errorf("%s: query: %w", s, err)
 	}
