@@ -37,6 +37,7 @@ Configuration comes from environment variables only (see README.md):
   AUDITBUS_MAX_BODY_BYTES    largest ingest request (default 4 MiB)
   AUDITBUS_MAX_HEADER_BYTES  largest request headers (default 64 KiB)
   AUDITBUS_QUERY_MAX_BYTES   largest audit query page; it ends early with a cursor (default 16 MiB)
+                             and largest answer of GET /v1/events/{id} (409 past it)
   AUDITBUS_MAX_CONNECTIONS   HTTP connections served at once (default 1024)
   AUDITBUS_HTTP_READ_TIMEOUT, AUDITBUS_HTTP_WRITE_TIMEOUT, AUDITBUS_HTTP_IDLE_TIMEOUT   (default 30s, 60s, 60s)
   AUDITBUS_WEBHOOK_ALLOW     internal hosts and CIDRs webhooks given through the API may reach

@@ -161,6 +161,8 @@
 //	404 no_route                        nothing consumes the topic on the transport
 //	405 method_not_allowed              with an Allow header
 //	409 ambiguous_id                    several sources use the id: add ?source=
+//	409 answer_too_large                GET /v1/events/{id}: the versions exceed Options.QueryMaxBytes; page
+//	                                    them with GET /v1/events?source=&id=
 //	409 not_running                     cancel of a job that stopped, retry of one that is not failed or cancelled
 //	413 too_large                       the body exceeds Options.MaxBodyBytes, or the transport's limit
 //	415 unsupported_media_type          neither binary mode nor a JSON event format

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,7 +40,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	s.streamPage(w, r, q)
 }
 
-// get is GET /v1/events/{id}: every version of the event, with its trail.
+// get is GET /v1/events/{id}: every version of the event, with its trail,
+// in the order stored; an answer past Options.QueryMaxBytes is refused
+// with 409 answer_too_large, pointing to the paged GET /v1/events.
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	v, err := url.ParseQuery(r.URL.RawQuery)
@@ -103,10 +106,27 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, "get", err)
 		return
 	}
-	bw := startJSON(w)
+	// The answer is built before the 200 goes out, so that one past
+	// Options.QueryMaxBytes (a page's bound) can be refused instead.
+	var body bytes.Buffer
+	cw := &countingWriter{w: &body}
+	bw := bufio.NewWriterSize(cw, 32<<10)
 	pw := pageWriter{w: bw, narrowed: narrowedJSON(within)}
-	pw.page(items, "")
+	pw.open()
+	for i := range items {
+		pw.item(i, &items[i])
+		if size(cw, bw) > s.o.QueryMaxBytes {
+			apierror.Write(w, http.StatusConflict, CodeAnswerTooLarge, fmt.Sprintf(
+				"the %d versions of the event %q from %q come to more than %d bytes, the most one answer holds; "+
+					"page through them with GET /v1/events?source=SOURCE&id=ID (ordered by time, each page bounded, with next)",
+				len(items), clip(id), clip(source), s.o.QueryMaxBytes))
+			return
+		}
+	}
+	pw.close("")
 	_ = bw.Flush()
+	startJSON(w)
+	_, _ = w.Write(body.Bytes())
 }
 
 // narrowedNote tells a narrowed reader that a "not found" covers only

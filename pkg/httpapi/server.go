@@ -46,6 +46,7 @@ const (
 	CodeInvalidEvent     = "invalid_event"
 	CodeTooLarge         = "too_large"
 	CodeAmbiguousID      = "ambiguous_id"
+	CodeAnswerTooLarge   = "answer_too_large"
 	CodeUnavailable      = "unavailable"
 	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
@@ -116,7 +117,8 @@ type Options struct {
 	MaxConnections int
 	// QueryMaxBytes bounds the JSON of one page of GET /v1/events: the
 	// page ends early, with a cursor, at the version that reaches it
-	// (default DefaultQueryMaxBytes).
+	// (default DefaultQueryMaxBytes). GET /v1/events/{id} answers 409
+	// answer_too_large past it.
 	QueryMaxBytes int
 }
 
