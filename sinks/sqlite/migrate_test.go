@@ -90,6 +90,32 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// A database whose schema the writer cannot prepare its statements
+// against (a table dropped by hand) gets an error naming the statement,
+// not a panic closing the ones that never prepared.
+func TestOpenReportsUnpreparableSchema(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	path := s.Path()
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE tree_checkpoints`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s2, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open accepted a store without its tree_checkpoints table")
+	}
+	if !strings.Contains(err.Error(), "tree_checkpoints") {
+		t.Fatalf("Open: %v; want the statement that failed named", err)
+	}
+}
+
 func TestOpenRejectsBadSynchronous(t *testing.T) {
 	if _, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{Synchronous: "OFF"}); err == nil {
 		t.Fatal("synchronous=OFF accepted")

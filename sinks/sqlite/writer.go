@@ -134,10 +134,13 @@ func openWriter(ctx context.Context, db *sql.DB, log, sync string) (*writer, err
 			return errors.New("driver cannot prepare with a context")
 		}
 		for i, st := range w.all {
-			var err error
-			if *st, err = c.PrepareContext(ctx, texts[i]); err != nil {
+			// Only a statement that prepared is kept: on an error the
+			// driver may return a typed nil, which close would call.
+			p, err := c.PrepareContext(ctx, texts[i])
+			if err != nil {
 				return fmt.Errorf("prepare %.40q: %w", texts[i], err)
 			}
+			*st = p
 		}
 		return nil
 	})
