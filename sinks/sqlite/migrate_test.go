@@ -71,20 +71,29 @@ func TestMigrationFillsCounts(t *testing.T) {
 	sinktest.CheckCounts(t, context.Background(), s, at)
 }
 
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	dir := t.TempDir()
+// alterClosed makes a store in a new directory, closes it and runs stmt
+// on its database, as someone editing the file by hand would. It returns
+// the directory and the database's path.
+func alterClosed(t *testing.T, stmt string) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
 	s := open(t, dir)
-	path := s.Path()
+	path = s.Path()
 	s.Close()
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO schema_version (version, name) VALUES (99, '0099_future.sql')`); err != nil {
+	defer db.Close()
+	if _, err := db.Exec(stmt); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	_, err = sqlite.Open(context.Background(), dir, sqlite.Options{})
+	return dir, path
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	dir, path := alterClosed(t, `INSERT INTO schema_version (version, name) VALUES (99, '0099_future.sql')`)
+	_, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
 	if !errors.Is(err, sinks.ErrSchemaTooNew) || !strings.Contains(err.Error(), "99") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Open on a newer schema: %v", err)
 	}
@@ -94,18 +103,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // against (a table dropped by hand) gets an error naming the statement,
 // not a panic closing the ones that never prepared.
 func TestOpenReportsUnpreparableSchema(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	path := s.Path()
-	s.Close()
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DROP TABLE tree_checkpoints`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	dir, _ := alterClosed(t, `DROP TABLE tree_checkpoints`)
 	s2, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
 	if err == nil {
 		s2.Close()
