@@ -250,10 +250,24 @@ func openStore(ctx context.Context, name string) (sinks.Store, func() error, err
 			return nil, nil, fmt.Errorf("%w (is ClickHouse running? make services starts it; AUDITBUS_CLICKHOUSE_* say where)", err)
 		}
 		return s, func() error {
-			var errs []error
-			// The view first: it writes into the ids table.
-			for _, t := range []string{"_ids_mv", "_ids", "_schema_version", ""} {
-				errs = append(errs, s.Conn().Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s%s`", cfg.Database, cfg.Table, t)))
+			// Every table the store made (the ledger's, its views, the
+			// counts), the views first: they write into the others.
+			rows, err := s.Conn().Query(ctx, "SELECT name FROM system.tables WHERE database = ? AND (name = ? OR startsWith(name, ?)) "+
+				"ORDER BY engine = 'MaterializedView' DESC", cfg.Database, cfg.Table, cfg.Table+"_")
+			if err != nil {
+				return errors.Join(err, s.Close())
+			}
+			var names []string
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					return errors.Join(err, rows.Close(), s.Close())
+				}
+				names = append(names, n)
+			}
+			errs := []error{rows.Err(), rows.Close()}
+			for _, n := range names {
+				errs = append(errs, s.Conn().Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS `%s`.`%s`", cfg.Database, n)))
 			}
 			return errors.Join(append(errs, s.Close())...)
 		}, nil
