@@ -172,17 +172,17 @@ func (a *appender) append(ctx context.Context, chunks <-chan chunk) error {
 func (a *appender) storeLeaves() error {
 	n := uint64(len(a.leaves) / sinks.HashSize)
 	first := a.size - n
-	end, err := a.w.leavesEndOf(a.run, a.log)
+	end, err := a.w.levelEnd(a.run, a.log, 0)
 	if err != nil {
 		return fmt.Errorf("read the tree of log %q: %w", a.log, err)
 	}
-	if end != first {
+	if uint64(end) != first {
 		return nil
 	}
-	ins := a.w.insertLeaves.(driver.StmtExecContext)
+	ins := a.w.insertTree.(driver.StmtExecContext)
 	for at, b := first, a.leaves; len(b) > 0; {
 		k := min(uint64(len(b)/sinks.HashSize), ledgertree.TileWidth-at%ledgertree.TileWidth)
-		if _, err := ins.ExecContext(a.run, named(a.log, int64(at), int64(at+k), b[:k*sinks.HashSize])); err != nil {
+		if _, err := ins.ExecContext(a.run, named(a.log, int64(0), int64(at), int64(at+k), b[:k*sinks.HashSize])); err != nil {
 			return fmt.Errorf("store the tree of log %q: %w", a.log, err)
 		}
 		at, b = at+k, b[k*sinks.HashSize:]

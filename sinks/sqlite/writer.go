@@ -84,14 +84,13 @@ type writer struct {
 	versions, entries      inserts
 	versionsOf, keysStored driver.Stmt
 	size, setSize          driver.Stmt
-	// leavesEnd and insertLeaves read where level 0 of a log's tree ends
-	// and add a run to it (see appender.storeLeaves).
-	leavesEnd, insertLeaves driver.Stmt
 	// addVersionCounts and addEntryCounts add to the per-minute counts.
 	addVersionCounts, addEntryCounts driver.Stmt
-	// treeEnd, insertTree and addCheckpoint write the rest of the logs'
-	// trees (see Store.AppendTree), between syncNormal and syncBack,
-	// which set the synchronous pragma to NORMAL and back to the store's.
+	// treeEnd and insertTree read where a level of a log's tree ends and
+	// add a run to it: level 0 beside the entries (appender.storeLeaves),
+	// the rest with the checkpoints (addCheckpoint, see Store.AppendTree)
+	// between syncNormal and syncBack, which set the synchronous pragma
+	// to NORMAL and back to the store's.
 	treeEnd, insertTree, addCheckpoint driver.Stmt
 	syncNormal, syncBack               driver.Stmt
 
@@ -114,16 +113,13 @@ func openWriter(ctx context.Context, db *sql.DB, log, sync string) (*writer, err
 	}
 	w := &writer{conn: conn, versions: inserts{rows: versionRows, cols: versionCols}, entries: inserts{rows: entryRows, cols: entryCols}}
 	w.all = []*driver.Stmt{&w.versions.many, &w.versions.one, &w.entries.many, &w.entries.one, &w.versionsOf, &w.keysStored, &w.size, &w.setSize,
-		&w.leavesEnd, &w.insertLeaves, &w.addVersionCounts, &w.addEntryCounts,
-		&w.treeEnd, &w.insertTree, &w.addCheckpoint, &w.syncNormal, &w.syncBack}
+		&w.addVersionCounts, &w.addEntryCounts, &w.treeEnd, &w.insertTree, &w.addCheckpoint, &w.syncNormal, &w.syncBack}
 	texts := []string{insertVersionsSQL(versionRows), insertVersionsSQL(1), insertEntriesSQL(entryRows, log), insertEntriesSQL(1, log),
 		versionsOfSQL(), keysStoredSQL(), `SELECT size FROM logs WHERE name = ?`,
 		// The store updates bookkeeping beside the entries only, never an
 		// entry or a version: a log's size here, the per-minute counts
 		// (addVersionCountsSQL, addEntryCountsSQL).
 		`INSERT INTO logs (name, size) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET size = excluded.size`,
-		`SELECT coalesce(max("end"), 0) FROM tree_hashes WHERE log = ? AND level = 0`,
-		`INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, 0, ?, ?, ?)`,
 		addVersionCountsSQL, addEntryCountsSQL,
 		treeEndSQL, `INSERT INTO tree_hashes (log, level, start, "end", hashes) VALUES (?, ?, ?, ?, ?)`,
 		`INSERT INTO tree_checkpoints (log, size, time_ns, note) VALUES (?, ?, ?, ?)`,
@@ -202,13 +198,6 @@ func (w *writer) query(ctx context.Context, st driver.Stmt, args []driver.NamedV
 }
 
 // logSize is the last seq of log, 0 for a log never written.
-// leavesEnd is where level 0 of log's tree ends.
-func (w *writer) leavesEndOf(ctx context.Context, log string) (uint64, error) {
-	var n int64
-	err := w.query(ctx, w.leavesEnd, named(log), func(row []driver.Value) { n = row[0].(int64) })
-	return uint64(n), err
-}
-
 func (w *writer) logSize(ctx context.Context, log string) (uint64, error) {
 	var n int64
 	err := w.query(ctx, w.size, named(log), func(row []driver.Value) { n = row[0].(int64) })
