@@ -41,11 +41,11 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/auditbus/auditbus/benchmarks/internal/workload"
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/kafka"
 	"github.com/auditbus/auditbus/pkg/replay"
@@ -70,20 +70,15 @@ func main() {
 	page := flag.Int("page", 1000, "events the replay reads and publishes at once (the daemon's AUDITBUS_REPLAY_BATCH_SIZE), and the raw side's call size")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench-replay:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(*store, *events, *size, *keys, *rounds, *warmup, *page); err != nil {
+	stopProfile, err := workload.StartCPUProfile(*cpuprofile)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-replay:", err)
-		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+	err = run(*store, *events, *size, *keys, *rounds, *warmup, *page)
+	stopProfile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-replay:", err)
 		os.Exit(1)
 	}
 }

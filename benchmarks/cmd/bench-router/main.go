@@ -44,6 +44,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/auditbus/auditbus/benchmarks/internal/workload"
 	"github.com/auditbus/auditbus/bus"
 	"github.com/auditbus/auditbus/bus/mem"
 	"github.com/auditbus/auditbus/pkg/router"
@@ -86,15 +87,10 @@ func main() {
 	signed := flag.Bool("signed", false, "sign every event; the route requires signatures and every part verifies each event once")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file, samples labelled part=a, b or c")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench-router:", err)
-			os.Exit(1)
-		}
+	stopProfile, err := workload.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-router:", err)
+		os.Exit(1)
 	}
 	do := run
 	if *tracing {
@@ -107,10 +103,8 @@ func main() {
 	if *signed {
 		do = runSigned
 	}
-	err := do(*events, *size, *batch, *rounds)
-	if *cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
+	err = do(*events, *size, *batch, *rounds)
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-router:", err)
 		os.Exit(1)
