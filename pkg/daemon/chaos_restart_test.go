@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,64 @@ import (
 // The chaos scenarios that restart what the daemon depends on: the broker
 // it reads from and writes to, and its audit store. RabbitMQ and ClickHouse
 // are private instances (deploy/testservices), never the shared ones.
+
+// hookGate holds the webhook's calls once it has seen a number of
+// distinct events, until released, so that a fault injected meanwhile
+// surely finds a batch in flight, whatever the machine's speed.
+type hookGate struct {
+	mu sync.Mutex
+	at int           // distinct events that close the gate
+	ch chan struct{} // nil: nothing held
+}
+
+// held returns the channel a webhook call waits on, or nil when the gate
+// is open or seen has not reached its mark.
+func (g *hookGate) held(seen *counter) <-chan struct{} {
+	g.mu.Lock()
+	ch, at := g.ch, g.at
+	g.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	if d, _ := seen.counts(); d < at {
+		return nil
+	}
+	return ch
+}
+
+// release lets the held calls go on; the gate stays open.
+func (g *hookGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+}
+
+// holdAfter closes the webhook's gate once it has seen more distinct
+// events than it has now (none held if that is every event), and returns
+// that mark for waitHeld.
+func (r *chaosRig) holdAfter(more int) int {
+	d, _ := r.hooked.counts()
+	at := min(d+more, len(r.events))
+	r.gate.release()
+	if at < len(r.events) {
+		r.gate.mu.Lock()
+		r.gate.at, r.gate.ch = at, make(chan struct{})
+		r.gate.mu.Unlock()
+	}
+	return at
+}
+
+// waitHeld waits until the webhook has seen at distinct events.
+func (r *chaosRig) waitHeld(t *testing.T, what string, at int) {
+	t.Helper()
+	waitUntil(t, what, 5*time.Minute, func() bool {
+		h, _ := r.hooked.counts()
+		return h >= at
+	})
+}
 
 // waitProgress waits until the webhook has seen more events than it had,
 // or all of them.
@@ -43,15 +102,19 @@ func chaosRabbitMQRestart(t *testing.T, bin string, n int, down time.Duration) c
 	r := newChaosRigWith(t, n, rigConfig{amqpURL: rmq.URL()})
 	addr := freeAddr(t)
 	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	at := r.holdAfter(n / 10)
 	published := r.publish(t)
-	r.waitProgress(t, "deliveries before stop_app", n/10)
+	r.waitHeld(t, "deliveries before stop_app", at)
 	r.wantInFlight(t, "stop_app")
 	rmq.StopApp()
+	r.gate.release()
 	time.Sleep(down)
+	at = r.holdAfter(n / 10) // while nothing can arrive
 	rmq.StartApp()
-	r.waitProgress(t, "deliveries after start_app", n/10)
+	r.waitHeld(t, "deliveries after start_app", at)
 	r.wantInFlight(t, "the node's restart")
 	rmq.Stop()
+	r.gate.release()
 	time.Sleep(down)
 	rmq.Start()
 	return r.finish(t, d, published, "rabbitmq-restart")
@@ -80,11 +143,13 @@ func (r *chaosRig) finish(t *testing.T, d *daemonProc, published <-chan struct{}
 	return r.result(t, name, r.sqliteStores("a"), rss, recovery)
 }
 
-// restartBroker closes the kfake cluster, waits down, and starts it again
-// on the same port from its data directory.
+// restartBroker closes the kfake cluster, lets the webhook's held calls
+// go on, waits down, and starts it again on the same port from its data
+// directory.
 func (r *chaosRig) restartBroker(t *testing.T, down time.Duration) {
 	t.Helper()
 	r.cluster.Close()
+	r.gate.release() // the calls held for the fault go on while it lasts
 	time.Sleep(down)
 	r.startBroker(t)
 	if got := r.cluster.ListenAddrs(); len(got) != 1 || got[0] != r.brokers[0] {
@@ -108,8 +173,9 @@ func chaosKafkaRestart(t *testing.T, bin string, n int, down time.Duration) chao
 	r := newChaosRigWith(t, n, rigConfig{kafkaPersist: true})
 	addr := freeAddr(t)
 	d := startDaemon(t, bin, r.env(addr, "a"), addr, r.logs)
+	at := r.holdAfter(n / 5)
 	published := r.publish(t)
-	r.waitProgress(t, "deliveries before the broker restart", n/5)
+	r.waitHeld(t, "deliveries before the broker restart", at)
 	r.wantInFlight(t, "the broker's restart")
 	r.restartBroker(t, down)
 	return r.finish(t, d, published, "kafka-broker-restart")

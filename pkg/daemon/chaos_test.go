@@ -110,6 +110,7 @@ type chaosRig struct {
 	brokers        []string
 	tr             bus.Transport // publishes the events, reads the destinations
 	hooked, copied counter
+	gate           hookGate // holds the webhook for a fault (see holdAfter)
 	routes, dir    string
 	events         []bus.Event
 	logs           *lockedBuffer
@@ -158,10 +159,14 @@ func newChaosRigWith(t *testing.T, n int, cfg rigConfig) *chaosRig {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
+		if g := r.gate.held(&r.hooked); g != nil {
+			<-g
+		}
 		r.hooked.add(req.Header.Get("ce-id"))
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(hook.Close)
+	t.Cleanup(r.gate.release) // before hook.Close, which waits for held calls
 	r.routes = filepath.Join(r.dir, "routes.yaml")
 	if err := os.WriteFile(r.routes, []byte(fmt.Sprintf(`
 routes:
