@@ -17,7 +17,11 @@ type WriterOptions struct {
 	// MaxBatch is the most records in one Append (default 5,000).
 	MaxBatch int
 	// MaxAge is how long the first record of a batch waits for more before
-	// the batch is flushed anyway (default 5ms).
+	// the batch is flushed anyway (default 5ms). A batch due while a flush
+	// ends waits a little longer, until no record came for MaxAge/5, at
+	// most MaxAge after the flush ended: the callers that flush released
+	// add their next records to it, so a burst's last records do not make
+	// an append of their own.
 	MaxAge time.Duration
 	// MaxQueued bounds the records held in memory, flushing or waiting;
 	// Write blocks beyond it (default 4×MaxBatch).
@@ -69,6 +73,7 @@ type batch struct {
 	recs    []Record
 	links   []trace.Link // the spans of the Writes in it, with a Tracer
 	started time.Time
+	added   time.Time // when a Write last added to it
 	done    chan struct{}
 	err     error
 }
@@ -82,10 +87,12 @@ type Writer struct {
 	o     WriterOptions
 
 	mu       sync.Mutex
-	cur      *batch   // open batch, filling
-	sealed   []*batch // full batches waiting for a flusher, oldest first
-	queued   int      // records in cur, sealed and the batches being flushed
-	flushing int      // flushes in progress
+	cur      *batch    // open batch, filling
+	sealed   []*batch  // full batches waiting for a flusher, oldest first
+	queued   int       // records in cur, sealed and the batches being flushed
+	flushing int       // flushes in progress
+	ended    time.Time // when the last flush ended
+	last     int       // records in the last batch taken for a flush
 	space    chan struct{}
 	closed   bool
 
@@ -167,12 +174,15 @@ func (w *Writer) Write(ctx context.Context, recs []Record) error {
 			return ErrClosed
 		}
 		if w.cur == nil {
-			w.cur = &batch{started: time.Now(), done: make(chan struct{}), recs: make([]Record, 0, min(w.o.MaxBatch, 1024))}
+			// As large as the last batch, so a busy writer does not grow
+			// each batch from small.
+			w.cur = &batch{started: time.Now(), done: make(chan struct{}), recs: make([]Record, 0, min(w.o.MaxBatch, max(1024, w.last)))}
 			w.poke() // the flusher arms its age timer for the new batch
 		}
 		b := w.cur
 		n := min(len(recs), w.o.MaxBatch-len(b.recs), w.o.MaxQueued-w.queued)
 		b.recs = append(b.recs, recs[:n]...)
+		b.added = time.Now()
 		if w.o.Tracer != nil && len(b.links) < maxLinks {
 			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 				b.links = append(b.links, trace.Link{SpanContext: sc})
@@ -183,6 +193,7 @@ func (w *Writer) Write(ctx context.Context, recs []Record) error {
 			waits = append(waits, b)
 		}
 		if len(b.recs) >= w.o.MaxBatch {
+			w.last = len(b.recs)
 			w.sealed = append(w.sealed, b)
 			w.cur = nil
 			w.poke()
@@ -215,8 +226,8 @@ func (w *Writer) poke() {
 }
 
 // next blocks until a batch is due: a sealed one, the open one once it is
-// MaxAge old and no other flush runs, or whatever is left when the writer
-// closes. It returns nil when the writer is closed and empty. The caller
+// due (see due) and no other flush runs, or whatever is left when the
+// writer closes. It returns nil when the writer is closed and empty. The caller
 // flushes the batch and then calls flushed.
 func (w *Writer) next() *batch {
 	var timer *time.Timer
@@ -239,8 +250,9 @@ func (w *Writer) next() *batch {
 		}
 		var wait time.Duration
 		if b := w.cur; b != nil && (w.flushing == 0 || w.closed) {
-			wait = w.o.MaxAge - time.Since(b.started)
+			wait = time.Until(w.due(b))
 			if wait <= 0 || w.closed {
+				w.last = len(b.recs)
 				w.cur = nil
 				w.flushing++
 				w.mu.Unlock()
@@ -268,6 +280,36 @@ func (w *Writer) next() *batch {
 	}
 }
 
+// due is when the open batch b is flushed if it does not fill first:
+// MaxAge after its first record, or, when a flush ended after that, once
+// no record came for MaxAge/5 since the later of that end and b's last
+// record, but at most MaxAge after that end. The caller holds mu.
+func (w *Writer) due(b *batch) time.Time {
+	at := b.started.Add(w.o.MaxAge)
+	if w.ended.Before(b.started) {
+		return at
+	}
+	quiet := w.ended
+	if b.added.After(quiet) {
+		quiet = b.added
+	}
+	return latest(at, earliest(quiet.Add(w.o.MaxAge/5), w.ended.Add(w.o.MaxAge)))
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func (w *Writer) run() {
 	for {
 		b := w.next()
@@ -279,6 +321,7 @@ func (w *Writer) run() {
 		w.mu.Lock()
 		w.queued -= len(b.recs)
 		w.flushing--
+		w.ended = time.Now()
 		w.poke() // the open batch may flush now that this one is done
 		q := w.queued
 		close(w.space) // wake every blocked writer; they recheck the bound

@@ -88,6 +88,12 @@ func (m *memStore) Entries(context.Context, string, uint64, int) ([]sinks.Entry,
 func (m *memStore) Retain(context.Context, time.Time) (int, error) { return 0, nil }
 func (m *memStore) Close() error                                   { return nil }
 
+func (m *memStore) waitingNow() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waiting
+}
+
 func (m *memStore) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -320,6 +326,50 @@ func TestWriterFlushesFullBatchesAtOnce(t *testing.T) {
 	defer m.mu.Unlock()
 	if !slices.Equal(m.sizes, []int{10, 10, 3}) {
 		t.Errorf("Append sizes %v, want two batches of 10, then one of 3", m.sizes)
+	}
+}
+
+// TestWriterTailJoinsAgedBatch: a batch that came due while a flush ran
+// waits, once the flush ends, for the records of the callers that flush
+// released, so a burst's last records do not make an append of their own.
+func TestWriterTailJoinsAgedBatch(t *testing.T) {
+	m := newMemStore()
+	gate := make(chan struct{})
+	m.gate = gate
+	const maxAge = 250 * time.Millisecond // a quiet period of 50ms
+	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 10, MaxAge: maxAge, Flushers: 1})
+	var writers sync.WaitGroup
+	writers.Go(func() { // a caller that writes again as soon as its first write is durable
+		if err := w.Write(context.Background(), records("first", 10)); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := w.Write(context.Background(), records("again", 5)); err != nil {
+			t.Error(err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for m.waitingNow() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never reached the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	writers.Go(func() {
+		if err := w.Write(context.Background(), records("other", 5)); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(maxAge + 50*time.Millisecond) // the other caller's batch is due
+	close(gate)
+	writers.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Equal(m.sizes, []int{10, 10}) {
+		t.Errorf("Append sizes %v, want two of 10: the released caller's 5 join the due batch", m.sizes)
 	}
 }
 
