@@ -186,6 +186,9 @@ type pending struct {
 	versions []encodedVersion // the batch's distinct versions, first seen first, not encoded yet
 	entries  []*sinks.Entry   // every entry, in order
 	keys     [][16]byte       // their keys
+	// varied is true when two of versions have one identity: only then
+	// can a version of the batch conflict with another of the batch.
+	varied bool
 }
 
 // encode encodes the versions of p that l does not find stored: only
@@ -211,7 +214,10 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 		n += len(recs[i].Entries)
 	}
 	p := pending{versions: make([]encodedVersion, 0, len(recs)), entries: make([]*sinks.Entry, 0, n), keys: make([][16]byte, 0, n)}
-	seen := make(map[vkey]bool, len(recs))
+	// The digest of each identity's first version in the batch; the other
+	// versions of identities with several go in more.
+	first := make(map[ident]sinks.Digest, len(recs))
+	var more map[vkey]bool
 	for i := range recs {
 		r := &recs[i]
 		if err := r.Prepare(); err != nil {
@@ -226,10 +232,20 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 			p.keys = append(p.keys, en.Key())
 		}
 		k := vkey{r.Event.Source(), r.Event.ID(), r.Digest}
-		if seen[k] {
+		if d, ok := first[idOf(k)]; !ok {
+			first[idOf(k)] = k.digest
+		} else if d == k.digest {
 			continue
+		} else {
+			if more == nil {
+				more = map[vkey]bool{}
+			}
+			n := len(more)
+			if more[k] = true; len(more) == n {
+				continue
+			}
+			p.varied = true
 		}
-		seen[k] = true
 		t, stored := r.Time(), now
 		if t.IsZero() {
 			t = now
@@ -314,7 +330,7 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now time.Time) (sinks.AppendResult, error) {
 	var res sinks.AppendResult
 	stored := l.stored
-	var added []vkey
+	added := make([]vkey, 0, len(p.versions))
 	vr := newVersionRows(len(p.versions))
 	for i := range p.versions {
 		v := &p.versions[i]
@@ -331,8 +347,10 @@ func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now tim
 		}
 		vr.add(v, s.stamp(now), conflict)
 		added = append(added, v.k)
-		known.digests = append(known.digests, v.k.digest)
-		stored[idOf(v.k)] = known
+		if p.varied { // a later version of the batch may have this one's identity
+			known.digests = append(known.digests, v.k.digest)
+			stored[idOf(v.k)] = known
+		}
 	}
 	res.Versions = vr.len()
 	if vr.len() > 0 {
@@ -357,11 +375,11 @@ func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sin
 	fresh := make([]int, 0, len(p.entries))
 	keys := make([][16]byte, 0, len(p.entries))
 	for i, k := range p.keys {
-		if have[k] {
+		n := len(have)
+		if have[k] = true; len(have) == n {
 			res.Duplicates++
 			continue
 		}
-		have[k] = true
 		fresh = append(fresh, i)
 		keys = append(keys, k)
 	}

@@ -94,6 +94,7 @@ func rawInsertBatch(ctx context.Context, conn ch.Conn, prefix string, part []sin
 		log, kind, esource, eid, edigest, key = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
 		transport, topic, request, principal  = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
 		route, dest, errText, replay          = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
+		traceID, spanID, signature            = make([]string, 0, m), make([]string, 0, m), make([]string, 0, m)
 		eseq                                  = make([]uint64, 0, m)
 		etime, partition, offset              = make([]int64, 0, m), make([]int64, 0, m), make([]int64, 0, m)
 		ehour, attempts                       = make([]uint32, 0, m), make([]uint32, 0, m)
@@ -124,6 +125,7 @@ func rawInsertBatch(ctx context.Context, conn ch.Conn, prefix string, part []sin
 			transport, topic, partition, offset = append(transport, en.Transport), append(topic, en.Topic), append(partition, int64(en.Partition)), append(offset, en.Offset)
 			request, principal, route, dest = append(request, en.Request), append(principal, en.Principal), append(route, en.Route), append(dest, en.Destination)
 			attempts, errText, replay = append(attempts, uint32(en.Attempts)), append(errText, en.Error), append(replay, en.Replay)
+			traceID, spanID, signature = append(traceID, en.TraceID), append(spanID, en.SpanID), append(signature, en.Signature)
 		}
 	}
 	if err := rawInsert(ctx, conn, prefix+"_versions", "hour, type, time_ns, source, id, digest, subject, attrs, data, data_flags, stored_ns, added_ns, conflict",
@@ -131,8 +133,9 @@ func rawInsertBatch(ctx context.Context, conn ch.Conn, prefix string, part []sin
 		return err
 	}
 	return rawInsert(ctx, conn, prefix+"_entries", "log, seq, time_ns, hour, kind, source, id, digest, key, transport, topic, `partition`, `offset`, "+
-		"request, principal, route, destination, attempts, error, replay",
-		log, eseq, etime, ehour, kind, esource, eid, edigest, key, transport, topic, partition, offset, request, principal, route, dest, attempts, errText, replay)
+		"request, principal, route, destination, attempts, error, replay, trace_id, span_id, signature",
+		log, eseq, etime, ehour, kind, esource, eid, edigest, key, transport, topic, partition, offset, request, principal, route, dest, attempts, errText, replay,
+		traceID, spanID, signature)
 }
 
 // rawInsert inserts cols into table with one PrepareBatch.

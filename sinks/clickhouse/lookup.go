@@ -178,7 +178,7 @@ func (s *Store) storedVersions(ctx context.Context, vs []encodedVersion) (map[id
 		return nil, fmt.Errorf("look up stored versions: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	out := make(map[ident]knownVersions, len(vs)) // the batch's versions go in too, as they are added
+	out := map[ident]knownVersions{} // the batch's versions go in too, when they may conflict with each other
 	var (
 		k      ident
 		digest []byte
