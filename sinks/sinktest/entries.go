@@ -256,6 +256,78 @@ func testSeqPagingWhileAppending(t *testing.T, e *env) {
 	}
 }
 
+// testConcurrentOverlap: appends that run at once and carry the same
+// versions and some of the same entries (a record written again while
+// its first write is still in flight, a receipt and its delivery in two
+// batches) store each version once and each entry once, numbered without
+// a hole, and their results add up to what was stored.
+func testConcurrentOverlap(t *testing.T, e *env) {
+	e.append(t, many("urn:test:overlap0", 1, "t"))
+	const writers, events, per = 4, 200, 50
+	rounds := 3
+	if raceEnabled {
+		rounds = 2
+	}
+	var (
+		wg               sync.WaitGroup
+		mu               sync.Mutex
+		versions, stored int
+		conflicts        int
+		errs             = make(chan error, writers)
+	)
+	for w := range writers {
+		wg.Go(func() {
+			recs := many("urn:test:overlap", events, "t")
+			if w%2 == 1 { // odd writers deliver too
+				for i := range recs {
+					recs[i].Entries = append(recs[i].Entries, hop(sinks.KindDelivered, "r", "d", time.Second))
+				}
+			}
+			for range rounds {
+				for lo := 0; lo < events; lo += per {
+					res, err := e.s.Append(e.ctx, cloneRecords(recs[lo:lo+per]))
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					versions, stored, conflicts = versions+res.Versions, stored+res.Entries, conflicts+len(res.Conflicts)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent Append: %v", err)
+	}
+	if versions != events || stored != 2*events || conflicts != 0 {
+		t.Errorf("Appends stored %d versions, %d entries, %d conflicts; want %d, %d, none", versions, stored, conflicts, events, 2*events)
+	}
+	got := e.entries(t, e.s, e.log, 97)
+	if len(got) != 1+2*events {
+		t.Fatalf("log %q holds %d entries, want %d", e.log, len(got), 1+2*events)
+	}
+	seen := map[[16]byte]bool{}
+	for i := range got {
+		if got[i].Seq != uint64(i+1) {
+			t.Fatalf("entry %d has seq %d: a hole or a repeat", i+1, got[i].Seq)
+		}
+		if k := got[i].Key(); seen[k] {
+			t.Fatalf("entry %d is there twice: %+v", got[i].Seq, got[i])
+		} else {
+			seen[k] = true
+		}
+	}
+	for _, id := range []string{"e-0000000", "e-0000123", "e-0000199"} {
+		items, err := e.s.Get(e.ctx, "urn:test:overlap", id)
+		if err != nil || len(items) != 1 || items[0].Conflict || len(items[0].Trail) != 2 {
+			t.Errorf("Get(%s): %d versions, %v; want one, no conflict, received and delivered", id, len(items), err)
+		}
+	}
+}
+
 func testRetention(t *testing.T, e *env) {
 	const src = "urn:test:retain"
 	day := base.Truncate(24 * time.Hour)

@@ -66,6 +66,7 @@ func TestStore(t *testing.T, f Features, newStore Constructor) {
 		{"OrderAndPaging", testOrderAndPaging},
 		{"PagingWhileAppending", testPagingWhileAppending},
 		{"SeqPagingWhileAppending", testSeqPagingWhileAppending},
+		{"ConcurrentOverlappingAppends", testConcurrentOverlap},
 		{"GetByID", testGet},
 		{"CountsPerBucket", testCounts},
 		{"CountOutcomesPerBucket", testCountOutcomes},
