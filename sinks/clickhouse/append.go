@@ -189,6 +189,8 @@ type pending struct {
 	// varied is true when two of versions have one identity: only then
 	// can a version of the batch conflict with another of the batch.
 	varied bool
+	// first has the digest of each identity's first version in the batch.
+	first map[ident]sinks.Digest
 }
 
 // encode encodes the versions of p that l does not find stored: only
@@ -214,9 +216,9 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 		n += len(recs[i].Entries)
 	}
 	p := pending{versions: make([]encodedVersion, 0, len(recs)), entries: make([]*sinks.Entry, 0, n), keys: make([][16]byte, 0, n)}
-	// The digest of each identity's first version in the batch; the other
-	// versions of identities with several go in more.
+	// The other versions of identities with several go in more.
 	first := make(map[ident]sinks.Digest, len(recs))
+	p.first = first
 	var more map[vkey]bool
 	for i := range recs {
 		r := &recs[i]
@@ -313,7 +315,7 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 			return sinks.AppendResult{}, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 		}
 	}
-	if l, err = s.currentKeys(ctx, &p, l); err == nil {
+	if l, err = s.currentKeys(ctx, &p, l, res.Versions == len(p.versions)); err == nil {
 		err = s.insertEntries(ctx, p, l, &res)
 	}
 	if err != nil {

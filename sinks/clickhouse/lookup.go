@@ -127,6 +127,9 @@ func (s *Store) currentVersions(ctx context.Context, p *pending, l lookup) (look
 	}
 	ok := s.versionCommits.since(l.vgen, func(vs []vkey) {
 		for _, v := range vs {
+			if _, ours := p.first[idOf(v)]; !ours {
+				continue // l is read for p's identities only
+			}
 			known := l.stored[idOf(v)]
 			if !known.has(v.digest) {
 				known.digests = append(known.digests, v.digest)
@@ -145,10 +148,15 @@ func (s *Store) currentVersions(ctx context.Context, p *pending, l lookup) (look
 // keys the commits since l began stored, or asks the server again as
 // currentVersions does. The appends that stored a version after l began
 // stored its entries before this turn (entry turns follow version turns
-// in order), so their keys are among those commits'.
-func (s *Store) currentKeys(ctx context.Context, p *pending, l lookup) (lookup, error) {
+// in order), so their keys are among those commits'. When this append
+// stored every version of p (added), no other append stored entries of
+// them before this turn, so no commit has a key of p's entries.
+func (s *Store) currentKeys(ctx context.Context, p *pending, l lookup, added bool) (lookup, error) {
 	if l.epoch != s.epoch.Load() {
 		return s.lookUp(ctx, p)
+	}
+	if added {
+		return l, nil
 	}
 	ok := s.keyCommits.since(l.kgen, func(keys [][16]byte) {
 		for _, k := range keys {
