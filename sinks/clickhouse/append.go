@@ -191,6 +191,9 @@ type pending struct {
 	varied bool
 	// first has the digest of each identity's first version in the batch.
 	first map[ident]sinks.Digest
+	// repeats is false when no two entries of the batch can have one key:
+	// each version is in one record, whose entries' keys differ.
+	repeats bool
 }
 
 // encode encodes the versions of p that l does not find stored: only
@@ -225,6 +228,7 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 		if err := r.Prepare(); err != nil {
 			return p, err
 		}
+		at := len(p.keys)
 		for j := range r.Entries {
 			en := &r.Entries[j]
 			if en.Time.IsZero() {
@@ -233,10 +237,12 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 			p.entries = append(p.entries, en)
 			p.keys = append(p.keys, en.Key())
 		}
+		p.repeats = p.repeats || repeated(p.keys[at:])
 		k := vkey{r.Event.Source(), r.Event.ID(), r.Digest}
 		if d, ok := first[idOf(k)]; !ok {
 			first[idOf(k)] = k.digest
 		} else if d == k.digest {
+			p.repeats = true // this version's entries are in two records
 			continue
 		} else {
 			if more == nil {
@@ -244,6 +250,7 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 			}
 			n := len(more)
 			if more[k] = true; len(more) == n {
+				p.repeats = true
 				continue
 			}
 			p.varied = true
@@ -258,6 +265,20 @@ func plan(recs []sinks.Record, now time.Time) (pending, error) {
 		p.versions = append(p.versions, encodedVersion{k: k, ev: &r.Event, timeNs: t.UnixNano(), stored: stored.UnixNano()})
 	}
 	return p, nil
+}
+
+// repeated reports whether keys, one record's, may hold a key twice: it
+// compares them pair by pair, up to a record's usual few entries.
+func repeated(keys [][16]byte) bool {
+	if len(keys) > 8 {
+		return true
+	}
+	for i := range keys {
+		if slices.Contains(keys[i+1:], keys[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Append stores recs: each version not stored yet, flagged when another
@@ -369,21 +390,27 @@ func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now tim
 // the log's last seq, inserts them, records their keys as the latest keys
 // commit and counts them in res.
 func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sinks.AppendResult) error {
-	have := l.have
-	if len(have) == 0 {
-		// It marks the batch's keys too, in case one repeats.
-		have = make(map[[16]byte]bool, len(p.keys))
-	}
 	fresh := make([]int, 0, len(p.entries))
 	keys := make([][16]byte, 0, len(p.entries))
-	for i, k := range p.keys {
-		n := len(have)
-		if have[k] = true; len(have) == n {
-			res.Duplicates++
-			continue
+	if have := l.have; len(have) > 0 || p.repeats {
+		if have == nil {
+			have = make(map[[16]byte]bool, len(p.keys))
 		}
-		fresh = append(fresh, i)
-		keys = append(keys, k)
+		// It marks the batch's keys too, in case one repeats.
+		for i, k := range p.keys {
+			n := len(have)
+			if have[k] = true; len(have) == n {
+				res.Duplicates++
+				continue
+			}
+			fresh = append(fresh, i)
+			keys = append(keys, k)
+		}
+	} else { // none is stored and none repeats
+		for i := range p.keys {
+			fresh = append(fresh, i)
+		}
+		keys = append(keys, p.keys...)
 	}
 	// Numbered day by day: each insert below fills one day partition,
 	// which the server writes as one part, so an insert lands whole or not
