@@ -306,11 +306,20 @@ func (s *Store) Append(ctx context.Context, recs []sinks.Record) (sinks.AppendRe
 		return res, nil
 	}
 	now := time.Now().UTC()
+	// The server looks the batch's identities up while plan hashes it.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answer := s.lookUpAhead(lctx, recs)
 	p, err := plan(recs, now)
 	if err != nil {
+		cancel()
+		_, _ = answer()
 		return res, fmt.Errorf("%s: append: %w", s.name, err)
 	}
-	l, err := s.lookUp(ctx, &p)
+	l, err := answer()
+	if err == nil {
+		l, err = s.lookUpKeys(ctx, &p, l)
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s: append %d records: %w", s.name, len(recs), err)
 	}

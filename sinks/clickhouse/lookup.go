@@ -91,13 +91,56 @@ func (c *commits[T]) since(gen uint64, fn func(what []T)) bool {
 // entries of a version the server does not have are new, and a batch of
 // new events asks only one question.
 func (s *Store) lookUp(ctx context.Context, p *pending) (lookup, error) {
+	ids := make([]ident, len(p.versions))
+	for i := range p.versions {
+		ids[i] = idOf(p.versions[i].k)
+	}
+	l, err := s.lookUpVersions(ctx, ids)
+	if err != nil {
+		return l, err
+	}
+	return s.lookUpKeys(ctx, p, l)
+}
+
+// lookUpVersions begins a lookup: which versions of the identities ids
+// are stored. It needs no digest, so Append asks it while it works out
+// its batch's digests and keys (see lookUpAhead).
+func (s *Store) lookUpVersions(ctx context.Context, ids []ident) (lookup, error) {
 	// Read before asking: a commit counted here returned before the
 	// questions were sent, so the server's answers include it.
 	l := lookup{vgen: s.versionCommits.gen.Load(), kgen: s.keyCommits.gen.Load(), epoch: s.epoch.Load()}
 	var err error
-	if l.stored, err = s.storedVersions(ctx, p.versions); err != nil {
-		return l, err
+	l.stored, err = s.storedVersions(ctx, ids)
+	return l, err
+}
+
+// lookUpAhead asks lookUpVersions for the identities of recs in a
+// goroutine and returns what waits for its answer. The identities are
+// read before it returns, so the caller may go on to prepare recs.
+func (s *Store) lookUpAhead(ctx context.Context, recs []sinks.Record) func() (lookup, error) {
+	ids := make([]ident, len(recs))
+	for i := range recs {
+		ids[i] = ident{recs[i].Event.Source(), recs[i].Event.ID()}
 	}
+	type answer struct {
+		l   lookup
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		l, err := s.lookUpVersions(ctx, ids)
+		ch <- answer{l, err}
+	}()
+	return func() (lookup, error) {
+		a := <-ch
+		return a.l, a.err
+	}
+}
+
+// lookUpKeys completes l, begun by lookUpVersions for p's identities:
+// which keys of p's entries of stored versions are stored.
+func (s *Store) lookUpKeys(ctx context.Context, p *pending, l lookup) (lookup, error) {
+	var err error
 	var keys [][16]byte
 	for i, en := range p.entries {
 		if l.stored[ident{en.Source, en.ID}].has(en.Digest) {
@@ -169,14 +212,15 @@ func (s *Store) currentKeys(ctx context.Context, p *pending, l lookup, added boo
 	return l, nil
 }
 
-// storedVersions looks up the stored versions of the identities of vs.
-func (s *Store) storedVersions(ctx context.Context, vs []encodedVersion) (map[ident]knownVersions, error) {
+// storedVersions looks up the stored versions of the identities ids (a
+// repeated one is asked once).
+func (s *Store) storedVersions(ctx context.Context, ids []ident) (map[ident]knownVersions, error) {
 	t, err := ext.NewTable("batch", ext.Column("source", "String"), ext.Column("id", "String"))
 	if err != nil {
 		return nil, err
 	}
-	for i := range vs {
-		if err := t.Append(vs[i].k.source, vs[i].k.id); err != nil {
+	for _, id := range ids {
+		if err := t.Append(id.source, id.id); err != nil {
 			return nil, err
 		}
 	}
