@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -112,12 +113,7 @@ func ParseTraceContext(traceparent, tracestate string) (trace.SpanContext, error
 }
 
 // clip keeps error messages about hostile input short.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 80) }
 
 func lowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {

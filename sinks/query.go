@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 )
 
 // DefaultLimit and MaxLimit bound the page size of a Query.
@@ -232,10 +234,4 @@ func badParam(name, why string) error {
 }
 
 // clip shortens what a client sent before an error echoes it.
-func clip(s string) string {
-	const most = 100
-	if len(s) > most {
-		return strings.ToValidUTF8(s[:most], "") + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 100) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 	"github.com/auditbus/auditbus/pkg/perms"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -272,13 +273,7 @@ func appendScopes(dst []string, name string, raw json.RawMessage) ([]string, err
 }
 
 // clip shortens text that came from a client before it is echoed back.
-func clip(s string) string {
-	const most = 64
-	if len(s) > most {
-		return strings.ToValidUTF8(s[:most], "") + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 64) }
 
 func clipAll(list []string) string {
 	out := make([]string, len(list))

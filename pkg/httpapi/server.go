@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditbus/auditbus/bus"
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 	"github.com/auditbus/auditbus/pkg/apierror"
 	"github.com/auditbus/auditbus/pkg/auth"
 	"github.com/auditbus/auditbus/pkg/refusal"
@@ -363,10 +364,4 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 }
 
 // clip shortens what a client sent before it is echoed in a message.
-func clip(s string) string {
-	const n = 200
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 200) }

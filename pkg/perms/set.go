@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 	"github.com/auditbus/auditbus/pkg/refusal"
 	"github.com/auditbus/auditbus/sinks"
 )
@@ -190,10 +191,4 @@ func quoteList(list []string) string {
 }
 
 // clip shortens what a client sent before a message echoes it.
-func clip(s string) string {
-	const most = 100
-	if len(s) > most {
-		return strings.ToValidUTF8(s[:most], "") + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 100) }

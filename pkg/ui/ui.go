@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	cliptext "github.com/auditbus/auditbus/bus/clip"
 )
 
 //go:embed assets
@@ -170,9 +172,4 @@ func contentType(p string) string {
 }
 
 // clip shortens what a client sent before it is echoed.
-func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
-}
+func clip(s string) string { return cliptext.Text(s, 200) }
