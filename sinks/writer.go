@@ -18,8 +18,8 @@ type WriterOptions struct {
 	MaxBatch int
 	// MaxAge is how long the first record of a batch waits for more before
 	// the batch is flushed anyway (default 5ms). A batch due while a flush
-	// ends waits a little longer, until no record came for MaxAge/5, at
-	// most MaxAge after the flush ended: the callers that flush released
+	// ends waits a little longer, until no record came for MaxAge/20, at
+	// most MaxAge/5 after the flush ended: the callers that flush released
 	// add their next records to it, so a burst's last records do not make
 	// an append of their own.
 	MaxAge time.Duration
@@ -282,8 +282,8 @@ func (w *Writer) next() *batch {
 
 // due is when the open batch b is flushed if it does not fill first:
 // MaxAge after its first record, or, when a flush ended after that, once
-// no record came for MaxAge/5 since the later of that end and b's last
-// record, but at most MaxAge after that end. The caller holds mu.
+// no record came for MaxAge/20 since the later of that end and b's last
+// record, but at most MaxAge/5 after that end. The caller holds mu.
 func (w *Writer) due(b *batch) time.Time {
 	at := b.started.Add(w.o.MaxAge)
 	if w.ended.Before(b.started) {
@@ -293,7 +293,7 @@ func (w *Writer) due(b *batch) time.Time {
 	if b.added.After(quiet) {
 		quiet = b.added
 	}
-	return latest(at, earliest(quiet.Add(w.o.MaxAge/5), w.ended.Add(w.o.MaxAge)))
+	return latest(at, earliest(quiet.Add(w.o.MaxAge/20), w.ended.Add(w.o.MaxAge/5)))
 }
 
 func latest(a, b time.Time) time.Time {

@@ -336,7 +336,7 @@ func TestWriterTailJoinsAgedBatch(t *testing.T) {
 	m := newMemStore()
 	gate := make(chan struct{})
 	m.gate = gate
-	const maxAge = 250 * time.Millisecond // a quiet period of 50ms
+	const maxAge = time.Second // a quiet period of 50ms, at most 200ms
 	w := sinks.NewWriter(m, sinks.WriterOptions{MaxBatch: 10, MaxAge: maxAge, Flushers: 1})
 	var writers sync.WaitGroup
 	writers.Go(func() { // a caller that writes again as soon as its first write is durable
