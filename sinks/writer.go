@@ -73,7 +73,7 @@ type batch struct {
 	recs    []Record
 	links   []trace.Link // the spans of the Writes in it, with a Tracer
 	started time.Time
-	added   time.Time // when a Write last added to it
+	added   time.Time // when a Write last added to it after a flush ended
 	done    chan struct{}
 	err     error
 }
@@ -182,7 +182,11 @@ func (w *Writer) Write(ctx context.Context, recs []Record) error {
 		b := w.cur
 		n := min(len(recs), w.o.MaxBatch-len(b.recs), w.o.MaxQueued-w.queued)
 		b.recs = append(b.recs, recs[:n]...)
-		b.added = time.Now()
+		if !w.ended.Before(b.started) {
+			// Only an add after a flush ended can delay b (see due); a
+			// flush that ends later ends after this add too.
+			b.added = time.Now()
+		}
 		if w.o.Tracer != nil && len(b.links) < maxLinks {
 			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 				b.links = append(b.links, trace.Link{SpanContext: sc})
@@ -227,8 +231,8 @@ func (w *Writer) poke() {
 
 // next blocks until a batch is due: a sealed one, the open one once it is
 // due (see due) and no other flush runs, or whatever is left when the
-// writer closes. It returns nil when the writer is closed and empty. The caller
-// flushes the batch and then calls flushed.
+// writer closes. It returns nil when the writer is closed and empty; run
+// flushes what it returns.
 func (w *Writer) next() *batch {
 	var timer *time.Timer
 	defer func() {

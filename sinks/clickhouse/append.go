@@ -400,11 +400,12 @@ func (s *Store) insertVersions(ctx context.Context, p pending, l lookup, now tim
 // commit and counts them in res.
 func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sinks.AppendResult) error {
 	fresh := make([]int, 0, len(p.entries))
-	keys := make([][16]byte, 0, len(p.entries))
+	keys := p.keys // the fresh entries' keys
 	if have := l.have; len(have) > 0 || p.repeats {
 		if have == nil {
 			have = make(map[[16]byte]bool, len(p.keys))
 		}
+		keys = make([][16]byte, 0, len(p.entries))
 		// It marks the batch's keys too, in case one repeats.
 		for i, k := range p.keys {
 			n := len(have)
@@ -415,11 +416,10 @@ func (s *Store) insertEntries(ctx context.Context, p pending, l lookup, res *sin
 			fresh = append(fresh, i)
 			keys = append(keys, k)
 		}
-	} else { // none is stored and none repeats
+	} else { // none is stored and none repeats: every entry is fresh
 		for i := range p.keys {
 			fresh = append(fresh, i)
 		}
-		keys = append(keys, p.keys...)
 	}
 	// Numbered day by day: each insert below fills one day partition,
 	// which the server writes as one part, so an insert lands whole or not
